@@ -1,0 +1,150 @@
+# mailpush: plain GNU Makefile.  `make', `make check', `make demo',
+# `make install', `make SANITIZE=1 check', `make e2e', `make bench', `make fuzz'.
+
+PREFIX		?= /usr/local
+SBINDIR		?= $(PREFIX)/sbin
+BINDIR		?= $(PREFIX)/bin
+LIBEXECDIR	?= $(PREFIX)/libexec
+MANDIR		?= $(PREFIX)/share/man
+SYSCONFDIR	?= $(PREFIX)/etc
+DESTDIR		?=
+
+PKG_CONFIG	?= pkg-config
+CC		?= cc
+
+ifeq ($(SANITIZE),1)
+B		:= build-san
+OPT		:= -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+		   -fno-sanitize-recover=undefined
+SANLD		:= -fsanitize=address,undefined
+else
+B		:= build
+OPT		:= -O2 -D_FORTIFY_SOURCE=2
+SANLD		:=
+endif
+
+WARN		:= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+		   -Wmissing-prototypes -Wformat=2 -Wpointer-arith \
+		   -Wcast-qual -Wwrite-strings -Wno-format-nonliteral
+HARDEN		:= -fstack-protector-strong -fPIE -fstack-clash-protection
+PKGS		:= libevent libsodium inih
+PKG_CFLAGS	:= $(shell $(PKG_CONFIG) --cflags $(PKGS) check 2>/dev/null)
+CPPFLAGS	+= -Ishared -Iclient \
+		   -DMP_CONFIG_FILE='"$(SYSCONFDIR)/mailpush/mailpushd.conf"' \
+		   -DMP_KEY_FILE='"$(SYSCONFDIR)/mailpush/mailpushd.key"'
+CFLAGS		?=
+ALL_CFLAGS	:= -std=gnu11 -g $(OPT) $(WARN) $(HARDEN) $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS	:= -pie -Wl,-z,relro,-z,now $(SANLD) $(LDFLAGS)
+
+LIBS_EVENT	= $(shell $(PKG_CONFIG) --libs libevent)
+LIBS_SODIUM	= $(shell $(PKG_CONFIG) --libs libsodium)
+LIBS_INIH	= $(shell $(PKG_CONFIG) --libs inih)
+LIBS_CHECK	= $(shell $(PKG_CONFIG) --libs check)
+
+SHARED_SRCS	:= $(wildcard shared/*.c)
+DAEMON_SRCS	:= $(filter-out notifier/mailpushd.c notifier/mailpushctl.c, \
+		   $(wildcard notifier/*.c))
+CLIENT_SRCS	:= $(filter-out client/mailpush-listen.c, $(wildcard client/*.c))
+TEST_SRCS	:= $(wildcard test/check_*.c)
+TEST_SUITES	:= $(patsubst test/check_%.c,%,$(filter-out test/check_main.c,$(TEST_SRCS)))
+HELPER_SRCS	:= $(wildcard test/helpers/*.c)
+
+obj		= $(patsubst %.c,$(B)/%.o,$(1))
+
+PROGS		:= $(B)/mailpushd $(B)/mailpushctl $(B)/mailpush-hook \
+		   $(B)/mailpush-listen
+HELPERS		:= $(patsubst test/helpers/%.c,$(B)/test/%,$(HELPER_SRCS))
+MANPAGES	:= $(wildcard man/*.[1-8])
+
+DEBIAN_PKGS	:= gcc make pkg-config libevent-dev libinih-dev libsodium-dev \
+		   check mandoc
+
+.PHONY: all deps check demo install lint clean e2e bench fuzz flood soak
+
+all: $(PROGS) $(HELPERS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/libshared.a: $(call obj,$(SHARED_SRCS))
+	rm -f $@ && ar rcs $@ $^
+$(B)/libdaemon.a: $(call obj,$(DAEMON_SRCS))
+	rm -f $@ && ar rcs $@ $^
+$(B)/libmailpush-client.a: $(call obj,$(CLIENT_SRCS))
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/mailpushd: $(B)/notifier/mailpushd.o $(B)/libdaemon.a $(B)/libshared.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_SODIUM) $(LIBS_INIH)
+$(B)/mailpushctl: $(B)/notifier/mailpushctl.o $(B)/libshared.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SODIUM) $(LIBS_INIH)
+$(B)/mailpush-hook: $(B)/deliver-hook/mailpush-hook.o $(B)/libshared.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_INIH)
+$(B)/mailpush-listen: $(B)/client/mailpush-listen.o \
+    $(B)/libmailpush-client.a $(B)/libshared.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SODIUM)
+
+$(B)/test/%: $(B)/test/helpers/%.o $(B)/libmailpush-client.a $(B)/libshared.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SODIUM) $(LIBS_INIH)
+
+# One Check runner; each test/check_NAME.c exports make_NAME_suite().
+$(B)/test/suites.h: $(TEST_SRCS) Makefile
+	@mkdir -p $(dir $@)
+	printf '$(foreach s,$(TEST_SUITES),SUITE($(s))\n)' > $@
+$(B)/test/check_main.o: $(B)/test/suites.h
+$(B)/test/%.o: CPPFLAGS += -I$(B)/test -DBUILDDIR='"$(B)"'
+$(B)/test/check_mailpush: $(call obj,$(TEST_SRCS)) $(B)/libdaemon.a \
+    $(B)/libmailpush-client.a $(B)/libshared.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_CHECK) $(LIBS_EVENT) \
+	    $(LIBS_SODIUM) $(LIBS_INIH)
+
+# Install missing Debian packages, and only those.
+deps:
+	@missing=""; for p in $(DEBIAN_PKGS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
+	    grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	        --no-install-recommends $$missing; \
+	fi
+
+check: deps
+	$(MAKE) all $(B)/test/check_mailpush
+	$(MAKE) lint
+	$(B)/test/check_mailpush
+
+lint:
+	@out=$$(mandoc -Tlint -Wwarning $(MANPAGES) 2>&1); \
+	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
+	echo "mandoc -Tlint: $(words $(MANPAGES)) pages clean"
+
+demo: deps
+	$(MAKE) all
+	sh test/demo.sh $(B)
+
+e2e: all
+	bash test/e2e/run.sh $(B)
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
+	    $(DESTDIR)$(LIBEXECDIR)/mailpush $(DESTDIR)$(SYSCONFDIR)/mailpush \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(B)/mailpushd $(B)/mailpushctl $(DESTDIR)$(SBINDIR)
+	install -m 755 $(B)/mailpush-hook $(DESTDIR)$(LIBEXECDIR)/mailpush
+	install -m 755 $(B)/mailpush-listen $(DESTDIR)$(BINDIR)
+	for m in $(MANPAGES); do \
+	    s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s; done
+	@# never overwrite an existing configuration
+	[ -e $(DESTDIR)$(SYSCONFDIR)/mailpush/mailpushd.conf ] || \
+	    install -m 644 conf/mailpushd.conf $(DESTDIR)$(SYSCONFDIR)/mailpush
+	install -m 644 conf/mailpushd.conf \
+	    $(DESTDIR)$(SYSCONFDIR)/mailpush/mailpushd.conf.example
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,1072 @@
+/*
+ * config.c: mailpushd.conf on inih.
+ *
+ * One table (config_keys) holds every key with its section, type, default
+ * and bounds; it drives parsing, validation, the built-in defaults and the
+ * printout of `mailpushd -n'.  Debian's inih is built without
+ * INI_HANDLER_LINENO, so the file is fed through ini_parse_stream with a
+ * reader that counts lines; that reader also reports lines inih would
+ * silently skip or split (syntax errors, over-long lines).  Parsing goes on
+ * after an error so every error in the file is reported at once.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "config.h"
+#include "log.h"
+
+enum ktype {
+	T_UINT, T_DURATION, T_SIZE, T_BOOL, T_MODE, T_USER, T_GROUP, T_PATH,
+	T_SOCKPATH, T_LISTEN, T_CIDRS, T_NAMES, T_ENUM, T_DELIMS,
+};
+
+struct key {
+	const char	*section;
+	const char	*name;
+	enum ktype	 type;
+	size_t		 off;
+	const char	*def;
+	uint64_t	 min, max;	/* T_UINT, T_DURATION (ms), T_SIZE;
+					   T_PATH: min 1 means required */
+	const char	*choices;	/* T_ENUM: "a|b" */
+	const char	*help;
+};
+
+#define O(f)	offsetof(struct mp_config, f)
+#define SEC	((uint64_t)1000)
+#define MIN	(60 * SEC)
+#define HOUR	(60 * MIN)
+#define DAY	(24 * HOUR)
+
+static const struct key config_keys[] = {
+	{ "mailpushd", "user", T_USER, O(user), MP_USER, 0, 0, NULL,
+	  "user to run as after binding; empty: do not change" },
+	{ "mailpushd", "group", T_GROUP, O(group), "", 0, 0, NULL,
+	  "group to run as; empty: the user's primary group" },
+	{ "mailpushd", "listen", T_LISTEN, O(listen),
+	  "127.0.0.1:" MP_PORT " [::1]:" MP_PORT, 0, 0, NULL,
+	  "UDP addresses for registrations and pushes" },
+	{ "mailpushd", "key_file", T_PATH, O(key_file), MP_KEY_FILE, 1, 0,
+	  NULL, "server key (mailpushctl genkey)" },
+	{ "mailpushd", "auth", T_ENUM, O(auth), "token", 0, 0, "token|none",
+	  "token: registrations carry a MAC; none: trust the allow list" },
+	{ "mailpushd", "allow", T_CIDRS, O(allow), "", 0, 0, NULL,
+	  "networks allowed to register; empty: any" },
+	{ "mailpushd", "timestamp_window", T_DURATION, O(timestamp_window),
+	  "120s", 1 * SEC, HOUR, NULL,
+	  "largest clock difference accepted in a request" },
+	{ "mailpushd", "state_file", T_PATH, O(state_file), MP_STATE_FILE, 0,
+	  0, NULL, "registrations kept across restarts; empty: none" },
+	{ "mailpushd", "state_save_interval", T_DURATION,
+	  O(state_save_interval), "60s", 1 * SEC, DAY, NULL,
+	  "how often changed state is written" },
+	{ "mailpushd", "control_socket", T_SOCKPATH, O(control_socket),
+	  MP_CONTROL_SOCKET, 1, 0, NULL, "mailpushctl's socket" },
+	{ "mailpushd", "control_socket_mode", T_MODE,
+	  O(control_socket_mode), "0660", 0, 0, NULL,
+	  "permissions of the control socket" },
+	{ "mailpushd", "control_socket_group", T_GROUP,
+	  O(control_socket_group), "", 0, 0, NULL,
+	  "group of the control socket; empty: the daemon's group" },
+	{ "mailpushd", "udp_buffer_size", T_SIZE, O(udp_buffer_size), "1M",
+	  64 * 1024, 256ULL << 20, NULL, "UDP socket buffer size" },
+
+	{ "events", "socket", T_SOCKPATH, O(event_socket), MP_EVENT_SOCKET, 1,
+	  0, NULL, "UNIX datagram socket for new-mail events" },
+	{ "events", "socket_mode", T_MODE, O(event_socket_mode), "0666", 0, 0,
+	  NULL, "permissions of the event socket" },
+	{ "events", "allow_users", T_NAMES, O(allow_users), "", 0, 0, NULL,
+	  "system users who may post events; empty: any" },
+	{ "events", "buffer_size", T_SIZE, O(event_buffer_size), "1M",
+	  64 * 1024, 256ULL << 20, NULL, "event socket receive buffer" },
+
+	{ "hook", "socket", T_SOCKPATH, O(hook_socket), "", 0, 0, NULL,
+	  "socket mailpush-hook writes to; empty: [events] socket" },
+	{ "hook", "timeout", T_DURATION, O(hook_timeout), "100ms", 1, 10 * SEC,
+	  NULL, "longest mailpush-hook waits for the daemon" },
+
+	{ "names", "fold_case", T_BOOL, O(names.fold_case), "yes", 0, 0, NULL,
+	  "user names are case-insensitive" },
+	{ "names", "recipient_delimiter", T_DELIMS, O(names.delimiters), "+",
+	  0, 0, NULL, "characters that start an address extension" },
+
+	{ "limits", "max_registrations_per_client", T_UINT,
+	  O(max_registrations_per_client), "0", 0, 1024, NULL,
+	  "registrations per user; 0: 8" },
+	{ "limits", "max_context_size", T_UINT, O(max_context_size), "0", 0,
+	  MP_CONTEXT_MAX, NULL, "bytes of client context; 0: 16" },
+	{ "limits", "max_registrations", T_UINT, O(max_registrations),
+	  "1000000", 1, 100000000, NULL, "registrations in total" },
+	{ "limits", "max_registrations_per_address", T_UINT,
+	  O(max_registrations_per_address), "1000", 0, 100000000, NULL,
+	  "registrations from one IP address; 0: no limit" },
+	{ "limits", "max_mailboxes", T_UINT, O(max_mailboxes), "16", 1,
+	  MP_MAILBOXES_MAX, NULL, "mailboxes one registration may name" },
+	{ "limits", "registration_lifetime", T_DURATION,
+	  O(registration_lifetime), "10m", 1 * SEC, 7 * DAY, NULL,
+	  "life of a registration that is not refreshed" },
+	{ "limits", "min_push_interval", T_DURATION, O(min_push_interval),
+	  "500ms", 0, HOUR, NULL,
+	  "events within this time of a push are coalesced" },
+	{ "limits", "push_retries", T_UINT, O(push_retries), "3", 0, 20, NULL,
+	  "retransmissions of an unacknowledged push" },
+	{ "limits", "push_retry_interval", T_DURATION, O(push_retry_interval),
+	  "2s", 10, HOUR, NULL, "first retransmission delay, doubled each time" },
+	{ "limits", "on_limit", T_ENUM, O(on_limit), "refuse", 0, 0,
+	  "refuse|evict-oldest", "what a registration over the per-user limit does" },
+	{ "limits", "refusal_log_interval", T_DURATION,
+	  O(refusal_log_interval), "60s", 0, DAY, NULL,
+	  "one refusal log line per user per interval" },
+};
+#define N_KEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
+
+/* Keys of a [user NAME] section. */
+static const struct key override_keys[] = {
+	{ "user", "max_registrations_per_client", T_UINT,
+	  offsetof(struct config_override, max_registrations_per_client), "0",
+	  0, 1024, NULL, "registrations for this user; 0: [limits] value" },
+	{ "user", "max_context_size", T_UINT,
+	  offsetof(struct config_override, max_context_size), "0", 0,
+	  MP_CONTEXT_MAX, NULL, "context bytes for this user; 0: [limits] value" },
+};
+#define N_OVERRIDE_KEYS	(sizeof(override_keys) / sizeof(override_keys[0]))
+
+struct parse {
+	struct mp_config *cfg;
+	const char	*path;
+	FILE		*fp;
+	int		 lineno;
+	int		 continuation;	/* current line continues the previous */
+	int		 errors;
+	int		 seen[N_KEYS];
+	char		 section[INI_MAX_LINE];
+	unsigned char	 oseen[N_OVERRIDE_KEYS];
+	int		 override;	/* index into overrides, or -1 */
+	int		 override_line[256];
+	char		*line;
+	size_t		 linecap;
+};
+
+static void perr(struct parse *, const char *section, const char *key,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+perr(struct parse *p, const char *section, const char *key, const char *fmt,
+    ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (section != NULL && key != NULL)
+		log_error("%s:%d: [%s] %s: %s", p->path, p->lineno, section,
+		    key, msg);
+	else if (section != NULL)
+		log_error("%s:%d: [%s]: %s", p->path, p->lineno, section, msg);
+	else
+		log_error("%s:%d: %s", p->path, p->lineno, msg);
+	p->errors++;
+}
+
+/* Value parsers */
+
+int
+config_parse_duration(const char *s, uint64_t *ms)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (*end == '\0' || strcmp(end, "s") == 0)
+		mul = SEC;
+	else if (strcmp(end, "ms") == 0)
+		mul = 1;
+	else if (strcmp(end, "m") == 0)
+		mul = MIN;
+	else if (strcmp(end, "h") == 0)
+		mul = HOUR;
+	else if (strcmp(end, "d") == 0)
+		mul = DAY;
+	else
+		return -1;
+	if (v > UINT64_MAX / mul)
+		return -1;
+	*ms = v * mul;
+	return 0;
+}
+
+int
+config_parse_size(const char *s, uint64_t *bytes)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (*end == 'k' || *end == 'K')
+		mul = 1024;
+	else if (*end == 'M')
+		mul = 1024 * 1024;
+	else if (*end == 'G')
+		mul = 1024 * 1024 * 1024;
+	else if (*end != '\0')
+		return -1;
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (v > UINT64_MAX / mul)
+		return -1;
+	*bytes = v * mul;
+	return 0;
+}
+
+static int
+parse_port(const char *s, uint16_t *port)
+{
+	char *end;
+	unsigned long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > 65535)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int
+config_parse_listen(const char *s, struct config_listen *l)
+{
+	char host[64];
+	const char *ps = NULL;
+	uint16_t port = (uint16_t)atoi(MP_PORT);
+	size_t hl;
+
+	memset(l, 0, sizeof(*l));
+	if (strlen(s) >= sizeof(l->text))
+		return -1;
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL)
+			return -1;
+		hl = (size_t)(rb - s - 1);
+		if (hl >= sizeof(host))
+			return -1;
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+		if (rb[1] == ':')
+			ps = rb + 2;
+		else if (rb[1] != '\0')
+			return -1;
+	} else {
+		const char *colon = strchr(s, ':');
+
+		if (colon != NULL && strchr(colon + 1, ':') != NULL)
+			return -1;	/* bare IPv6: needs brackets */
+		hl = colon ? (size_t)(colon - s) : strlen(s);
+		if (hl >= sizeof(host))
+			return -1;
+		memcpy(host, s, hl);
+		host[hl] = '\0';
+		if (colon)
+			ps = colon + 1;
+	}
+	if (ps != NULL && parse_port(ps, &port) != 0)
+		return -1;
+	if (*s == '[') {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&l->ss;
+
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			return -1;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		l->len = sizeof(*sin6);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&l->ss;
+
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			return -1;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		l->len = sizeof(*sin);
+	}
+	snprintf(l->text, sizeof(l->text), "%s", s);
+	return 0;
+}
+
+int
+config_parse_cidr(const char *s, struct config_cidr *c)
+{
+	char host[64];
+	const char *slash = strchr(s, '/');
+	size_t hl = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned maxp;
+
+	memset(c, 0, sizeof(*c));
+	if (hl == 0 || hl >= sizeof(host))
+		return -1;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (inet_pton(AF_INET, host, c->addr) == 1) {
+		c->family = AF_INET;
+		maxp = 32;
+	} else if (inet_pton(AF_INET6, host, c->addr) == 1) {
+		c->family = AF_INET6;
+		maxp = 128;
+	} else
+		return -1;
+	c->prefix = maxp;
+	if (slash) {
+		char *end;
+		unsigned long v;
+
+		if (!isdigit((unsigned char)slash[1]))
+			return -1;
+		v = strtoul(slash + 1, &end, 10);
+		if (*end != '\0' || v > maxp)
+			return -1;
+		c->prefix = (unsigned)v;
+	}
+	return 0;
+}
+
+static int
+valid_sysname(const char *s)
+{
+	if (*s == '\0' || strlen(s) >= CONFIG_NAME_MAX || *s == '-')
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' &&
+		    *s != '.' && *s != '$')
+			return 0;
+	return 1;
+}
+
+/* Split a list value on spaces and commas; calls fn for each item. */
+static int
+for_each_item(struct parse *p, const struct key *k, const char *value,
+    int (*fn)(struct parse *, const struct key *, const char *))
+{
+	char buf[INI_MAX_LINE], *tok, *save = NULL;
+	int rc = 0;
+
+	snprintf(buf, sizeof(buf), "%s", value);
+	for (tok = strtok_r(buf, " \t,", &save); tok != NULL;
+	    tok = strtok_r(NULL, " \t,", &save))
+		if (fn(p, k, tok) != 0)
+			rc = -1;
+	return rc;
+}
+
+static int
+add_listen(struct parse *p, const struct key *k, const char *item)
+{
+	struct mp_config *cfg = p->cfg;
+
+	if (cfg->n_listen == CONFIG_LISTEN_MAX) {
+		perr(p, k->section, k->name, "at most %d addresses",
+		    CONFIG_LISTEN_MAX);
+		return -1;
+	}
+	if (config_parse_listen(item, &cfg->listen[cfg->n_listen]) != 0) {
+		perr(p, k->section, k->name, "bad address \"%s\": must be "
+		    "IPv4ADDR[:PORT] or [IPv6ADDR][:PORT] with a port from "
+		    "1 to 65535", item);
+		return -1;
+	}
+	cfg->n_listen++;
+	return 0;
+}
+
+static int
+add_cidr(struct parse *p, const struct key *k, const char *item)
+{
+	struct mp_config *cfg = p->cfg;
+	struct config_cidr c, *n;
+
+	if (config_parse_cidr(item, &c) != 0) {
+		perr(p, k->section, k->name, "bad network \"%s\": must be "
+		    "ADDRESS or ADDRESS/PREFIX (IPv4 prefix 0 to 32, IPv6 0 "
+		    "to 128)", item);
+		return -1;
+	}
+	if (cfg->n_allow >= 1024) {
+		perr(p, k->section, k->name, "at most 1024 networks");
+		return -1;
+	}
+	if ((n = reallocarray(cfg->allow, cfg->n_allow + 1, sizeof(*n))) ==
+	    NULL)
+		fatal("reallocarray");
+	cfg->allow = n;
+	cfg->allow[cfg->n_allow++] = c;
+	return 0;
+}
+
+static int
+add_name(struct parse *p, const struct key *k, const char *item)
+{
+	struct mp_config *cfg = p->cfg;
+	char **n;
+
+	if (!valid_sysname(item)) {
+		perr(p, k->section, k->name, "bad user name \"%s\": letters, "
+		    "digits, '.', '_', '-' and '$', at most %d characters",
+		    item, CONFIG_NAME_MAX - 1);
+		return -1;
+	}
+	if (cfg->n_allow_users >= 1024) {
+		perr(p, k->section, k->name, "at most 1024 users");
+		return -1;
+	}
+	if ((n = reallocarray(cfg->allow_users, cfg->n_allow_users + 1,
+	    sizeof(*n))) == NULL || (n[cfg->n_allow_users] = strdup(item)) ==
+	    NULL)
+		fatal("allow_users");
+	cfg->allow_users = n;
+	cfg->n_allow_users++;
+	return 0;
+}
+
+static int
+parse_bool(const char *v, int *out)
+{
+	static const char *yes[] = { "yes", "true", "on", "1" };
+	static const char *no[] = { "no", "false", "off", "0" };
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void
+fmt_duration(uint64_t ms, char *buf, size_t len)
+{
+	if (ms % SEC != 0 || ms == 0)
+		snprintf(buf, len, "%" PRIu64 "ms", ms);
+	else if (ms % DAY == 0)
+		snprintf(buf, len, "%" PRIu64 "d", ms / DAY);
+	else if (ms % HOUR == 0)
+		snprintf(buf, len, "%" PRIu64 "h", ms / HOUR);
+	else if (ms % MIN == 0)
+		snprintf(buf, len, "%" PRIu64 "m", ms / MIN);
+	else
+		snprintf(buf, len, "%" PRIu64 "s", ms / SEC);
+}
+
+/* Set one key of `base' (the config or an override) from `value'. */
+static int
+set_key(struct parse *p, const struct key *k, void *base, const char *value,
+    int append)
+{
+	char *field = (char *)base + k->off;
+	uint64_t v;
+	char *end;
+
+	switch (k->type) {
+	case T_UINT:
+		errno = 0;
+		v = strtoull(value, &end, 10);
+		if (!isdigit((unsigned char)*value) || *end != '\0' ||
+		    errno != 0 || v < k->min || v > k->max) {
+			perr(p, k->section, k->name, "must be an integer from "
+			    "%" PRIu64 " to %" PRIu64, k->min, k->max);
+			return -1;
+		}
+		*(unsigned *)field = (unsigned)v;
+		return 0;
+	case T_DURATION:
+		if (config_parse_duration(value, &v) != 0 || v < k->min ||
+		    v > k->max) {
+			char lo[32], hi[32];
+
+			fmt_duration(k->min, lo, sizeof(lo));
+			fmt_duration(k->max, hi, sizeof(hi));
+			perr(p, k->section, k->name, "must be a duration from "
+			    "%s to %s (a number with ms, s, m, h or d)", lo,
+			    hi);
+			return -1;
+		}
+		*(uint64_t *)field = v;
+		return 0;
+	case T_SIZE:
+		if (config_parse_size(value, &v) != 0 || v < k->min ||
+		    v > k->max) {
+			perr(p, k->section, k->name, "must be a size from "
+			    "%" PRIu64 "k to %" PRIu64 "M (a number of bytes, "
+			    "with k, M or G)", k->min / 1024, k->max >> 20);
+			return -1;
+		}
+		*(uint64_t *)field = v;
+		return 0;
+	case T_BOOL:
+		if (parse_bool(value, (int *)field) != 0) {
+			perr(p, k->section, k->name, "must be yes or no");
+			return -1;
+		}
+		return 0;
+	case T_MODE:
+		errno = 0;
+		v = strtoull(value, &end, 8);
+		if (!isdigit((unsigned char)*value) || *end != '\0' ||
+		    errno != 0 || v > 0777) {
+			perr(p, k->section, k->name, "must be an octal file "
+			    "mode from 0000 to 0777");
+			return -1;
+		}
+		*(unsigned *)field = (unsigned)v;
+		return 0;
+	case T_USER:
+	case T_GROUP:
+		if (*value != '\0' && !valid_sysname(value)) {
+			perr(p, k->section, k->name, "bad %s name \"%s\"",
+			    k->type == T_USER ? "user" : "group", value);
+			return -1;
+		}
+		if (*value != '\0' && p->lineno > 0) {
+			if (k->type == T_USER && getpwnam(value) == NULL) {
+				perr(p, k->section, k->name, "no such user "
+				    "\"%s\"", value);
+				return -1;
+			}
+			if (k->type == T_GROUP && getgrnam(value) == NULL) {
+				perr(p, k->section, k->name, "no such group "
+				    "\"%s\"", value);
+				return -1;
+			}
+		}
+		snprintf(field, CONFIG_NAME_MAX, "%s", value);
+		return 0;
+	case T_PATH:
+	case T_SOCKPATH: {
+		size_t max = k->type == T_PATH ? PATH_MAX : CONFIG_SOCKPATH_MAX;
+
+		if (*value == '\0' && k->min == 0) {
+			*field = '\0';
+			return 0;
+		}
+		if (*value != '/' || strlen(value) >= max) {
+			perr(p, k->section, k->name, "must be an absolute path "
+			    "shorter than %zu bytes", max);
+			return -1;
+		}
+		snprintf(field, max, "%s", value);
+		return 0;
+	}
+	case T_LISTEN:
+		if (!append)
+			p->cfg->n_listen = 0;
+		if (for_each_item(p, k, value, add_listen) != 0)
+			return -1;
+		if (p->cfg->n_listen == 0) {
+			perr(p, k->section, k->name, "needs at least one "
+			    "address");
+			return -1;
+		}
+		return 0;
+	case T_CIDRS:
+		if (!append) {
+			free(p->cfg->allow);
+			p->cfg->allow = NULL;
+			p->cfg->n_allow = 0;
+		}
+		return for_each_item(p, k, value, add_cidr);
+	case T_NAMES:
+		if (!append) {
+			size_t i;
+
+			for (i = 0; i < p->cfg->n_allow_users; i++)
+				free(p->cfg->allow_users[i]);
+			free(p->cfg->allow_users);
+			p->cfg->allow_users = NULL;
+			p->cfg->n_allow_users = 0;
+		}
+		return for_each_item(p, k, value, add_name);
+	case T_ENUM: {
+		const char *c = k->choices;
+		int idx = 0;
+		size_t vl = strlen(value);
+
+		while (c != NULL && *c) {
+			const char *bar = strchr(c, '|');
+			size_t cl = bar ? (size_t)(bar - c) : strlen(c);
+
+			if (cl == vl && strncmp(c, value, cl) == 0) {
+				*(int *)field = idx;
+				return 0;
+			}
+			idx++;
+			c = bar ? bar + 1 : NULL;
+		}
+		perr(p, k->section, k->name, "must be one of: %s", k->choices);
+		return -1;
+	}
+	case T_DELIMS: {
+		const char *s;
+
+		if (strlen(value) >= sizeof(((struct user_rule *)0)->delimiters)) {
+			perr(p, k->section, k->name, "at most 15 characters");
+			return -1;
+		}
+		for (s = value; *s; s++)
+			if (!ispunct((unsigned char)*s) || *s == '@') {
+				perr(p, k->section, k->name, "must be "
+				    "punctuation characters other than '@', "
+				    "such as + or -");
+				return -1;
+			}
+		snprintf(field, 16, "%s", value);
+		return 0;
+	}
+	}
+	abort();
+}
+
+static const struct key *
+find_key(const struct key *table, size_t n, const char *section,
+    const char *name, size_t *idx)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((section == NULL || strcmp(table[i].section, section) == 0)
+		    && strcmp(table[i].name, name) == 0) {
+			*idx = i;
+			return &table[i];
+		}
+	return NULL;
+}
+
+static int
+is_list(const struct key *k)
+{
+	return k->type == T_LISTEN || k->type == T_CIDRS || k->type == T_NAMES;
+}
+
+static int
+override_section(struct parse *p, const char *section)
+{
+	struct mp_config *cfg = p->cfg;
+	const char *name = section + 5;
+	struct config_override *o;
+	size_t i;
+
+	if (strcmp(section, p->section) == 0)
+		return p->override;
+	snprintf(p->section, sizeof(p->section), "%s", section);
+	memset(p->oseen, 0, sizeof(p->oseen));
+	p->override = -1;
+	while (*name == ' ' || *name == '\t')
+		name++;
+	if (*name == '\0' || strlen(name) > MP_USER_MAX) {
+		perr(p, section, NULL, "a user section must be [user NAME] "
+		    "with a name of 1 to 255 bytes");
+		return -1;
+	}
+	for (i = 0; i < cfg->n_overrides; i++)
+		if (strcmp(cfg->overrides[i].user, name) == 0) {
+			perr(p, section, NULL, "duplicate section (first at "
+			    "line %d)", p->override_line[i]);
+			return -1;
+		}
+	if (cfg->n_overrides >= 256) {
+		perr(p, section, NULL, "at most 256 [user] sections");
+		return -1;
+	}
+	if ((o = reallocarray(cfg->overrides, cfg->n_overrides + 1,
+	    sizeof(*o))) == NULL)
+		fatal("reallocarray");
+	cfg->overrides = o;
+	memset(&o[cfg->n_overrides], 0, sizeof(*o));
+	snprintf(o[cfg->n_overrides].user, sizeof(o->user), "%s", name);
+	p->override_line[cfg->n_overrides] = p->lineno;
+	p->override = (int)cfg->n_overrides++;
+	return p->override;
+}
+
+static int
+handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *p = user;
+	const struct key *k;
+	size_t idx;
+
+	if (strncmp(section, "user ", 5) == 0 ||
+	    strncmp(section, "user\t", 5) == 0) {
+		int o = override_section(p, section);
+
+		if (o < 0)
+			return 1;
+		k = find_key(override_keys, N_OVERRIDE_KEYS, NULL, name, &idx);
+		if (k == NULL) {
+			perr(p, section, name, "unknown key (a [user NAME] "
+			    "section allows max_registrations_per_client and "
+			    "max_context_size)");
+			return 1;
+		}
+		if (p->continuation) {
+			perr(p, section, name, "continuation lines are only "
+			    "allowed for lists");
+			return 1;
+		}
+		if (p->oseen[idx]) {
+			perr(p, section, name, "duplicate key");
+			return 1;
+		}
+		p->oseen[idx] = 1;
+		set_key(p, k, &p->cfg->overrides[o], value, 0);
+		return 1;
+	}
+	snprintf(p->section, sizeof(p->section), "%s", section);
+	k = find_key(config_keys, N_KEYS, section, name, &idx);
+	if (k == NULL) {
+		if (find_key(config_keys, N_KEYS, section, "", &idx) == NULL &&
+		    strcmp(section, "mailpushd") && strcmp(section, "events") &&
+		    strcmp(section, "hook") && strcmp(section, "names") &&
+		    strcmp(section, "limits"))
+			perr(p, section, NULL, "unknown section (known: "
+			    "mailpushd, events, hook, names, limits, user NAME)");
+		else
+			perr(p, section, name, "unknown key");
+		return 1;
+	}
+	if (p->continuation) {
+		if (!is_list(k)) {
+			perr(p, section, name, "continuation lines are only "
+			    "allowed for lists");
+			return 1;
+		}
+		set_key(p, k, p->cfg, value, 1);
+		return 1;
+	}
+	if (p->seen[idx]) {
+		perr(p, section, name, "duplicate key (first at line %d)",
+		    p->seen[idx]);
+		return 1;
+	}
+	p->seen[idx] = p->lineno;
+	if (set_key(p, k, p->cfg, value, 0) == 0) {
+		free(p->cfg->text[idx]);
+		if ((p->cfg->text[idx] = strdup(value)) == NULL)
+			fatal("strdup");
+	}
+	return 1;
+}
+
+/*
+ * The reader inih calls for each line: counts lines, refuses lines longer
+ * than inih's buffer, and reports lines that are neither blank, comment,
+ * section nor key = value (inih would report only the first).
+ */
+static char *
+reader(char *str, int num, void *stream)
+{
+	struct parse *p = stream;
+	ssize_t n;
+	char *s;
+
+	if ((n = getline(&p->line, &p->linecap, p->fp)) == -1)
+		return NULL;
+	p->lineno++;
+	while (n > 0 && (p->line[n - 1] == '\n' || p->line[n - 1] == '\r'))
+		p->line[--n] = '\0';
+	p->continuation = 0;
+	if (n >= num - 1) {
+		perr(p, NULL, NULL, "line longer than %d characters", num - 2);
+		str[0] = '\0';
+		return str;
+	}
+	for (s = p->line; *s == ' ' || *s == '\t'; s++)
+		;
+	if (*s == '\0' || *s == ';' || *s == '#') {
+		/* blank or comment */
+	} else if (*s == '[') {
+		if (strchr(s, ']') == NULL) {
+			perr(p, NULL, NULL, "section header without ']'");
+			str[0] = '\0';
+			return str;
+		}
+	} else if (s > p->line) {
+		p->continuation = 1;
+	} else if (strpbrk(s, "=:") == NULL) {
+		perr(p, NULL, NULL, "expected [section] or key = value, not "
+		    "\"%.40s\"", s);
+		str[0] = '\0';
+		return str;
+	}
+	if (s > p->line && p->continuation && p->section[0] == '\0') {
+		perr(p, NULL, NULL, "indented line outside any section");
+		str[0] = '\0';
+		return str;
+	}
+	memcpy(str, p->line, (size_t)n + 1);
+	return str;
+}
+
+static void
+init_parse(struct parse *p, struct mp_config *cfg, const char *path)
+{
+	memset(p, 0, sizeof(*p));
+	p->cfg = cfg;
+	p->path = path;
+	p->override = -1;
+}
+
+void
+config_defaults(struct mp_config *cfg)
+{
+	struct parse p;
+	size_t i;
+
+	memset(cfg, 0, sizeof(*cfg));
+	init_parse(&p, cfg, "(defaults)");
+	for (i = 0; i < N_KEYS; i++) {
+		if (set_key(&p, &config_keys[i], cfg, config_keys[i].def, 0)
+		    != 0 && config_keys[i].type != T_LISTEN)
+			abort();	/* a default that does not parse */
+		if ((cfg->text[i] = strdup(config_keys[i].def)) == NULL)
+			fatal("strdup");
+	}
+	snprintf(cfg->path, sizeof(cfg->path), "%s", "(built-in defaults)");
+}
+
+/* Normalise the names that depend on [names], wherever in the file it was. */
+static void
+finish(struct parse *p)
+{
+	struct mp_config *cfg = p->cfg;
+	char out[MP_USER_MAX + 1];
+	const char *why;
+	size_t i, j;
+
+	for (i = 0; i < cfg->n_overrides; i++) {
+		if (user_normalize(&cfg->names, cfg->overrides[i].user,
+		    strlen(cfg->overrides[i].user), out, &why) != 0) {
+			p->lineno = p->override_line[i];
+			perr(p, "user", NULL, "%s: %s", cfg->overrides[i].user,
+			    why);
+			continue;
+		}
+		snprintf(cfg->overrides[i].user, sizeof(out), "%s", out);
+		for (j = 0; j < i; j++)
+			if (strcmp(cfg->overrides[j].user, out) == 0) {
+				p->lineno = p->override_line[i];
+				perr(p, "user", NULL, "%s: the same user as "
+				    "the section at line %d", out,
+				    p->override_line[j]);
+			}
+	}
+	if (cfg->auth == AUTH_NONE && cfg->n_allow == 0) {
+		p->lineno = 0;
+		log_error("%s: [mailpushd] auth = none requires an allow list "
+		    "of trusted networks", p->path);
+		p->errors++;
+	}
+}
+
+int
+config_load(const char *path, struct mp_config *cfg)
+{
+	struct parse p;
+	int rc;
+
+	config_defaults(cfg);
+	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+	init_parse(&p, cfg, path);
+	if ((p.fp = fopen(path, "r")) == NULL) {
+		log_error("%s: cannot open configuration file: %s", path,
+		    strerror(errno));
+		return 1;
+	}
+	rc = ini_parse_stream(reader, &p, handler, &p);
+	if (ferror(p.fp)) {
+		log_error("%s: read error: %s", path, strerror(errno));
+		p.errors++;
+	}
+	fclose(p.fp);
+	free(p.line);
+	if (rc == -2)
+		fatalx("%s: out of memory", path);
+	if (rc > 0 && p.errors == 0) {
+		/* inih found an error the reader did not: report it. */
+		p.lineno = rc;
+		perr(&p, NULL, NULL, "syntax error");
+	}
+	finish(&p);
+	return p.errors;
+}
+
+void
+config_free(struct mp_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_allow_users; i++)
+		free(cfg->allow_users[i]);
+	free(cfg->allow_users);
+	free(cfg->allow);
+	free(cfg->overrides);
+	for (i = 0; i < N_KEYS; i++)
+		free(cfg->text[i]);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+void
+config_print(const struct mp_config *cfg, FILE *fp)
+{
+	const char *section = "";
+	size_t i;
+
+	fprintf(fp, "; effective configuration from %s\n", cfg->path);
+	for (i = 0; i < N_KEYS; i++) {
+		const struct key *k = &config_keys[i];
+
+		if (strcmp(section, k->section) != 0) {
+			fprintf(fp, "%s[%s]\n", i ? "\n" : "", k->section);
+			section = k->section;
+		}
+		fprintf(fp, "%s = %s", k->name, cfg->text[i] ? cfg->text[i] :
+		    "");
+		if (strcmp(k->name, "max_registrations_per_client") == 0 &&
+		    cfg->max_registrations_per_client == 0)
+			fprintf(fp, "\t; means %d", MP_DEFAULT_REGS_PER_CLIENT);
+		if (strcmp(k->name, "max_context_size") == 0 &&
+		    cfg->max_context_size == 0)
+			fprintf(fp, "\t; means %d", MP_DEFAULT_CONTEXT_SIZE);
+		fputc('\n', fp);
+	}
+	for (i = 0; i < cfg->n_overrides; i++)
+		fprintf(fp, "\n[user %s]\nmax_registrations_per_client = %u\n"
+		    "max_context_size = %u\n", cfg->overrides[i].user,
+		    cfg->overrides[i].max_registrations_per_client,
+		    cfg->overrides[i].max_context_size);
+}
+
+static const struct config_override *
+find_override(const struct mp_config *cfg, const char *user)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_overrides; i++)
+		if (strcmp(cfg->overrides[i].user, user) == 0)
+			return &cfg->overrides[i];
+	return NULL;
+}
+
+unsigned
+config_max_regs(const struct mp_config *cfg, const char *user)
+{
+	const struct config_override *o = find_override(cfg, user);
+
+	if (o != NULL && o->max_registrations_per_client != 0)
+		return o->max_registrations_per_client;
+	return cfg->max_registrations_per_client ?
+	    cfg->max_registrations_per_client : MP_DEFAULT_REGS_PER_CLIENT;
+}
+
+unsigned
+config_max_context(const struct mp_config *cfg, const char *user)
+{
+	const struct config_override *o = find_override(cfg, user);
+
+	if (o != NULL && o->max_context_size != 0)
+		return o->max_context_size;
+	return cfg->max_context_size ? cfg->max_context_size :
+	    MP_DEFAULT_CONTEXT_SIZE;
+}
+
+static int
+cidr_match(const struct config_cidr *c, const uint8_t *addr)
+{
+	unsigned full = c->prefix / 8, rest = c->prefix % 8;
+
+	if (memcmp(c->addr, addr, full) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	return ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0;
+}
+
+int
+config_addr_allowed(const struct mp_config *cfg, const struct sockaddr *sa)
+{
+	const uint8_t *a4 = NULL, *a6 = NULL;
+	size_t i;
+
+	if (cfg->n_allow == 0)
+		return 1;
+	if (sa->sa_family == AF_INET)
+		a4 = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+		a6 = s6->sin6_addr.s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			a4 = a6 + 12;
+	}
+	for (i = 0; i < cfg->n_allow; i++) {
+		const struct config_cidr *c = &cfg->allow[i];
+
+		if (c->family == AF_INET && a4 && cidr_match(c, a4))
+			return 1;
+		if (c->family == AF_INET6 && a6 && cidr_match(c, a6))
+			return 1;
+	}
+	return 0;
+}
+
+int
+config_user_may_post(const struct mp_config *cfg, const char *user)
+{
+	size_t i;
+
+	if (cfg->n_allow_users == 0)
+		return 1;
+	for (i = 0; i < cfg->n_allow_users; i++)
+		if (strcmp(cfg->allow_users[i], user) == 0)
+			return 1;
+	return 0;
+}
+
+const char *
+config_hook_socket(const struct mp_config *cfg)
+{
+	return cfg->hook_socket[0] ? cfg->hook_socket : cfg->event_socket;
+}
