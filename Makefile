@@ -25,11 +25,12 @@ endif
 
 WARN		:= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 		   -Wmissing-prototypes -Wformat=2 -Wpointer-arith \
-		   -Wcast-qual -Wwrite-strings -Wno-format-nonliteral
+		   -Wcast-qual -Wwrite-strings -Wno-format-nonliteral \
+		   -Wno-format-truncation
 HARDEN		:= -fstack-protector-strong -fPIE -fstack-clash-protection
 PKGS		:= libevent libsodium inih
 PKG_CFLAGS	:= $(shell $(PKG_CONFIG) --cflags $(PKGS) check 2>/dev/null)
-CPPFLAGS	+= -Ishared -Iclient \
+CPPFLAGS	+= -D_GNU_SOURCE -Ishared -Iclient \
 		   -DMP_CONFIG_FILE='"$(SYSCONFDIR)/mailpush/mailpushd.conf"' \
 		   -DMP_KEY_FILE='"$(SYSCONFDIR)/mailpush/mailpushd.key"'
 CFLAGS		?=
@@ -42,7 +43,7 @@ LIBS_INIH	= $(shell $(PKG_CONFIG) --libs inih)
 LIBS_CHECK	= $(shell $(PKG_CONFIG) --libs check)
 
 SHARED_SRCS	:= $(wildcard shared/*.c)
-DAEMON_SRCS	:= $(filter-out notifier/mailpushd.c notifier/mailpushctl.c, \
+DAEMON_SRCS	:= $(filter-out notifier/main.c notifier/mailpushctl.c, \
 		   $(wildcard notifier/*.c))
 CLIENT_SRCS	:= $(filter-out client/mailpush-listen.c, $(wildcard client/*.c))
 TEST_SRCS	:= $(wildcard test/check_*.c)
@@ -74,7 +75,7 @@ $(B)/libdaemon.a: $(call obj,$(DAEMON_SRCS))
 $(B)/libmailpush-client.a: $(call obj,$(CLIENT_SRCS))
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/mailpushd: $(B)/notifier/mailpushd.o $(B)/libdaemon.a $(B)/libshared.a
+$(B)/mailpushd: $(B)/notifier/main.o $(B)/libdaemon.a $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_SODIUM) $(LIBS_INIH)
 $(B)/mailpushctl: $(B)/notifier/mailpushctl.o $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SODIUM) $(LIBS_INIH)

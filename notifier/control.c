@@ -1,0 +1,601 @@
+/*
+ * control.c: the control socket for mailpushctl(8).
+ *
+ * A UNIX stream socket made as smtpd's control.c makes it: connect() first
+ * to detect a live instance, unlink only a stale socket, bind under a
+ * restrictive umask, then chmod/chown to the configured mode and group.
+ * Who may connect is decided by those permissions; the peer's uid
+ * (SO_PEERCRED) is logged.  One request line per connection:
+ *
+ *	[-j] status | stats | list [USER] | drop USER [ID] | reload
+ *
+ * answered by "ok" or "error: MESSAGE" on the first line, then the body
+ * (text, or JSON with -j), then the daemon closes the connection.
+ * When accept() runs out of descriptors, accepting pauses for a second.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "log.h"
+#include "mailpushd.h"
+#include "user.h"
+
+#define CONTROL_LINE_MAX	512
+#define CONTROL_CLIENTS_MAX	32
+
+static int		 ctl_fd = -1;
+static struct event	*ctl_ev, *ctl_pause;
+static char		 ctl_path[CONFIG_SOCKPATH_MAX];
+static int		 ctl_clients;
+
+static void control_accept(evutil_socket_t, short, void *);
+
+int
+control_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
+{
+	struct sockaddr_un sun;
+	mode_t old;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", cfg->control_socket);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("control socket");
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		log_error("%s: another mailpushd is running",
+		    cfg->control_socket);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (unlink(cfg->control_socket) == -1 && errno != ENOENT) {
+		log_warn("unlink %s", cfg->control_socket);
+		return -1;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1) {
+		log_warn("control socket");
+		return -1;
+	}
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		log_warn("cannot bind control socket %s", cfg->control_socket);
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	if (cfg->control_socket_group[0] != '\0') {
+		struct group *gr = getgrnam(cfg->control_socket_group);
+
+		if (gr == NULL) {
+			log_error("%s: [mailpushd] control_socket_group: no "
+			    "such group \"%s\"", cfg->path,
+			    cfg->control_socket_group);
+			goto fail;
+		}
+		gid = gr->gr_gid;
+	}
+	if (geteuid() == 0 && chown(cfg->control_socket, uid, gid) == -1) {
+		log_warn("chown %s", cfg->control_socket);
+		goto fail;
+	} else if (geteuid() != 0 && gid != getegid() &&
+	    chown(cfg->control_socket, (uid_t)-1, gid) == -1) {
+		log_warn("chgrp %s", cfg->control_socket);
+		goto fail;
+	}
+	if (chmod(cfg->control_socket, cfg->control_socket_mode) == -1) {
+		log_warn("chmod %s", cfg->control_socket);
+		goto fail;
+	}
+	if (listen(fd, 16) == -1) {
+		log_warn("listen %s", cfg->control_socket);
+		goto fail;
+	}
+	ctl_fd = fd;
+	snprintf(ctl_path, sizeof(ctl_path), "%s", cfg->control_socket);
+	return 0;
+fail:
+	unlink(cfg->control_socket);
+	close(fd);
+	return -1;
+}
+
+static void
+resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	event_add(ctl_ev, NULL);
+}
+
+void
+control_start(void)
+{
+	ctl_ev = event_new(mpd->base, ctl_fd, EV_READ | EV_PERSIST,
+	    control_accept, NULL);
+	ctl_pause = evtimer_new(mpd->base, resume_accept, NULL);
+	if (ctl_ev == NULL || ctl_pause == NULL || event_add(ctl_ev, NULL))
+		fatalx("cannot watch the control socket");
+}
+
+void
+control_close(void)
+{
+	if (ctl_ev != NULL)
+		event_free(ctl_ev);
+	if (ctl_pause != NULL)
+		event_free(ctl_pause);
+	ctl_ev = ctl_pause = NULL;
+	if (ctl_fd != -1) {
+		close(ctl_fd);
+		unlink(ctl_path);
+	}
+	ctl_fd = -1;
+}
+
+/* Output helpers */
+
+static void
+json_str(struct evbuffer *out, const char *s)
+{
+	evbuffer_add(out, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			evbuffer_add_printf(out, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			evbuffer_add_printf(out, "\\u%04x", c);
+		else
+			evbuffer_add(out, s, 1);
+	}
+	evbuffer_add(out, "\"", 1);
+}
+
+static const char *
+state_name(const struct reg *r)
+{
+	switch (r->state) {
+	case REG_ACTIVE:
+		return "active";
+	case REG_PUSHING:
+		return "pushing";
+	default:
+		return "unreachable";
+	}
+}
+
+static void
+fmt_time(uint32_t t, char *buf, size_t len)
+{
+	time_t tt = t;
+
+	if (t == 0) {
+		snprintf(buf, len, "never");
+		return;
+	}
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", gmtime(&tt));
+}
+
+struct count_arg {
+	uint64_t	by_state[3];
+};
+
+static void
+count_reg(struct reg *r, void *arg)
+{
+	struct count_arg *c = arg;
+
+	c->by_state[r->state]++;
+}
+
+static void
+cmd_status(struct evbuffer *out, int json)
+{
+	uint32_t now = (uint32_t)(mpd->now_ms / 1000);
+	size_t i, nl = 0;
+
+	for (i = 0; i < mpd->n_listeners; i++)
+		nl += mpd->listeners[i].in_use != 0;
+	if (json) {
+		evbuffer_add_printf(out, "{\"version\":\"%s\",\"pid\":%ld,"
+		    "\"uptime\":%" PRIu32 ",\"registrations\":%zu,"
+		    "\"users\":%zu,\"listeners\":[", MP_VERSION,
+		    (long)getpid(), now - mpd->started, registry_count(),
+		    registry_users());
+		for (i = 0, nl = 0; i < mpd->n_listeners; i++) {
+			if (!mpd->listeners[i].in_use)
+				continue;
+			if (nl++ > 0)
+				evbuffer_add(out, ",", 1);
+			json_str(out, mpd->listeners[i].conf.text);
+		}
+		evbuffer_add_printf(out, "],\"table_bytes\":%zu,"
+		    "\"config\":", registry_memory());
+		json_str(out, mpd->cfg.path);
+		evbuffer_add_printf(out, "}\n");
+		return;
+	}
+	evbuffer_add_printf(out, "mailpushd %s running, pid %ld, up %" PRIu32
+	    "s\nconfiguration: %s\nregistrations: %zu for %zu users "
+	    "(table %zu bytes)\n", MP_VERSION, (long)getpid(),
+	    now - mpd->started, mpd->cfg.path, registry_count(),
+	    registry_users(), registry_memory());
+	for (i = 0; i < mpd->n_listeners; i++)
+		if (mpd->listeners[i].in_use)
+			evbuffer_add_printf(out, "listening on %s\n",
+			    mpd->listeners[i].conf.text);
+	evbuffer_add_printf(out, "event socket: %s\n", mpd->cfg.event_socket);
+}
+
+static void
+cmd_stats(struct evbuffer *out, int json)
+{
+	const struct mp_stats *s = &mpd->stats;
+	struct count_arg c;
+	struct { const char *name; uint64_t v; } f[] = {
+		{ "events_in", s->events_in },
+		{ "events_malformed", s->events_bad },
+		{ "events_denied", s->events_denied },
+		{ "events_no_registration", s->events_no_user },
+		{ "events_filtered", s->events_filtered },
+		{ "datagrams_in", s->dgrams_in },
+		{ "datagrams_malformed", s->dgrams_bad },
+		{ "datagrams_unexpected", s->dgrams_unknown },
+		{ "bytes_in", s->bytes_in },
+		{ "bytes_out", s->bytes_out },
+		{ "cookies_sent", s->cookies_sent },
+		{ "registered", s->registered },
+		{ "refreshed", s->refreshed },
+		{ "replaced", s->replaced },
+		{ "unregistered", s->unregistered },
+		{ "expired", s->expired },
+		{ "evicted", s->evicted },
+		{ "dropped", s->dropped },
+		{ "pushes", s->pushes },
+		{ "retransmits", s->retransmits },
+		{ "acks", s->acks },
+		{ "acks_stale", s->acks_stale },
+		{ "pushes_given_up", s->push_given_up },
+		{ "send_errors", s->send_errors },
+		{ "registrations", registry_count() },
+		{ "registrations_peak", s->peak_registrations },
+	};
+	size_t i;
+
+	memset(&c, 0, sizeof(c));
+	registry_foreach(count_reg, &c);
+	if (json)
+		evbuffer_add(out, "{", 1);
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		evbuffer_add_printf(out, json ? "%s\"%s\":%" PRIu64 :
+		    "%s%-24s %" PRIu64 "\n", json && i ? "," : "", f[i].name,
+		    f[i].v);
+	if (json)
+		evbuffer_add_printf(out, ",\"registrations_active\":%" PRIu64
+		    ",\"registrations_pushing\":%" PRIu64
+		    ",\"registrations_unreachable\":%" PRIu64 ",\"refused\":{",
+		    c.by_state[0], c.by_state[1], c.by_state[2]);
+	else
+		evbuffer_add_printf(out, "%-24s %" PRIu64 "\n%-24s %" PRIu64
+		    "\n%-24s %" PRIu64 "\n", "registrations_active",
+		    c.by_state[0], "registrations_pushing", c.by_state[1],
+		    "registrations_unreachable", c.by_state[2]);
+	for (i = 1; i <= REASON_MAX; i++) {
+		if (json)
+			evbuffer_add_printf(out, "%s\"%s\":%" PRIu64,
+			    i > 1 ? "," : "", proto_reason_name((unsigned)i),
+			    s->refused[i]);
+		else
+			evbuffer_add_printf(out, "refused %-40s %" PRIu64 "\n",
+			    proto_reason_name((unsigned)i), s->refused[i]);
+	}
+	if (json)
+		evbuffer_add_printf(out, "}}\n");
+}
+
+struct list_arg {
+	struct evbuffer	*out;
+	int		 json;
+	size_t		 n;
+};
+
+static void
+list_one(struct reg *r, struct list_arg *a)
+{
+	uint32_t now = (uint32_t)(mpd->now_ms / 1000);
+	char last_push[32], last_ack[32];
+	uint32_t lp = (uint32_t)(r->last_push_ms / 1000);
+
+	fmt_time(lp, last_push, sizeof(last_push));
+	fmt_time(r->last_ack, last_ack, sizeof(last_ack));
+	if (a->json) {
+		evbuffer_add_printf(a->out, "%s{\"user\":", a->n ? "," : "");
+		json_str(a->out, r->user->name);
+		evbuffer_add_printf(a->out, ",\"id\":\"%08" PRIx32 "\","
+		    "\"address\":\"%s\",\"age\":%" PRIu32 ",\"expires_in\":%"
+		    PRId64 ",\"state\":\"%s\",\"seq\":%" PRIu32 ",\"total\":%"
+		    PRIu32 ",\"acked_total\":%" PRIu32 ",\"last_push\":\"%s\","
+		    "\"last_ack\":\"%s\",\"failures\":%" PRIu32 ","
+		    "\"context_bytes\":%u,\"mailboxes\":[", r->id,
+		    addr_str(&r->addr), now - r->created,
+		    (int64_t)r->expires - now, state_name(r), r->seq, r->total,
+		    r->acked_total, last_push, last_ack, r->failures,
+		    r->ctx_len);
+		if (r->mailboxes != NULL) {
+			size_t i;
+
+			for (i = 0; i < r->mailboxes->n; i++) {
+				if (i)
+					evbuffer_add(a->out, ",", 1);
+				json_str(a->out, r->mailboxes->names[i]);
+			}
+		}
+		evbuffer_add_printf(a->out, "]}");
+	} else {
+		evbuffer_add_printf(a->out, "%-20s %08" PRIx32 " %-24s age "
+		    "%" PRIu32 "s expires in %" PRId64 "s %s seq %" PRIu32
+		    " total %" PRIu32 " last push %s last ack %s failures %"
+		    PRIu32 "%s\n", r->user->name, r->id, addr_str(&r->addr),
+		    now - r->created, (int64_t)r->expires - now,
+		    state_name(r), r->seq, r->total, last_push, last_ack,
+		    r->failures, r->mailboxes ? " (some mailboxes)" : "");
+	}
+	a->n++;
+}
+
+static void
+list_cb(struct reg *r, void *arg)
+{
+	list_one(r, arg);
+}
+
+static int
+cmd_list(struct evbuffer *out, int json, const char *who, char *err,
+    size_t errlen)
+{
+	struct list_arg a = { out, json, 0 };
+	char user[MP_USER_MAX + 1];
+	const char *why;
+
+	if (json)
+		evbuffer_add(out, "[", 1);
+	if (who != NULL) {
+		struct mp_user *u;
+		struct reg *r;
+
+		if (user_normalize(&mpd->cfg.names, who, strlen(who), user,
+		    &why) != 0) {
+			snprintf(err, errlen, "%s", why);
+			return -1;
+		}
+		if ((u = registry_user(user, 0)) != NULL)
+			for (r = u->regs; r != NULL; r = r->user_next)
+				list_one(r, &a);
+	} else
+		registry_foreach(list_cb, &a);
+	if (json)
+		evbuffer_add(out, "]\n", 2);
+	else if (a.n == 0)
+		evbuffer_add_printf(out, "no registrations\n");
+	return 0;
+}
+
+static int
+cmd_drop(struct evbuffer *out, const char *who, const char *id, char *err,
+    size_t errlen)
+{
+	char user[MP_USER_MAX + 1];
+	const char *why;
+	struct mp_user *u;
+	struct reg *r, *next;
+	unsigned long want = 0;
+	size_t n = 0;
+	char *end;
+
+	if (who == NULL) {
+		snprintf(err, errlen, "usage: drop USER [ID]");
+		return -1;
+	}
+	if (user_normalize(&mpd->cfg.names, who, strlen(who), user, &why)
+	    != 0) {
+		snprintf(err, errlen, "%s", why);
+		return -1;
+	}
+	if (id != NULL) {
+		want = strtoul(id, &end, 16);
+		if (*end != '\0' || want == 0 || want > UINT32_MAX) {
+			snprintf(err, errlen, "bad registration id \"%s\"", id);
+			return -1;
+		}
+	}
+	if ((u = registry_user(user, 0)) == NULL) {
+		snprintf(err, errlen, "no registrations for %s", user);
+		return -1;
+	}
+	for (r = u->regs; r != NULL; r = next) {
+		next = r->user_next;
+		if (want != 0 && r->id != want)
+			continue;
+		n++;
+		mpd->stats.dropped++;
+		log_info("control: dropped registration %08" PRIx32 " of %s",
+		    r->id, user);
+		if (r->user_next == NULL && u->n_regs == 1) {
+			registry_remove(r, "dropped");
+			break;		/* u is gone */
+		}
+		registry_remove(r, "dropped");
+	}
+	if (n == 0) {
+		snprintf(err, errlen, "%s has no registration %s", user, id);
+		return -1;
+	}
+	evbuffer_add_printf(out, "dropped %zu registration%s of %s\n", n,
+	    n == 1 ? "" : "s", user);
+	return 0;
+}
+
+static void
+control_request(struct bufferevent *bev, char *line)
+{
+	struct evbuffer *body = evbuffer_new(), *out = bufferevent_get_output(bev);
+	char *argv[4], *save = NULL, *tok, err[256] = "";
+	int argc = 0, json = 0, rc = 0;
+
+	if (body == NULL)
+		fatal("evbuffer_new");
+	for (tok = strtok_r(line, " \t", &save); tok != NULL && argc < 4;
+	    tok = strtok_r(NULL, " \t", &save)) {
+		if (argc == 0 && !json && strcmp(tok, "-j") == 0) {
+			json = 1;
+			continue;
+		}
+		argv[argc++] = tok;
+	}
+	mpd_now();
+	if (argc == 0) {
+		snprintf(err, sizeof(err), "empty request");
+		rc = -1;
+	} else if (strcmp(argv[0], "status") == 0 && argc == 1)
+		cmd_status(body, json);
+	else if (strcmp(argv[0], "stats") == 0 && argc == 1)
+		cmd_stats(body, json);
+	else if (strcmp(argv[0], "list") == 0 && argc <= 2)
+		rc = cmd_list(body, json, argc == 2 ? argv[1] : NULL, err,
+		    sizeof(err));
+	else if (strcmp(argv[0], "drop") == 0 && argc <= 3)
+		rc = cmd_drop(body, argc >= 2 ? argv[1] : NULL,
+		    argc == 3 ? argv[2] : NULL, err, sizeof(err));
+	else if (strcmp(argv[0], "reload") == 0 && argc == 1) {
+		log_info("control: reload requested");
+		if (mpd_reload() != 0) {
+			snprintf(err, sizeof(err), "reload failed: the "
+			    "configuration has errors (see the log); the old "
+			    "one stays in force");
+			rc = -1;
+		} else
+			evbuffer_add_printf(body, "reloaded %s\n",
+			    mpd->cfg.path);
+	} else {
+		snprintf(err, sizeof(err), "unknown request \"%.64s\"",
+		    argv[0]);
+		rc = -1;
+	}
+	if (rc == 0) {
+		evbuffer_add_printf(out, "ok\n");
+		evbuffer_add_buffer(out, body);
+	} else
+		evbuffer_add_printf(out, "error: %s\n", err);
+	evbuffer_free(body);
+	push_flush();
+}
+
+static void
+control_free(struct bufferevent *bev)
+{
+	bufferevent_free(bev);
+	ctl_clients--;
+}
+
+static void
+control_write(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		control_free(bev);
+}
+
+static void
+control_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	char *line;
+	size_t len;
+
+	(void)arg;
+	line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
+	if (line == NULL) {
+		if (evbuffer_get_length(in) > CONTROL_LINE_MAX) {
+			evbuffer_add_printf(bufferevent_get_output(bev),
+			    "error: request too long\n");
+			bufferevent_disable(bev, EV_READ);
+			bufferevent_setcb(bev, NULL, control_write, NULL,
+			    NULL);
+		}
+		return;
+	}
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setcb(bev, NULL, control_write, NULL, NULL);
+	control_request(bev, line);
+	free(line);
+}
+
+static void
+control_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	control_free(bev);
+}
+
+static void
+control_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct bufferevent *bev;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct timeval tv = { 1, 0 };
+	int cfd;
+
+	(void)what;
+	(void)arg;
+	if ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC))
+	    == -1) {
+		if (errno == EMFILE || errno == ENFILE) {
+			log_warn("control: accept");
+			event_del(ctl_ev);
+			evtimer_add(ctl_pause, &tv);
+		} else if (errno != EAGAIN && errno != EINTR &&
+		    errno != ECONNABORTED)
+			log_warn("control: accept");
+		return;
+	}
+	if (ctl_clients >= CONTROL_CLIENTS_MAX) {
+		log_warnx("control: too many connections");
+		close(cfd);
+		return;
+	}
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+		log_debug("control: connection from uid %ld",
+		    (long)cred.uid);
+	bev = bufferevent_socket_new(mpd->base, cfd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		close(cfd);
+		return;
+	}
+	ctl_clients++;
+	bufferevent_setcb(bev, control_read, NULL, control_event, NULL);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ);
+}

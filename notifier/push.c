@@ -1,0 +1,270 @@
+/*
+ * push.c: from new-mail events to PUSH datagrams.
+ *
+ * Per registration at most one push is unacknowledged.  A push carries the
+ * messages counted since the last acknowledged push (count) and the running
+ * total; events that arrive while a push is out, or within
+ * min_push_interval of the last one, are added to the total and go out as
+ * one push later, so no event is lost or counted twice.  Without an
+ * acknowledgement a push is sent again after push_retry_interval, doubling,
+ * push_retries times; then the registration is marked unreachable (it is
+ * kept; the next event or refresh tries again).
+ *
+ * Datagrams are queued and leave in batches through sendmmsg(2), one call
+ * per run of datagrams from the same listener: an event for a user with
+ * eight registrations costs one system call, not eight.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "mailpushd.h"
+
+#define BATCH	64
+#define PUSH_MAX (PROTO_PUSH_FIXED + MP_CONTEXT_MAX + PROTO_MAC_LEN)
+
+static struct {
+	struct mmsghdr	msgs[BATCH];
+	struct iovec	iov[BATCH];
+	uint8_t		buf[BATCH][PUSH_MAX];
+	union mp_addr	to[BATCH];
+	struct reg	*reg[BATCH];
+	int		listener[BATCH];
+	unsigned	n;
+} Q;
+
+static void
+send_batch(unsigned from, unsigned n)
+{
+	struct mp_listener *l = &mpd->listeners[Q.listener[from]];
+	unsigned i, done = 0;
+	int rc;
+
+	while (done < n) {
+		rc = sendmmsg(l->fd, &Q.msgs[from + done], n - done, 0);
+		if (rc > 0) {
+			for (i = 0; i < (unsigned)rc; i++)
+				mpd->stats.bytes_out +=
+				    Q.msgs[from + done + i].msg_len;
+			done += (unsigned)rc;
+			continue;
+		}
+		if (rc == -1 && errno == EINTR)
+			continue;
+		/* The datagram at `done' failed (unreachable, no buffer
+		 * space...): count it against its registration, go on. */
+		mpd->stats.send_errors++;
+		if (Q.reg[from + done] != NULL)
+			Q.reg[from + done]->failures++;
+		log_debug("push to %s: %s", addr_str(&Q.to[from + done]),
+		    strerror(errno));
+		done++;
+	}
+}
+
+void
+push_flush(void)
+{
+	unsigned i, start = 0;
+
+	for (i = 1; i <= Q.n; i++)
+		if (i == Q.n || Q.listener[i] != Q.listener[start] ||
+		    !mpd->listeners[Q.listener[start]].in_use) {
+			if (mpd->listeners[Q.listener[start]].in_use)
+				send_batch(start, i - start);
+			start = i;
+		}
+	Q.n = 0;
+	/* Every callback ends here: keep the timer on the next deadline. */
+	mpd_rearm();
+}
+
+static void
+queue_push(struct reg *r, const uint8_t *token)
+{
+	struct mp_push p;
+	unsigned i;
+	int len;
+
+	if (Q.n == BATCH)
+		push_flush();
+	i = Q.n;
+	memset(&p, 0, offsetof(struct mp_push, ctx));
+	p.reg_id = r->id;
+	p.seq = r->seq;
+	p.count = r->sent_total - r->acked_total;
+	p.total = r->sent_total;
+	p.server_time = r->last_push_ms / 1000;
+	p.ctx_len = r->ctx_len;
+	memcpy(p.ctx, r->ctx, r->ctx_len);
+	len = proto_push_encode(&p, token, Q.buf[i], sizeof(Q.buf[i]));
+	if (len < 0)
+		abort();
+	memcpy(&Q.to[i], &r->addr, sizeof(r->addr));
+	Q.iov[i].iov_base = Q.buf[i];
+	Q.iov[i].iov_len = (size_t)len;
+	memset(&Q.msgs[i], 0, sizeof(Q.msgs[i]));
+	Q.msgs[i].msg_hdr.msg_name = &Q.to[i];
+	Q.msgs[i].msg_hdr.msg_namelen = addr_len(&r->addr);
+	Q.msgs[i].msg_hdr.msg_iov = &Q.iov[i];
+	Q.msgs[i].msg_hdr.msg_iovlen = 1;
+	Q.reg[i] = r;
+	Q.listener[i] = r->listener;
+	Q.n++;
+}
+
+/* A registration is going away: forget its queued datagrams' owner. */
+static void
+unqueue(struct reg *r)
+{
+	unsigned i;
+
+	for (i = 0; i < Q.n; i++)
+		if (Q.reg[i] == r)
+			Q.reg[i] = NULL;
+}
+
+static void
+user_token(const struct mp_user *u, uint8_t token[MP_TOKEN_LEN])
+{
+	proto_token(mpd->key, u->name, u->name_len, token);
+}
+
+static void
+send_new_push(struct reg *r, const uint8_t *token)
+{
+	r->seq++;
+	r->sent_total = r->total;
+	r->last_push_ms = mpd->now_ms;
+	r->retries = 0;
+	r->state = REG_PUSHING;
+	queue_push(r, token);
+	r->push_at = mpd->now_ms + mpd->cfg.push_retry_interval;
+	registry_schedule(r);
+	mpd->stats.pushes++;
+	mpd->state_dirty = 1;
+}
+
+/* Something new to tell r: push now, or when the interval allows. */
+static void
+kick(struct reg *r, const uint8_t *token)
+{
+	uint64_t t = r->last_push_ms + mpd->cfg.min_push_interval;
+
+	if (r->state == REG_PUSHING || r->total == r->sent_total)
+		return;		/* the acknowledgement will bring us back */
+	if (r->seq == 0 || mpd->now_ms >= t)
+		send_new_push(r, token);
+	else if (r->push_at != t) {
+		r->push_at = t;
+		registry_schedule(r);
+	}
+}
+
+void
+push_event(const char *user, const char *mailbox, unsigned count)
+{
+	struct mp_user *u = registry_user(user, 0);
+	uint8_t token[MP_TOKEN_LEN];
+	struct reg *r;
+	int have_token = 0;
+
+	if (u == NULL) {
+		mpd->stats.events_no_user++;
+		return;
+	}
+	for (r = u->regs; r != NULL; r = r->user_next) {
+		if (!registry_wants(r, mailbox)) {
+			mpd->stats.events_filtered++;
+			continue;
+		}
+		r->total += count;
+		if (!have_token) {
+			user_token(u, token);
+			have_token = 1;
+		}
+		kick(r, token);
+	}
+	mpd->state_dirty = 1;
+}
+
+void
+push_timer(struct reg *r, uint64_t now_ms)
+{
+	uint8_t token[MP_TOKEN_LEN];
+	const struct mp_config *cfg = &mpd->cfg;
+
+	user_token(r->user, token);
+	if (r->state != REG_PUSHING) {
+		/* the coalescing window is over */
+		r->push_at = 0;
+		if (r->total != r->sent_total)
+			send_new_push(r, token);
+		else
+			registry_schedule(r);
+		return;
+	}
+	if (r->retries < cfg->push_retries) {
+		r->retries++;
+		queue_push(r, token);
+		r->push_at = now_ms + (cfg->push_retry_interval << r->retries);
+		mpd->stats.retransmits++;
+		registry_schedule(r);
+		return;
+	}
+	/* out of retries */
+	r->state = REG_UNREACHABLE;
+	r->failures++;
+	r->push_at = 0;
+	mpd->stats.push_given_up++;
+	log_debug("push %u to %s at %s not acknowledged after %u retries",
+	    r->seq, r->user->name, addr_str(&r->addr), cfg->push_retries);
+	registry_schedule(r);
+}
+
+void
+push_ack(const union mp_addr *from, const uint8_t *buf, size_t len)
+{
+	uint8_t token[MP_TOKEN_LEN];
+	struct mp_ack a;
+	const char *why;
+	struct reg *r;
+
+	if (proto_ack_decode(buf, len, &a, &why) != 0) {
+		mpd->stats.dgrams_bad++;
+		return;
+	}
+	if ((r = registry_find(a.reg_id)) == NULL) {
+		/* No answer: a REFUSED would be larger than the ACK. */
+		mpd->stats.acks_stale++;
+		return;
+	}
+	user_token(r->user, token);
+	if (proto_verify(buf, len, token) != 0) {
+		mpd->stats.dgrams_bad++;
+		log_debug("acknowledgement from %s: bad MAC", addr_str(from));
+		return;
+	}
+	if (a.seq != r->seq || r->state == REG_ACTIVE) {
+		mpd->stats.acks_stale++;
+		return;
+	}
+	mpd->stats.acks++;
+	r->acked_total = r->sent_total;
+	r->state = REG_ACTIVE;
+	r->last_ack = (uint32_t)(mpd->now_ms / 1000);
+	r->push_at = 0;
+	registry_schedule(r);
+	kick(r, token);
+}
+
+void
+push_forget(struct reg *r)
+{
+	unqueue(r);
+}
