@@ -49,6 +49,7 @@ CLIENT_SRCS	:= $(filter-out client/mailpush-listen.c, $(wildcard client/*.c))
 TEST_SRCS	:= $(wildcard test/check_*.c)
 TEST_SUITES	:= $(patsubst test/check_%.c,%,$(filter-out test/check_main.c,$(TEST_SRCS)))
 HELPER_SRCS	:= $(wildcard test/helpers/*.c)
+TESTLIB_SRCS	:= $(wildcard test/lib/*.c)
 
 obj		= $(patsubst %.c,$(B)/%.o,$(1))
 
@@ -93,8 +94,9 @@ $(B)/test/suites.h: $(TEST_SRCS) Makefile
 	@mkdir -p $(dir $@)
 	printf '$(foreach s,$(TEST_SUITES),SUITE($(s))\n)' > $@
 $(B)/test/check_main.o: $(B)/test/suites.h
-$(B)/test/%.o: CPPFLAGS += -I$(B)/test -DBUILDDIR='"$(B)"'
-$(B)/test/check_mailpush: $(call obj,$(TEST_SRCS)) $(B)/libdaemon.a \
+$(B)/test/%.o: CPPFLAGS += -I$(B)/test -Itest/lib -DBUILDDIR='"$(B)"'
+$(B)/test/%.o: ALL_CFLAGS += -Wno-cast-qual -Wno-missing-prototypes
+$(B)/test/check_mailpush: $(call obj,$(TEST_SRCS) $(TESTLIB_SRCS)) $(B)/libdaemon.a \
     $(B)/libmailpush-client.a $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_CHECK) $(LIBS_EVENT) \
 	    $(LIBS_SODIUM) $(LIBS_INIH)

@@ -1,0 +1,596 @@
+/*
+ * harness.c: see harness.h.  Everything here uses the real programs and
+ * real sockets; nothing is simulated.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "event.h"
+#include "harness.h"
+
+uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+long
+rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	FILE *fp;
+	long kib = -1;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(fp);
+	return kib;
+}
+
+static int
+free_udp_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd, port = -1;
+
+	/* a port free on both 127.0.0.1 and ::1 */
+	for (int tries = 0; tries < 50 && port == -1; tries++) {
+		struct sockaddr_in6 sin6;
+		int fd6;
+
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+		    getsockname(fd, (struct sockaddr *)&sin, &len) == -1) {
+			close(fd);
+			continue;
+		}
+		fd6 = socket(AF_INET6, SOCK_DGRAM, 0);
+		memset(&sin6, 0, sizeof(sin6));
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_addr = in6addr_loopback;
+		sin6.sin6_port = sin.sin_port;
+		if (bind(fd6, (struct sockaddr *)&sin6, sizeof(sin6)) == 0)
+			port = ntohs(sin.sin_port);
+		close(fd6);
+		close(fd);
+	}
+	return port;
+}
+
+static int
+write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	size_t len = strlen(text);
+
+	if (fd == -1)
+		return -1;
+	if (write(fd, text, len) != (ssize_t)len) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+int
+mpd_rewrite(struct mpd_proc *p, const char *extra)
+{
+	char text[8192];
+
+	snprintf(text, sizeof(text),
+	    "[mailpushd]\n"
+	    "user =\n"
+	    "listen = 127.0.0.1:%d [::1]:%d\n"
+	    "key_file = %s\n"
+	    "state_file = %s\n"
+	    "control_socket = %s\n"
+	    "\n[events]\n"
+	    "socket = %s\n"
+	    "%s\n",
+	    p->port, p->port, p->key_file, p->state, p->control, p->events,
+	    extra ? extra : "");
+	return write_file(p->conf, text, 0644);
+}
+
+static int
+wait_ready(struct mpd_proc *p)
+{
+	uint64_t until = now_ms() + 5000;
+
+	while (now_ms() < until) {
+		struct sockaddr_un sun;
+		int fd, status;
+
+		if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+			p->pid = -1;
+			return -1;
+		}
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p->control);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(fd);
+			/* the control socket is made before the loop runs; a
+			 * status request proves the loop is up */
+			if (mpd_ctl(p, NULL, 0, "status", NULL) == 0)
+				return 0;
+		} else
+			close(fd);
+		usleep(10000);
+	}
+	return -1;
+}
+
+int
+mpd_start(struct mpd_proc *p)
+{
+	int fd;
+
+	if ((p->pid = fork()) == -1)
+		return -1;
+	if (p->pid == 0) {
+		if ((fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644))
+		    == -1)
+			_exit(127);
+		dup2(fd, 2);
+		dup2(fd, 1);
+		close(fd);
+		execl(BUILDDIR "/mailpushd", "mailpushd", "-d", "-v", "-c",
+		    p->conf, (char *)NULL);
+		_exit(127);
+	}
+	return wait_ready(p);
+}
+
+int
+mpd_setup(struct mpd_proc *p, const char *extra)
+{
+	char hex[2 * MP_KEY_LEN + 2];
+
+	memset(p, 0, sizeof(*p));
+	p->pid = -1;
+	if (sodium_init() < 0)
+		return -1;
+	snprintf(p->dir, sizeof(p->dir), "/tmp/mailpush-test.XXXXXX");
+	if (mkdtemp(p->dir) == NULL)
+		return -1;
+	chmod(p->dir, 0755);
+	snprintf(p->conf, sizeof(p->conf), "%s/mailpushd.conf", p->dir);
+	snprintf(p->log, sizeof(p->log), "%s/mailpushd.log", p->dir);
+	snprintf(p->key_file, sizeof(p->key_file), "%s/key", p->dir);
+	snprintf(p->state, sizeof(p->state), "%s/state", p->dir);
+	snprintf(p->control, sizeof(p->control), "%s/control.sock", p->dir);
+	snprintf(p->events, sizeof(p->events), "%s/event.sock", p->dir);
+	if ((p->port = free_udp_port()) == -1)
+		return -1;
+	randombytes_buf(p->key, sizeof(p->key));
+	sodium_bin2hex(hex, sizeof(hex), p->key, sizeof(p->key));
+	strcat(hex, "\n");
+	if (write_file(p->key_file, hex, 0600) == -1)
+		return -1;
+	if (mpd_rewrite(p, extra) == -1)
+		return -1;
+	return mpd_start(p);
+}
+
+int
+mpd_signal(struct mpd_proc *p, int sig)
+{
+	return p->pid > 0 ? kill(p->pid, sig) : -1;
+}
+
+int
+mpd_stop(struct mpd_proc *p)
+{
+	uint64_t until = now_ms() + 5000;
+	int status;
+
+	if (p->pid <= 0)
+		return -1;
+	kill(p->pid, SIGTERM);
+	while (now_ms() < until) {
+		if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+			p->pid = -1;
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 +
+			    WTERMSIG(status);
+		}
+		usleep(5000);
+	}
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, &status, 0);
+	p->pid = -1;
+	return -1;
+}
+
+void
+mpd_cleanup(struct mpd_proc *p)
+{
+	char cmd[160];
+
+	if (p->pid > 0)
+		mpd_stop(p);
+	if (p->dir[0] != '\0' && getenv("MP_KEEP_TEST_DIRS") == NULL) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", p->dir);
+	}
+}
+
+static void
+drain(int fd, char *buf, size_t len, size_t *off)
+{
+	ssize_t n;
+	char scratch[4096];
+
+	for (;;) {
+		if (buf != NULL && *off + 1 < len)
+			n = read(fd, buf + *off, len - 1 - *off);
+		else
+			n = read(fd, scratch, sizeof(scratch));
+		if (n <= 0)
+			return;
+		if (buf != NULL && *off + 1 < len) {
+			*off += (size_t)n;
+			buf[*off] = '\0';
+		}
+	}
+}
+
+int
+run_cmd(char *const argv[], char *out, size_t outlen, char *err,
+    size_t errlen, int timeout_ms)
+{
+	int op[2], ep[2], status;
+	size_t ooff = 0, eoff = 0;
+	uint64_t until = now_ms() + (uint64_t)timeout_ms;
+	pid_t pid;
+
+	if (out && outlen)
+		out[0] = '\0';
+	if (err && errlen)
+		err[0] = '\0';
+	if (pipe2(op, O_CLOEXEC) == -1 || pipe2(ep, O_CLOEXEC) == -1)
+		return -1;
+	if ((pid = fork()) == 0) {
+		dup2(op[1], 1);
+		dup2(ep[1], 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(op[1]);
+	close(ep[1]);
+	fcntl(op[0], F_SETFL, O_NONBLOCK);
+	fcntl(ep[0], F_SETFL, O_NONBLOCK);
+	for (;;) {
+		struct pollfd pfd[2] = { { op[0], POLLIN, 0 },
+		    { ep[0], POLLIN, 0 } };
+		uint64_t now = now_ms();
+
+		if (now >= until) {
+			kill(pid, SIGKILL);
+			break;
+		}
+		poll(pfd, 2, (int)(until - now));
+		drain(op[0], out, outlen, &ooff);
+		drain(ep[0], err, errlen, &eoff);
+		if ((pfd[0].revents & POLLHUP) && (pfd[1].revents & POLLHUP))
+			break;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			drain(op[0], out, outlen, &ooff);
+			drain(ep[0], err, errlen, &eoff);
+			close(op[0]);
+			close(ep[0]);
+			return WIFEXITED(status) ? WEXITSTATUS(status) :
+			    128 + WTERMSIG(status);
+		}
+	}
+	close(op[0]);
+	close(ep[0]);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int
+mpd_ctl(struct mpd_proc *p, char *out, size_t outlen, ...)
+{
+	char *argv[16], err[1024];
+	va_list ap;
+	int argc = 0, rc;
+
+	argv[argc++] = (char *)BUILDDIR "/mailpushctl";
+	argv[argc++] = (char *)"-c";
+	argv[argc++] = p->conf;
+	va_start(ap, outlen);
+	while (argc < 15 && (argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	rc = run_cmd(argv, out, outlen, err, sizeof(err), 10000);
+	if (rc != 0 && getenv("MP_TEST_VERBOSE"))
+		fprintf(stderr, "mailpushctl: %s", err);
+	return rc;
+}
+
+long long
+mpd_stat(struct mpd_proc *p, const char *name)
+{
+	static char out[65536];
+	char *s;
+	size_t n = strlen(name);
+
+	if (mpd_ctl(p, out, sizeof(out), "stats", NULL) != 0)
+		return -1;
+	for (s = out; (s = strstr(s, name)) != NULL; s += n)
+		if ((s == out || s[-1] == '\n') && s[n] == ' ')
+			return strtoll(s + n, NULL, 10);
+	return -1;
+}
+
+int
+mpd_log_count(struct mpd_proc *p, const char *needle)
+{
+	FILE *fp = fopen(p->log, "r");
+	char line[4096];
+	int n = 0;
+
+	if (fp == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (strstr(line, needle) != NULL)
+			n++;
+	fclose(fp);
+	return n;
+}
+
+int
+mpd_log_wait(struct mpd_proc *p, const char *needle, int n, int ms)
+{
+	uint64_t until = now_ms() + (uint64_t)ms;
+
+	do {
+		if (mpd_log_count(p, needle) >= n)
+			return 0;
+		usleep(10000);
+	} while (now_ms() < until);
+	return -1;
+}
+
+void
+mpd_token(const struct mpd_proc *p, const char *user,
+    uint8_t token[MP_TOKEN_LEN])
+{
+	proto_token(p->key, user, strlen(user), token);
+}
+
+int
+mpd_write_token(const struct mpd_proc *p, const char *user, const char *path)
+{
+	uint8_t token[MP_TOKEN_LEN];
+	char hex[2 * MP_TOKEN_LEN + 2];
+
+	mpd_token(p, user, token);
+	sodium_bin2hex(hex, sizeof(hex), token, sizeof(token));
+	strcat(hex, "\n");
+	return write_file(path, hex, 0600);
+}
+
+int
+mpd_hook(struct mpd_proc *p, const char *user, const char *mailbox)
+{
+	char *argv[] = { (char *)BUILDDIR "/mailpush-hook", (char *)"-c",
+	    p->conf, (char *)"-u", (char *)user, (char *)"-m",
+	    (char *)mailbox, NULL };
+
+	return run_cmd(argv, NULL, 0, NULL, 0, 5000);
+}
+
+int
+mpd_event(struct mpd_proc *p, const char *user, const char *mailbox,
+    unsigned count)
+{
+	struct sockaddr_un sun;
+	struct mp_event ev;
+	uint8_t buf[EVENT_MAX_LEN];
+	const char *why;
+	int fd, n, rc;
+
+	if (event_set(&ev, user, mailbox, count, 0, &why) != 0 ||
+	    (n = event_encode(&ev, buf, sizeof(buf), &why)) < 0)
+		return -1;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p->events);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM, 0)) == -1)
+		return -1;
+	rc = sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&sun,
+	    sizeof(sun)) == n ? 0 : -1;
+	close(fd);
+	return rc;
+}
+
+/* Raw client */
+
+int
+tc_open(struct tclient *c, const struct mpd_proc *p, int v6,
+    const char *bind_ip, const char *user)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (c->fd == -1)
+		return -1;
+	if (v6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->srv;
+		struct sockaddr_in6 b;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = in6addr_loopback;
+		s6->sin6_port = htons((uint16_t)p->port);
+		c->srvlen = sizeof(*s6);
+		memset(&b, 0, sizeof(b));
+		b.sin6_family = AF_INET6;
+		inet_pton(AF_INET6, bind_ip ? bind_ip : "::1", &b.sin6_addr);
+		if (bind(c->fd, (struct sockaddr *)&b, sizeof(b)) == -1)
+			return -1;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&c->srv;
+		struct sockaddr_in b;
+
+		s4->sin_family = AF_INET;
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		s4->sin_port = htons((uint16_t)p->port);
+		c->srvlen = sizeof(*s4);
+		memset(&b, 0, sizeof(b));
+		b.sin_family = AF_INET;
+		inet_pton(AF_INET, bind_ip ? bind_ip : "127.0.0.1",
+		    &b.sin_addr);
+		if (bind(c->fd, (struct sockaddr *)&b, sizeof(b)) == -1)
+			return -1;
+	}
+	snprintf(c->user, sizeof(c->user), "%s", user);
+	mpd_token(p, user, c->token);
+	return 0;
+}
+
+void
+tc_close(struct tclient *c)
+{
+	if (c->fd != -1)
+		close(c->fd);
+	c->fd = -1;
+}
+
+int
+tc_send(struct tclient *c, const uint8_t *buf, size_t len)
+{
+	return sendto(c->fd, buf, len, 0, (struct sockaddr *)&c->srv,
+	    c->srvlen) == (ssize_t)len ? 0 : -1;
+}
+
+int
+tc_recv(struct tclient *c, uint8_t *buf, size_t len, int ms)
+{
+	struct pollfd pfd = { c->fd, POLLIN, 0 };
+	ssize_t n;
+
+	if (poll(&pfd, 1, ms) != 1)
+		return -1;
+	n = recv(c->fd, buf, len, 0);
+	return n < 0 ? -1 : (int)n;
+}
+
+void
+tc_req(struct tclient *c, struct mp_request *rq, uint8_t type,
+    uint32_t reg_id, const void *ctx, size_t ctx_len)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->type = type;
+	rq->timestamp = (uint64_t)((int64_t)time(NULL) + c->clock_skew);
+	rq->nonce = randombytes_random();
+	rq->reg_id = reg_id;
+	rq->user_len = (uint8_t)strlen(c->user);
+	memcpy(rq->user, c->user, rq->user_len);
+	rq->ctx_len = (uint16_t)ctx_len;
+	if (ctx_len)
+		memcpy(rq->ctx, ctx, ctx_len);
+}
+
+int
+tc_call(struct tclient *c, struct mp_request *rq, struct mp_reply *rp,
+    int no_retry)
+{
+	uint8_t buf[PROTO_MAX_DATAGRAM];
+	const char *why;
+	int n, round;
+
+	for (round = 0; round < 2; round++) {
+		memcpy(rq->cookie, c->cookie, sizeof(c->cookie));
+		rq->nonce = randombytes_random();
+		if ((n = proto_request_encode(rq, c->token, buf, sizeof(buf)))
+		    < 0 || tc_send(c, buf, (size_t)n) != 0)
+			return -1;
+		for (;;) {
+			if ((n = tc_recv(c, buf, sizeof(buf), 2000)) < 0)
+				return -1;
+			if (proto_reply_decode(buf, (size_t)n, rp, &why) == 0 &&
+			    rp->nonce == rq->nonce)
+				break;
+		}
+		if (rp->type != PROTO_COOKIE || no_retry)
+			return 0;
+		memcpy(c->cookie, rp->cookie, sizeof(c->cookie));
+	}
+	return 0;
+}
+
+int
+tc_register(struct tclient *c, const void *ctx, size_t ctx_len,
+    struct mp_reply *rp)
+{
+	static struct mp_request rq;
+
+	tc_req(c, &rq, PROTO_REGISTER, 0, ctx, ctx_len);
+	return tc_call(c, &rq, rp, 0);
+}
+
+int
+tc_push(struct tclient *c, struct mp_push *p, int ms)
+{
+	uint8_t buf[PROTO_MAX_DATAGRAM];
+	uint64_t until = now_ms() + (uint64_t)ms;
+	const char *why;
+	int n;
+
+	while (now_ms() < until) {
+		n = tc_recv(c, buf, sizeof(buf), (int)(until - now_ms()));
+		if (n < 0)
+			return -1;
+		if (proto_type(buf, (size_t)n) != PROTO_PUSH ||
+		    proto_push_decode(buf, (size_t)n, p, &why) != 0)
+			continue;
+		if (proto_verify(buf, (size_t)n, c->token) != 0)
+			return -2;
+		return 0;
+	}
+	return -1;
+}
+
+int
+tc_ack(struct tclient *c, const struct mp_push *p)
+{
+	struct mp_ack a = { p->reg_id, p->seq };
+	uint8_t buf[PROTO_ACK_LEN];
+
+	if (proto_ack_encode(&a, c->token, buf, sizeof(buf)) < 0)
+		return -1;
+	return tc_send(c, buf, sizeof(buf));
+}
