@@ -150,4 +150,6 @@ install: all
 clean:
 	rm -rf build build-san build-fuzz
 
+include test/fuzz/fuzz.mk
+
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
