@@ -133,6 +133,8 @@ static const struct key config_keys[] = {
 	  "one refusal log line per user per interval" },
 };
 #define N_KEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
+_Static_assert(N_KEYS <= sizeof(((struct mp_config *)0)->text) /
+    sizeof(char *), "struct mp_config: text[] too small for the key table");
 
 /* Keys of a [user NAME] section. */
 static const struct key override_keys[] = {
@@ -145,18 +147,35 @@ static const struct key override_keys[] = {
 };
 #define N_OVERRIDE_KEYS	(sizeof(override_keys) / sizeof(override_keys[0]))
 
+#define OVERRIDES_MAX	256
+
+/* What the current section is, as the reader saw its header. */
+enum { SECT_NONE, SECT_KNOWN, SECT_USER, SECT_BAD };
+
 struct parse {
 	struct mp_config *cfg;
 	const char	*path;
 	FILE		*fp;
 	int		 lineno;
-	int		 continuation;	/* current line continues the previous */
 	int		 errors;
-	int		 seen[N_KEYS];
-	char		 section[INI_MAX_LINE];
-	unsigned char	 oseen[N_OVERRIDE_KEYS];
-	int		 override;	/* index into overrides, or -1 */
-	int		 override_line[256];
+	int		 seen[N_KEYS];		/* line of each key; 0: not yet */
+
+	/*
+	 * The reader's model of inih's state.  inih keeps only 49 bytes of a
+	 * section name and calls the handler for no empty section, so the
+	 * reader, which sees every header, decides what the section is.
+	 */
+	int		 sect_kind;		/* SECT_* */
+	char		 section[INI_MAX_LINE];	/* as written, for messages */
+	int		 in_key;		/* inih has a previous key */
+	int		 continuation;		/* this line continues a value */
+	const struct key *last_key;		/* the value continued; NULL:
+						   drop continuation lines */
+	size_t		 last_idx;
+	int		 override;		/* index into overrides, or -1 */
+	int		 oseen[N_OVERRIDE_KEYS];
+	int		 override_line[OVERRIDES_MAX];
+
 	char		*line;
 	size_t		 linecap;
 };
@@ -359,6 +378,9 @@ config_parse_cidr(const char *s, struct config_cidr *c)
 	return 0;
 }
 
+#define SYSNAME_RULE	"letters, digits, '.', '_', '$' and '-' (not first), " \
+			"at most 63 characters"
+
 static int
 valid_sysname(const char *s)
 {
@@ -371,19 +393,25 @@ valid_sysname(const char *s)
 	return 1;
 }
 
-/* Split a list value on spaces and commas; calls fn for each item. */
+/*
+ * Split a list value on spaces and commas; calls fn for each item.  fn
+ * returns -1 for a bad item, -2 when the list is full (stop: one error).
+ */
 static int
 for_each_item(struct parse *p, const struct key *k, const char *value,
     int (*fn)(struct parse *, const struct key *, const char *))
 {
 	char buf[INI_MAX_LINE], *tok, *save = NULL;
-	int rc = 0;
+	int rc = 0, r;
 
 	snprintf(buf, sizeof(buf), "%s", value);
 	for (tok = strtok_r(buf, " \t,", &save); tok != NULL;
 	    tok = strtok_r(NULL, " \t,", &save))
-		if (fn(p, k, tok) != 0)
+		if ((r = fn(p, k, tok)) != 0) {
 			rc = -1;
+			if (r == -2)
+				break;
+		}
 	return rc;
 }
 
@@ -391,18 +419,30 @@ static int
 add_listen(struct parse *p, const struct key *k, const char *item)
 {
 	struct mp_config *cfg = p->cfg;
+	struct config_listen *l;
+	size_t i;
 
 	if (cfg->n_listen == CONFIG_LISTEN_MAX) {
 		perr(p, k->section, k->name, "at most %d addresses",
 		    CONFIG_LISTEN_MAX);
-		return -1;
+		return -2;
 	}
-	if (config_parse_listen(item, &cfg->listen[cfg->n_listen]) != 0) {
+	l = &cfg->listen[cfg->n_listen];
+	if (config_parse_listen(item, l) != 0) {
 		perr(p, k->section, k->name, "bad address \"%s\": must be "
 		    "IPv4ADDR[:PORT] or [IPv6ADDR][:PORT] with a port from "
 		    "1 to 65535", item);
 		return -1;
 	}
+	/* config_parse_listen zeroes the whole sockaddr: memcmp is exact */
+	for (i = 0; i < cfg->n_listen; i++)
+		if (cfg->listen[i].len == l->len &&
+		    memcmp(&cfg->listen[i].ss, &l->ss, l->len) == 0) {
+			perr(p, k->section, k->name, "duplicate address "
+			    "\"%s\" (the same as \"%s\")", item,
+			    cfg->listen[i].text);
+			return -1;
+		}
 	cfg->n_listen++;
 	return 0;
 }
@@ -421,7 +461,7 @@ add_cidr(struct parse *p, const struct key *k, const char *item)
 	}
 	if (cfg->n_allow >= 1024) {
 		perr(p, k->section, k->name, "at most 1024 networks");
-		return -1;
+		return -2;
 	}
 	if ((n = reallocarray(cfg->allow, cfg->n_allow + 1, sizeof(*n))) ==
 	    NULL)
@@ -438,14 +478,13 @@ add_name(struct parse *p, const struct key *k, const char *item)
 	char **n;
 
 	if (!valid_sysname(item)) {
-		perr(p, k->section, k->name, "bad user name \"%s\": letters, "
-		    "digits, '.', '_', '-' and '$', at most %d characters",
-		    item, CONFIG_NAME_MAX - 1);
+		perr(p, k->section, k->name, "bad user name \"%s\": "
+		    SYSNAME_RULE, item);
 		return -1;
 	}
 	if (cfg->n_allow_users >= 1024) {
 		perr(p, k->section, k->name, "at most 1024 users");
-		return -1;
+		return -2;
 	}
 	if ((n = reallocarray(cfg->allow_users, cfg->n_allow_users + 1,
 	    sizeof(*n))) == NULL || (n[cfg->n_allow_users] = strdup(item)) ==
@@ -497,6 +536,8 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
     int append)
 {
 	char *field = (char *)base + k->off;
+	/* a [user NAME] key names its own section */
+	const char *sect = p->sect_kind == SECT_USER ? p->section : k->section;
 	uint64_t v;
 	char *end;
 
@@ -506,7 +547,7 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 		v = strtoull(value, &end, 10);
 		if (!isdigit((unsigned char)*value) || *end != '\0' ||
 		    errno != 0 || v < k->min || v > k->max) {
-			perr(p, k->section, k->name, "must be an integer from "
+			perr(p, sect, k->name, "must be an integer from "
 			    "%" PRIu64 " to %" PRIu64, k->min, k->max);
 			return -1;
 		}
@@ -519,7 +560,7 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 
 			fmt_duration(k->min, lo, sizeof(lo));
 			fmt_duration(k->max, hi, sizeof(hi));
-			perr(p, k->section, k->name, "must be a duration from "
+			perr(p, sect, k->name, "must be a duration from "
 			    "%s to %s (a number with ms, s, m, h or d)", lo,
 			    hi);
 			return -1;
@@ -529,7 +570,7 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 	case T_SIZE:
 		if (config_parse_size(value, &v) != 0 || v < k->min ||
 		    v > k->max) {
-			perr(p, k->section, k->name, "must be a size from "
+			perr(p, sect, k->name, "must be a size from "
 			    "%" PRIu64 "k to %" PRIu64 "M (a number of bytes, "
 			    "with k, M or G)", k->min / 1024, k->max >> 20);
 			return -1;
@@ -538,7 +579,7 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 		return 0;
 	case T_BOOL:
 		if (parse_bool(value, (int *)field) != 0) {
-			perr(p, k->section, k->name, "must be yes or no");
+			perr(p, sect, k->name, "must be yes or no");
 			return -1;
 		}
 		return 0;
@@ -547,7 +588,7 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 		v = strtoull(value, &end, 8);
 		if (!isdigit((unsigned char)*value) || *end != '\0' ||
 		    errno != 0 || v > 0777) {
-			perr(p, k->section, k->name, "must be an octal file "
+			perr(p, sect, k->name, "must be an octal file "
 			    "mode from 0000 to 0777");
 			return -1;
 		}
@@ -556,18 +597,19 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 	case T_USER:
 	case T_GROUP:
 		if (*value != '\0' && !valid_sysname(value)) {
-			perr(p, k->section, k->name, "bad %s name \"%s\"",
-			    k->type == T_USER ? "user" : "group", value);
+			perr(p, sect, k->name, "bad %s name \"%s\": "
+			    SYSNAME_RULE, k->type == T_USER ? "user" : "group",
+			    value);
 			return -1;
 		}
 		if (*value != '\0' && p->lineno > 0) {
 			if (k->type == T_USER && getpwnam(value) == NULL) {
-				perr(p, k->section, k->name, "no such user "
+				perr(p, sect, k->name, "no such user "
 				    "\"%s\"", value);
 				return -1;
 			}
 			if (k->type == T_GROUP && getgrnam(value) == NULL) {
-				perr(p, k->section, k->name, "no such group "
+				perr(p, sect, k->name, "no such group "
 				    "\"%s\"", value);
 				return -1;
 			}
@@ -583,7 +625,7 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 			return 0;
 		}
 		if (*value != '/' || strlen(value) >= max) {
-			perr(p, k->section, k->name, "must be an absolute path "
+			perr(p, sect, k->name, "must be an absolute path "
 			    "shorter than %zu bytes", max);
 			return -1;
 		}
@@ -593,14 +635,9 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 	case T_LISTEN:
 		if (!append)
 			p->cfg->n_listen = 0;
-		if (for_each_item(p, k, value, add_listen) != 0)
-			return -1;
-		if (p->cfg->n_listen == 0) {
-			perr(p, k->section, k->name, "needs at least one "
-			    "address");
-			return -1;
-		}
-		return 0;
+		/* an empty list is refused in finish(): continuation lines
+		   may follow an empty first line */
+		return for_each_item(p, k, value, add_listen);
 	case T_CIDRS:
 		if (!append) {
 			free(p->cfg->allow);
@@ -635,19 +672,19 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 			idx++;
 			c = bar ? bar + 1 : NULL;
 		}
-		perr(p, k->section, k->name, "must be one of: %s", k->choices);
+		perr(p, sect, k->name, "must be one of: %s", k->choices);
 		return -1;
 	}
 	case T_DELIMS: {
 		const char *s;
 
 		if (strlen(value) >= sizeof(((struct user_rule *)0)->delimiters)) {
-			perr(p, k->section, k->name, "at most 15 characters");
+			perr(p, sect, k->name, "at most 15 characters");
 			return -1;
 		}
 		for (s = value; *s; s++)
 			if (!ispunct((unsigned char)*s) || *s == '@') {
-				perr(p, k->section, k->name, "must be "
+				perr(p, sect, k->name, "must be "
 				    "punctuation characters other than '@', "
 				    "such as + or -");
 				return -1;
@@ -680,45 +717,94 @@ is_list(const struct key *k)
 	return k->type == T_LISTEN || k->type == T_CIDRS || k->type == T_NAMES;
 }
 
-static int
-override_section(struct parse *p, const char *section)
+/* Remember the text of a key for config_print; lists accumulate. */
+static void
+set_text(struct parse *p, size_t idx, const char *value, int append)
+{
+	char *old = p->cfg->text[idx], *t;
+	size_t ol, vl = strlen(value);
+
+	if (append && old != NULL && *old != '\0') {
+		ol = strlen(old);
+		if ((t = malloc(ol + 1 + vl + 1)) == NULL)
+			fatal("malloc");
+		memcpy(t, old, ol);
+		t[ol] = ' ';
+		memcpy(t + ol + 1, value, vl + 1);
+	} else if ((t = strdup(value)) == NULL)
+		fatal("strdup");
+	free(old);
+	p->cfg->text[idx] = t;
+}
+
+/* A [user NAME] header; `rest' is what follows "user". */
+static void
+override_section(struct parse *p, const char *rest)
 {
 	struct mp_config *cfg = p->cfg;
-	const char *name = section + 5;
 	struct config_override *o;
-	size_t i;
+	char name[INI_MAX_LINE];
+	size_t i, len;
 
-	if (strcmp(section, p->section) == 0)
-		return p->override;
-	snprintf(p->section, sizeof(p->section), "%s", section);
-	memset(p->oseen, 0, sizeof(p->oseen));
-	p->override = -1;
-	while (*name == ' ' || *name == '\t')
-		name++;
-	if (*name == '\0' || strlen(name) > MP_USER_MAX) {
-		perr(p, section, NULL, "a user section must be [user NAME] "
-		    "with a name of 1 to 255 bytes");
-		return -1;
+	while (isspace((unsigned char)*rest))
+		rest++;
+	len = strlen(rest);
+	while (len > 0 && isspace((unsigned char)rest[len - 1]))
+		len--;
+	if (len == 0 || len > MP_USER_MAX) {
+		perr(p, p->section, NULL, "a user section must be [user NAME] "
+		    "with a name of 1 to %d bytes", MP_USER_MAX);
+		return;
 	}
+	snprintf(name, sizeof(name), "%.*s", (int)len, rest);
 	for (i = 0; i < cfg->n_overrides; i++)
 		if (strcmp(cfg->overrides[i].user, name) == 0) {
-			perr(p, section, NULL, "duplicate section (first at "
+			perr(p, p->section, NULL, "duplicate section (first at "
 			    "line %d)", p->override_line[i]);
-			return -1;
+			return;
 		}
-	if (cfg->n_overrides >= 256) {
-		perr(p, section, NULL, "at most 256 [user] sections");
-		return -1;
+	if (cfg->n_overrides >= OVERRIDES_MAX) {
+		perr(p, p->section, NULL, "at most %d [user NAME] sections",
+		    OVERRIDES_MAX);
+		return;
 	}
 	if ((o = reallocarray(cfg->overrides, cfg->n_overrides + 1,
 	    sizeof(*o))) == NULL)
 		fatal("reallocarray");
 	cfg->overrides = o;
-	memset(&o[cfg->n_overrides], 0, sizeof(*o));
-	snprintf(o[cfg->n_overrides].user, sizeof(o->user), "%s", name);
+	o = &cfg->overrides[cfg->n_overrides];
+	memset(o, 0, sizeof(*o));
+	snprintf(o->user, sizeof(o->user), "%s", name);
 	p->override_line[cfg->n_overrides] = p->lineno;
 	p->override = (int)cfg->n_overrides++;
-	return p->override;
+	p->sect_kind = SECT_USER;
+}
+
+/* A section header: `name' is what stands between the brackets. */
+static void
+section_header(struct parse *p, const char *name, size_t len)
+{
+	static const char *known[] = {
+		"mailpushd", "events", "hook", "names", "limits",
+	};
+	size_t i;
+
+	snprintf(p->section, sizeof(p->section), "%.*s", (int)len, name);
+	p->sect_kind = SECT_BAD;	/* its keys are dropped silently */
+	p->override = -1;
+	memset(p->oseen, 0, sizeof(p->oseen));
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(p->section, known[i]) == 0) {
+			p->sect_kind = SECT_KNOWN;
+			return;
+		}
+	if (strncmp(p->section, "user", 4) == 0 && (p->section[4] == '\0' ||
+	    isspace((unsigned char)p->section[4]))) {
+		override_section(p, p->section + 4);
+		return;
+	}
+	perr(p, p->section, NULL, "unknown section (known: mailpushd, events, "
+	    "hook, names, limits, user NAME)");
 }
 
 static int
@@ -728,115 +814,167 @@ handler(void *user, const char *section, const char *name, const char *value)
 	const struct key *k;
 	size_t idx;
 
-	if (strncmp(section, "user ", 5) == 0 ||
-	    strncmp(section, "user\t", 5) == 0) {
-		int o = override_section(p, section);
-
-		if (o < 0)
+	(void)section;		/* inih's copy may be truncated */
+	if (p->continuation) {
+		if ((k = p->last_key) == NULL)
+			return 1;	/* its first line was refused */
+		if (!is_list(k)) {
+			perr(p, p->section, k->name, "continuation lines are "
+			    "only allowed for lists");
 			return 1;
+		}
+		if (set_key(p, k, p->cfg, value, 1) == 0)
+			set_text(p, p->last_idx, value, 1);
+		return 1;
+	}
+	p->last_key = NULL;
+	switch (p->sect_kind) {
+	case SECT_NONE:
+		perr(p, NULL, NULL, "%s: key outside any section", name);
+		return 1;
+	case SECT_BAD:
+		return 1;	/* the header was reported */
+	default:
+		break;
+	}
+	if (*name == '\0') {
+		perr(p, p->section, NULL, "missing key name before '='");
+		return 1;
+	}
+	if (p->sect_kind == SECT_USER) {
 		k = find_key(override_keys, N_OVERRIDE_KEYS, NULL, name, &idx);
 		if (k == NULL) {
-			perr(p, section, name, "unknown key (a [user NAME] "
+			perr(p, p->section, name, "unknown key (a [user NAME] "
 			    "section allows max_registrations_per_client and "
 			    "max_context_size)");
 			return 1;
 		}
-		if (p->continuation) {
-			perr(p, section, name, "continuation lines are only "
-			    "allowed for lists");
-			return 1;
-		}
 		if (p->oseen[idx]) {
-			perr(p, section, name, "duplicate key");
+			perr(p, p->section, name, "duplicate key (first at "
+			    "line %d)", p->oseen[idx]);
 			return 1;
 		}
-		p->oseen[idx] = 1;
-		set_key(p, k, &p->cfg->overrides[o], value, 0);
+		p->oseen[idx] = p->lineno;
+		p->last_key = k;
+		set_key(p, k, &p->cfg->overrides[p->override], value, 0);
 		return 1;
 	}
-	snprintf(p->section, sizeof(p->section), "%s", section);
-	k = find_key(config_keys, N_KEYS, section, name, &idx);
+	k = find_key(config_keys, N_KEYS, p->section, name, &idx);
 	if (k == NULL) {
-		if (find_key(config_keys, N_KEYS, section, "", &idx) == NULL &&
-		    strcmp(section, "mailpushd") && strcmp(section, "events") &&
-		    strcmp(section, "hook") && strcmp(section, "names") &&
-		    strcmp(section, "limits"))
-			perr(p, section, NULL, "unknown section (known: "
-			    "mailpushd, events, hook, names, limits, user NAME)");
-		else
-			perr(p, section, name, "unknown key");
-		return 1;
-	}
-	if (p->continuation) {
-		if (!is_list(k)) {
-			perr(p, section, name, "continuation lines are only "
-			    "allowed for lists");
-			return 1;
-		}
-		set_key(p, k, p->cfg, value, 1);
+		perr(p, p->section, name, "unknown key");
 		return 1;
 	}
 	if (p->seen[idx]) {
-		perr(p, section, name, "duplicate key (first at line %d)",
+		perr(p, p->section, name, "duplicate key (first at line %d)",
 		    p->seen[idx]);
 		return 1;
 	}
 	p->seen[idx] = p->lineno;
-	if (set_key(p, k, p->cfg, value, 0) == 0) {
-		free(p->cfg->text[idx]);
-		if ((p->cfg->text[idx] = strdup(value)) == NULL)
-			fatal("strdup");
-	}
+	p->last_key = k;
+	p->last_idx = idx;
+	if (set_key(p, k, p->cfg, value, 0) == 0)
+		set_text(p, idx, value, 0);
 	return 1;
 }
 
 /*
- * The reader inih calls for each line: counts lines, refuses lines longer
- * than inih's buffer, and reports lines that are neither blank, comment,
- * section nor key = value (inih would report only the first).
+ * inih's find_chars_or_comment: the first of `chars', or an inline comment
+ * (';' after white space), or the end.
+ */
+static const char *
+inline_end(const char *s, const char *chars)
+{
+	int was_space = 0;
+
+	while (*s != '\0' && strchr(chars, *s) == NULL &&
+	    !(was_space && *s == ';')) {
+		was_space = isspace((unsigned char)*s);
+		s++;
+	}
+	return s;
+}
+
+/*
+ * The reader inih calls for each line.  It counts lines, follows inih's
+ * rules to know what inih will make of each line, and reports what inih
+ * would skip, split or report only once: over-long lines, lines that are
+ * neither blank, comment, section nor key = value, section headers.  A
+ * refused line reaches inih as a blank line.
  */
 static char *
 reader(char *str, int num, void *stream)
 {
 	struct parse *p = stream;
 	ssize_t n;
-	char *s;
+	char *line, *s;
+	const char *e;
 
 	if ((n = getline(&p->line, &p->linecap, p->fp)) == -1)
 		return NULL;
 	p->lineno++;
-	while (n > 0 && (p->line[n - 1] == '\n' || p->line[n - 1] == '\r'))
-		p->line[--n] = '\0';
 	p->continuation = 0;
-	if (n >= num - 1) {
-		perr(p, NULL, NULL, "line longer than %d characters", num - 2);
-		str[0] = '\0';
+	str[0] = '\0';
+	line = p->line;
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	if (p->lineno == 1 && n >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+		line += 3;	/* a UTF-8 byte order mark */
+		n -= 3;
+	}
+	if (strlen(line) != (size_t)n) {
+		perr(p, NULL, NULL, "line contains a NUL byte");
+		p->last_key = NULL;
 		return str;
 	}
-	for (s = p->line; *s == ' ' || *s == '\t'; s++)
+	for (s = line; isspace((unsigned char)*s); s++)
 		;
-	if (*s == '\0' || *s == ';' || *s == '#') {
-		/* blank or comment */
+	if (*s == '\0' || *s == ';' || *s == '#')
+		return str;	/* blank or comment, of any length */
+	if (n > num - 1) {
+		perr(p, NULL, NULL, "line longer than %d characters", num - 1);
+		p->last_key = NULL;
+		return str;
+	}
+	if (s > line && p->in_key) {
+		/*
+		 * inih: an indented line continues the previous value.  inih
+		 * 55 keeps an inline comment there (later versions strip
+		 * it): strip it here, as on the key's first line.
+		 */
+		p->continuation = 1;
+		e = inline_end(s, "");
+		n = e - line;
+		while (n > 0 && isspace((unsigned char)line[n - 1]))
+			n--;
+		line[n] = '\0';
 	} else if (*s == '[') {
-		if (strchr(s, ']') == NULL) {
+		e = inline_end(s + 1, "]");
+		if (*e != ']') {
 			perr(p, NULL, NULL, "section header without ']'");
-			str[0] = '\0';
+			/* drop its keys, as those of an unknown section */
+			p->sect_kind = SECT_BAD;
+			p->last_key = NULL;
 			return str;
 		}
-	} else if (s > p->line) {
-		p->continuation = 1;
-	} else if (strpbrk(s, "=:") == NULL) {
-		perr(p, NULL, NULL, "expected [section] or key = value, not "
-		    "\"%.40s\"", s);
-		str[0] = '\0';
-		return str;
+		section_header(p, s + 1, (size_t)(e - s - 1));
+		p->in_key = 0;
+		p->last_key = NULL;
+		for (e++; isspace((unsigned char)*e); e++)
+			;
+		if (*e != '\0' && *e != ';' && *e != '#')
+			perr(p, p->section, NULL, "text after the section "
+			    "header");
+	} else {
+		e = inline_end(s, "=:");
+		if (*e != '=' && *e != ':') {
+			perr(p, NULL, NULL, "expected [section] or key = value, "
+			    "not \"%.40s\"", s);
+			p->last_key = NULL;
+			return str;
+		}
+		p->in_key = 1;
 	}
-	if (s > p->line && p->continuation && p->section[0] == '\0') {
-		perr(p, NULL, NULL, "indented line outside any section");
-		str[0] = '\0';
-		return str;
-	}
-	memcpy(str, p->line, (size_t)n + 1);
+	memcpy(str, line, (size_t)n + 1);
 	return str;
 }
 
@@ -859,7 +997,7 @@ config_defaults(struct mp_config *cfg)
 	init_parse(&p, cfg, "(defaults)");
 	for (i = 0; i < N_KEYS; i++) {
 		if (set_key(&p, &config_keys[i], cfg, config_keys[i].def, 0)
-		    != 0 && config_keys[i].type != T_LISTEN)
+		    != 0)
 			abort();	/* a default that does not parse */
 		if ((cfg->text[i] = strdup(config_keys[i].def)) == NULL)
 			fatal("strdup");
@@ -867,37 +1005,55 @@ config_defaults(struct mp_config *cfg)
 	snprintf(cfg->path, sizeof(cfg->path), "%s", "(built-in defaults)");
 }
 
-/* Normalise the names that depend on [names], wherever in the file it was. */
+/* A key's place in config_keys. */
+static size_t
+key_index(const char *section, const char *name)
+{
+	size_t idx = 0;
+
+	if (find_key(config_keys, N_KEYS, section, name, &idx) == NULL)
+		abort();
+	return idx;
+}
+
+/*
+ * Checks that need the whole file: names that depend on [names], wherever
+ * in the file it was; keys that depend on each other.
+ */
 static void
 finish(struct parse *p)
 {
 	struct mp_config *cfg = p->cfg;
-	char out[MP_USER_MAX + 1];
+	char out[MP_USER_MAX + 1], sect[MP_USER_MAX + 8];
 	const char *why;
-	size_t i, j;
+	size_t i, j, idx = key_index("mailpushd", "listen");
 
 	for (i = 0; i < cfg->n_overrides; i++) {
+		snprintf(sect, sizeof(sect), "user %s", cfg->overrides[i].user);
+		p->lineno = p->override_line[i];
 		if (user_normalize(&cfg->names, cfg->overrides[i].user,
 		    strlen(cfg->overrides[i].user), out, &why) != 0) {
-			p->lineno = p->override_line[i];
-			perr(p, "user", NULL, "%s: %s", cfg->overrides[i].user,
-			    why);
+			perr(p, sect, NULL, "%s", why);
 			continue;
 		}
 		snprintf(cfg->overrides[i].user, sizeof(out), "%s", out);
 		for (j = 0; j < i; j++)
 			if (strcmp(cfg->overrides[j].user, out) == 0) {
-				p->lineno = p->override_line[i];
-				perr(p, "user", NULL, "%s: the same user as "
-				    "the section at line %d", out,
+				perr(p, sect, NULL, "the same user (%s) as the "
+				    "section at line %d", out,
 				    p->override_line[j]);
+				break;
 			}
 	}
+	if (cfg->n_listen == 0 && strspn(cfg->text[idx], " \t,") ==
+	    strlen(cfg->text[idx])) {
+		p->lineno = p->seen[idx];
+		perr(p, "mailpushd", "listen", "needs at least one address");
+	}
 	if (cfg->auth == AUTH_NONE && cfg->n_allow == 0) {
-		p->lineno = 0;
-		log_error("%s: [mailpushd] auth = none requires an allow list "
-		    "of trusted networks", p->path);
-		p->errors++;
+		p->lineno = p->seen[key_index("mailpushd", "auth")];
+		perr(p, "mailpushd", "auth", "none requires an allow list of "
+		    "trusted networks");
 	}
 }
 
@@ -925,7 +1081,7 @@ config_load(const char *path, struct mp_config *cfg)
 	if (rc == -2)
 		fatalx("%s: out of memory", path);
 	if (rc > 0 && p.errors == 0) {
-		/* inih found an error the reader did not: report it. */
+		/* inih found an error the reader did not foresee */
 		p.lineno = rc;
 		perr(&p, NULL, NULL, "syntax error");
 	}
@@ -948,10 +1104,42 @@ config_free(struct mp_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+/*
+ * A list, wrapped onto continuation lines so that no line comes near
+ * inih's limit however long the list is.
+ */
+static void
+print_list(FILE *fp, const char *name, const char *text)
+{
+	char *buf, *tok, *save = NULL;
+	size_t col, first = strlen(name) + 2, tl;
+
+	if ((buf = strdup(text)) == NULL)
+		fatal("strdup");
+	fprintf(fp, "%s =", name);
+	col = first;
+	for (tok = strtok_r(buf, " \t,", &save); tok != NULL;
+	    tok = strtok_r(NULL, " \t,", &save)) {
+		tl = strlen(tok);
+		if (col > first && col + 1 + tl > 72) {
+			fprintf(fp, "\n\t%s", tok);
+			col = 8 + tl;
+		} else {
+			fprintf(fp, " %s", tok);
+			col += 1 + tl;
+		}
+	}
+	free(buf);
+}
+
+/*
+ * Every key with its effective value, in a form config_load reads back to
+ * the same configuration.
+ */
 void
 config_print(const struct mp_config *cfg, FILE *fp)
 {
-	const char *section = "";
+	const char *section = "", *text;
 	size_t i;
 
 	fprintf(fp, "; effective configuration from %s\n", cfg->path);
@@ -962,8 +1150,14 @@ config_print(const struct mp_config *cfg, FILE *fp)
 			fprintf(fp, "%s[%s]\n", i ? "\n" : "", k->section);
 			section = k->section;
 		}
-		fprintf(fp, "%s = %s", k->name, cfg->text[i] ? cfg->text[i] :
-		    "");
+		text = cfg->text[i] ? cfg->text[i] : "";
+		if (is_list(k))
+			print_list(fp, k->name, text);
+		else if (*text == ';' || *text == '\0')
+			/* no space: inih would take " ;" for a comment */
+			fprintf(fp, "%s =%s", k->name, text);
+		else
+			fprintf(fp, "%s = %s", k->name, text);
 		if (strcmp(k->name, "max_registrations_per_client") == 0 &&
 		    cfg->max_registrations_per_client == 0)
 			fprintf(fp, "\t; means %d", MP_DEFAULT_REGS_PER_CLIENT);
@@ -1028,13 +1222,20 @@ int
 config_addr_allowed(const struct mp_config *cfg, const struct sockaddr *sa)
 {
 	const uint8_t *a4 = NULL, *a6 = NULL;
+	uint8_t mapped[16];
 	size_t i;
 
 	if (cfg->n_allow == 0)
 		return 1;
-	if (sa->sa_family == AF_INET)
+	if (sa->sa_family == AF_INET) {
+		/* matched as itself and as ::ffff:a.b.c.d, as a dual-stack
+		   socket would see it */
 		a4 = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-	else if (sa->sa_family == AF_INET6) {
+		memset(mapped, 0, 10);
+		mapped[10] = mapped[11] = 0xff;
+		memcpy(mapped + 12, a4, 4);
+		a6 = mapped;
+	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
 
 		a6 = s6->sin6_addr.s6_addr;

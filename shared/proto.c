@@ -69,9 +69,14 @@ proto_request_encode(const struct mp_request *rq,
 	    rq->user_len == 0 || rq->ctx_len > MP_CONTEXT_MAX ||
 	    rq->n_mailboxes > MP_MAILBOXES_MAX)
 		return -1;
+	/* Never produce what proto_request_decode refuses: no NUL bytes. */
+	if (memchr(rq->user, '\0', rq->user_len) != NULL)
+		return -1;
 	need = PROTO_REQ_FIXED + rq->user_len + rq->ctx_len + PROTO_MAC_LEN;
 	for (i = 0; i < rq->n_mailboxes; i++) {
-		if (rq->mailboxes[i].len == 0)
+		if (rq->mailboxes[i].len == 0 ||
+		    memchr(rq->mailboxes[i].name, '\0',
+		    rq->mailboxes[i].len) != NULL)
 			return -1;
 		need += 1 + rq->mailboxes[i].len;
 	}
@@ -382,22 +387,34 @@ proto_hex_encode(const uint8_t *in, size_t len, char *out)
 int
 proto_read_hexfile(const char *path, uint8_t out[32], const char **why)
 {
-	char buf[130];
+	char buf[131];		/* 64 digits and newlines; 130 is too long */
+	size_t len = 0;
 	ssize_t n;
-	int fd;
+	int fd, saved;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		*why = strerror(errno);
 		return -1;
 	}
-	n = read(fd, buf, sizeof(buf) - 1);
+	/* Read to the end, so a long file cannot pass on its first bytes. */
+	for (;;) {
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if ((len += (size_t)n) == sizeof(buf) - 1)
+			break;
+	}
+	saved = errno;
 	close(fd);
 	if (n < 0) {
-		*why = strerror(errno);
+		*why = strerror(saved);
 		return -1;
 	}
-	buf[n] = '\0';
-	if (proto_hex_decode(buf, out, 32) != 0) {
+	buf[len] = '\0';
+	if (len == sizeof(buf) - 1 || memchr(buf, '\0', len) != NULL ||
+	    proto_hex_decode(buf, out, 32) != 0) {
 		*why = "not 64 hexadecimal digits";
 		return -1;
 	}

@@ -3,13 +3,50 @@
  *
  * The local part loses everything from the first recipient delimiter up to
  * the `@' (or the end), as Postfix's recipient_delimiter does; with
- * fold_case ASCII letters are lower-cased.  Control characters, spaces and
- * an empty result are refused, so a name is always safe to log and to use
- * as a key.
+ * fold_case ASCII letters are lower-cased.  Control characters (C0, DEL
+ * and C1), spaces, bytes that are not UTF-8 and an empty result are
+ * refused, so a name is always safe to log and to use as a key.
  */
 #include <string.h>
 
 #include "user.h"
+
+/*
+ * The length of the well-formed UTF-8 sequence (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF) that starts `s', which
+ * is not ASCII; 0 if there is none or it encodes a C1 control.
+ */
+static size_t
+utf8_len(const unsigned char *s, size_t left)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		if (s[0] == 0xe0)
+			lo = 0xa0;
+		else if (s[0] == 0xed)
+			hi = 0x9f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		if (s[0] == 0xf0)
+			lo = 0x90;
+		else if (s[0] == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (n > left || s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	if (s[0] == 0xc2 && s[1] <= 0x9f)
+		return 0;	/* U+0080..U+009F */
+	return n;
+}
 
 int
 user_normalize(const struct user_rule *rule, const char *in, size_t inlen,
@@ -32,6 +69,22 @@ user_normalize(const struct user_rule *rule, const char *in, size_t inlen,
 		if (c <= 0x20 || c == 0x7f) {
 			*why = "user name contains a space or control character";
 			return -1;
+		}
+		if (c >= 0x80) {
+			size_t n = utf8_len((const unsigned char *)in + i,
+			    inlen - i);
+
+			if (n == 0) {
+				*why = "user name is not valid UTF-8 or "
+				    "contains a control character";
+				return -1;
+			}
+			if (!skipping) {
+				memcpy(out + o, in + i, n);
+				o += n;
+			}
+			i += n - 1;
+			continue;
 		}
 		if (c == '@') {
 			if (seen_at) {

@@ -28,7 +28,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	close(fd);
 	/* errors go to syslog (nowhere here), not to the fuzzer's stderr */
-	log_init("", getenv("FUZZ_VERBOSE") != NULL, 0);
+	log_init("fuzz_config", getenv("FUZZ_VERBOSE") != NULL, 0);
 	return 0;
 }
 

@@ -33,7 +33,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	snprintf(path, sizeof(path), "%s/state", dir);
 	/* errors go to syslog (nowhere here), not to the fuzzer's stderr */
-	log_init("", getenv("FUZZ_VERBOSE") != NULL, 0);
+	log_init("fuzz_state", getenv("FUZZ_VERBOSE") != NULL, 0);
 	if ((mpd = calloc(1, sizeof(*mpd))) == NULL)
 		abort();
 	config_defaults(&mpd->cfg);
