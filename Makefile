@@ -101,6 +101,14 @@ $(B)/test/check_mailpush: $(call obj,$(TEST_SRCS) $(TESTLIB_SRCS)) $(B)/libdaemo
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_CHECK) $(LIBS_EVENT) \
 	    $(LIBS_SODIUM) $(LIBS_INIH)
 
+# Load tests: bounded in count and time, loopback only.
+FLOOD_COUNT	?= 1000000
+$(B)/test/flood-test: $(B)/test/flood/flood.o $(B)/test/lib/harness.o \
+    $(B)/libshared.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SODIUM) $(LIBS_INIH)
+flood: deps all $(B)/test/flood-test
+	$(B)/test/flood-test $(FLOOD_COUNT)
+
 # Install missing Debian packages, and only those.
 deps:
 	@missing=""; for p in $(DEBIAN_PKGS); do \
