@@ -109,6 +109,13 @@ $(B)/test/flood-test: $(B)/test/flood/flood.o $(B)/test/lib/harness.o \
 flood: deps all $(B)/test/flood-test
 	$(B)/test/flood-test $(FLOOD_COUNT)
 
+SOAK_SECONDS	?= 600
+$(B)/test/soak-test: $(B)/test/soak/soak.o $(B)/test/lib/harness.o \
+    $(B)/libshared.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SODIUM) $(LIBS_INIH)
+soak: deps all $(B)/test/soak-test
+	$(B)/test/soak-test $(SOAK_SECONDS)
+
 # Install missing Debian packages, and only those.
 deps:
 	@missing=""; for p in $(DEBIAN_PKGS); do \
