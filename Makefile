@@ -59,11 +59,13 @@ HELPERS		:= $(patsubst test/helpers/%.c,$(B)/test/%,$(HELPER_SRCS))
 MANPAGES	:= $(wildcard man/*.[1-8])
 
 DEBIAN_PKGS	:= gcc make pkg-config libevent-dev libinih-dev libsodium-dev \
-		   check mandoc
+		   check mandoc dovecot-dev
 
 .PHONY: all deps check demo install lint clean e2e bench fuzz flood soak
 
-all: $(PROGS) $(HELPERS)
+all: $(PROGS) $(HELPERS) dovecot-plugin
+
+include deliver-hook/dovecot/Makefile.inc
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -145,8 +147,9 @@ demo: deps
 
 e2e: all
 	bash test/e2e/run.sh $(B)
+	bash test/e2e/lmtp.sh $(B)
 
-install: all
+install: all install-dovecot-plugin
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
 	    $(DESTDIR)$(LIBEXECDIR)/mailpush $(DESTDIR)$(SYSCONFDIR)/mailpush \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \

@@ -41,6 +41,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "evsend.h"
 #include "log.h"
 #include "mailpush.h"
 
@@ -79,7 +80,6 @@ static int	hook_run_agent(struct hook *);
 static void	hook_send(const struct hook *);
 static void	hook_defer(const char *, ...)
 		    __attribute__((format(printf, 1, 2), noreturn));
-static uint64_t	hook_now_ms(void);
 
 static int	hook_foreground;	/* -d: the log is stderr already */
 
@@ -272,80 +272,28 @@ hook_prepare(struct hook *h)
 	return 0;
 }
 
-static uint64_t
-hook_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /*
- * Send the event: one datagram on a non-blocking socket.  A full queue is
- * waited for until the timeout; anything else gives up at once.  Giving up
- * is logged as one line; the caller's exit status does not change.
+ * Send the event: one datagram on a non-blocking socket (shared/evsend.c).
+ * A full queue is waited for until the timeout; anything else gives up at
+ * once.  Giving up is logged as one line; the exit status does not change.
  */
 static void
 hook_send(const struct hook *h)
 {
-	struct sockaddr_un sun;
-	struct pollfd pfd;
-	uint64_t deadline, now;
-	int ms, e;
 	const char *after = h->agent != NULL ? "mail delivered, no push" :
 	    "no push";
-	int s;
+	const char *why;
 
-	deadline = hook_now_ms() + h->send_timeout;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, h->socket, strlen(h->socket));
-
-	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s == -1)
-		goto fail;
-	if (connect(s, (struct sockaddr *)&sun, sizeof(sun)) == -1)
-		goto fail;
-	for (;;) {
-		if (send(s, h->dgram, h->dgram_len, MSG_NOSIGNAL) ==
-		    (ssize_t)h->dgram_len) {
-			close(s);
-			return;
-		}
-		if ((e = errno) == EINTR)
-			continue;
-		if (e != EAGAIN && e != EWOULDBLOCK && e != ENOBUFS)
-			goto fail;
-		/*
-		 * The daemon's queue is full (EAGAIN): wait until it has
-		 * room, but not past the deadline.  ENOBUFS (no kernel
-		 * memory) has nothing to poll for: retry every few ms.
-		 */
-		if ((now = hook_now_ms()) >= deadline)
-			break;
-		ms = (int)(deadline - now);
-		pfd.fd = s;
-		pfd.events = POLLOUT;
-		pfd.revents = 0;
-		if (e == ENOBUFS) {
-			if (ms > 5)
-				ms = 5;
-			pfd.fd = -1;
-		}
-		if (poll(&pfd, 1, ms) == -1 && errno != EINTR)
-			goto fail;
-	}
-	log_warnx("cannot notify mailpushd at %s for %s: timed out after "
-	    "%llums, the daemon's queue is full (%s)", h->socket, h->user,
-	    (unsigned long long)h->send_timeout, after);
-	close(s);
-	return;
-fail:
-	log_warnx("cannot notify mailpushd at %s for %s: %s (%s)", h->socket,
-	    h->user, strerror(errno), after);
-	if (s != -1)
-		close(s);
+	if (evsend_dgram(h->socket, h->dgram, h->dgram_len,
+	    (unsigned)h->send_timeout, &why) == 0)
+		return;
+	if (errno == ETIMEDOUT)
+		log_warnx("cannot notify mailpushd at %s for %s: timed out "
+		    "after %llums, the daemon's queue is full (%s)", h->socket,
+		    h->user, (unsigned long long)h->send_timeout, after);
+	else
+		log_warnx("cannot notify mailpushd at %s for %s: %s (%s)",
+		    h->socket, h->user, strerror(errno), after);
 }
 
 /*

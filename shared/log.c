@@ -42,22 +42,31 @@ log_procname(void)
 	return log_name;
 }
 
+/*
+ * Errors and warnings carry a "error: " or "warning: " prefix, in syslog
+ * as on stderr, as Postfix does, so they can be found with grep.
+ */
+#define MP_LOG_FATAL	4
 void
 vlog(int level, const char *fmt, va_list ap)
 {
-	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG,
+	    LOG_CRIT };
+	static const char *prefix[] = { "error: ", "warning: ", "", "",
+	    "fatal: " };
+	char buf[1024];
 	int saved = errno;
 
+	if (level < 0 || level > MP_LOG_FATAL)
+		level = MP_LOG_ERR;
 	if (level == MP_LOG_DEBUG && log_verbose < 1)
 		goto out;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	if (log_foreground) {
-		char buf[1024];
-
-		vsnprintf(buf, sizeof(buf), fmt, ap);
-		fprintf(stderr, "%s: %s\n", log_name, buf);
+		fprintf(stderr, "%s: %s%s\n", log_name, prefix[level], buf);
 		fflush(stderr);
 	} else
-		vsyslog(prio[level], fmt, ap);
+		syslog(prio[level], "%s%s", prefix[level], buf);
 out:
 	errno = saved;
 }
@@ -143,7 +152,7 @@ fatal(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog_errno(MP_LOG_ERR, fmt, ap);
+	vlog_errno(MP_LOG_FATAL, fmt, ap);
 	va_end(ap);
 	exit(1);
 }
@@ -154,7 +163,7 @@ fatalx(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(MP_LOG_ERR, fmt, ap);
+	vlog(MP_LOG_FATAL, fmt, ap);
 	va_end(ap);
 	exit(1);
 }
