@@ -61,7 +61,7 @@ MANPAGES	:= $(wildcard man/*.[1-8])
 DEBIAN_PKGS	:= gcc make pkg-config libevent-dev libinih-dev libsodium-dev \
 		   check mandoc dovecot-dev
 
-.PHONY: all deps check demo install lint clean e2e bench fuzz flood soak
+.PHONY: all deps check demo install lint clean e2e bench fuzz flood soak valgrind
 
 all: $(PROGS) $(HELPERS) dovecot-plugin
 
@@ -102,6 +102,11 @@ $(B)/test/check_mailpush: $(call obj,$(TEST_SRCS) $(TESTLIB_SRCS)) $(B)/libdaemo
     $(B)/libmailpush-client.a $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_CHECK) $(LIBS_EVENT) \
 	    $(LIBS_SODIUM) $(LIBS_INIH)
+
+# The test suite with every daemon it starts under valgrind memcheck: an
+# error or a leak in mailpushd fails the test that started it.
+valgrind: deps all $(B)/test/check_mailpush
+	MP_VALGRIND=1 $(B)/test/check_mailpush
 
 # Load tests: bounded in count and time, loopback only.
 FLOOD_COUNT	?= 1000000

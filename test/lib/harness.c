@@ -3,6 +3,7 @@
  * real sockets; nothing is simulated.
  */
 #include <sys/types.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -121,10 +122,17 @@ mpd_rewrite(struct mpd_proc *p, const char *extra)
 	return write_file(p->conf, text, 0644);
 }
 
+/* Waits are longer when the daemon runs under valgrind. */
+static uint64_t
+slow(uint64_t ms)
+{
+	return getenv("MP_VALGRIND") != NULL ? ms * 4 : ms;
+}
+
 static int
 wait_ready(struct mpd_proc *p)
 {
-	uint64_t until = now_ms() + 5000;
+	uint64_t until = now_ms() + slow(5000);
 
 	while (now_ms() < until) {
 		struct sockaddr_un sun;
@@ -159,12 +167,25 @@ mpd_start(struct mpd_proc *p)
 	if ((p->pid = fork()) == -1)
 		return -1;
 	if (p->pid == 0) {
+		/* a test that fails exits without teardown: take the
+		 * daemon with it */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if ((fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644))
 		    == -1)
 			_exit(127);
 		dup2(fd, 2);
 		dup2(fd, 1);
 		close(fd);
+		/* make valgrind: the daemon under memcheck; any error or
+		 * leak makes it exit 99, which mpd_cleanup turns into a
+		 * failed test */
+		if (getenv("MP_VALGRIND") != NULL)
+			execlp("valgrind", "valgrind", "-q",
+			    "--error-exitcode=99", "--leak-check=full",
+			    "--show-leak-kinds=definite,indirect",
+			    "--errors-for-leak-kinds=definite,indirect",
+			    BUILDDIR "/mailpushd", "-d", "-v", "-c", p->conf,
+			    (char *)NULL);
 		execl(BUILDDIR "/mailpushd", "mailpushd", "-d", "-v", "-c",
 		    p->conf, (char *)NULL);
 		_exit(127);
@@ -212,7 +233,7 @@ mpd_signal(struct mpd_proc *p, int sig)
 int
 mpd_stop(struct mpd_proc *p)
 {
-	uint64_t until = now_ms() + 5000;
+	uint64_t until = now_ms() + slow(5000);
 	int status;
 
 	if (p->pid <= 0)
@@ -236,9 +257,23 @@ void
 mpd_cleanup(struct mpd_proc *p)
 {
 	char cmd[160];
+	int rc = 0, reports;
 
 	if (p->pid > 0)
-		mpd_stop(p);
+		rc = mpd_stop(p);
+	/* a daemon that valgrind or a sanitizer complained about fails the
+	 * test that ran it, whatever the test itself asserted */
+	reports = mpd_log_count(p, "ERROR: AddressSanitizer") +
+	    mpd_log_count(p, "ERROR: LeakSanitizer") +
+	    mpd_log_count(p, "runtime error:");
+	if (rc == 99 || reports > 0) {
+		fprintf(stderr, "mailpushd in %s: %s; its log:\n", p->dir,
+		    rc == 99 ? "valgrind found errors" : "sanitizer report");
+		snprintf(cmd, sizeof(cmd), "cat '%s' >&2", p->log);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot show %s\n", p->log);
+		abort();
+	}
 	if (p->dir[0] != '\0' && getenv("MP_KEEP_TEST_DIRS") == NULL) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
 		if (system(cmd) != 0)
@@ -593,4 +628,204 @@ tc_ack(struct tclient *c, const struct mp_push *p)
 	if (proto_ack_encode(&a, c->token, buf, sizeof(buf)) < 0)
 		return -1;
 	return tc_send(c, buf, sizeof(buf));
+}
+
+/* Additions for the registration and push suites. */
+
+pid_t
+spawn_cmd(char *const argv[], int *out_fd, int *err_fd)
+{
+	int op[2] = { -1, -1 }, ep[2] = { -1, -1 }, fd;
+	pid_t pid;
+
+	if ((out_fd && pipe2(op, O_CLOEXEC) == -1) ||
+	    (err_fd && pipe2(ep, O_CLOEXEC) == -1))
+		return -1;
+	if ((pid = fork()) == -1)
+		return -1;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if ((fd = open("/dev/null", O_RDWR)) == -1)
+			_exit(127);
+		dup2(fd, 0);
+		dup2(out_fd ? op[1] : fd, 1);
+		dup2(err_fd ? ep[1] : fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (out_fd) {
+		close(op[1]);
+		fcntl(op[0], F_SETFL, O_NONBLOCK);
+		*out_fd = op[0];
+	}
+	if (err_fd) {
+		close(ep[1]);
+		fcntl(ep[0], F_SETFL, O_NONBLOCK);
+		*err_fd = ep[0];
+	}
+	return pid;
+}
+
+int
+wait_cmd(pid_t pid, int ms)
+{
+	uint64_t until = now_ms() + (uint64_t)ms;
+	int status;
+
+	do {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) :
+			    128 + WTERMSIG(status);
+		usleep(2000);
+	} while (now_ms() < until);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -1;
+}
+
+int
+read_until(int fd, char *buf, size_t len, size_t *off, const char *needle,
+    int ms)
+{
+	uint64_t until = now_ms() + (uint64_t)ms, now;
+
+	for (;;) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		ssize_t n;
+
+		buf[*off] = '\0';
+		if (strstr(buf, needle) != NULL)
+			return 0;
+		if ((now = now_ms()) >= until)
+			return -1;
+		if (poll(&pfd, 1, (int)(until - now)) <= 0)
+			continue;
+		if (*off + 1 >= len)
+			return -1;
+		n = read(fd, buf + *off, len - 1 - *off);
+		if (n == 0)		/* end of file: nothing more comes */
+			return strstr(buf, needle) != NULL ? 0 : -1;
+		if (n > 0)
+			*off += (size_t)n;
+	}
+}
+
+int
+run_cmd_input(char *const argv[], const char *input, char *out,
+    size_t outlen, char *err, size_t errlen, int timeout_ms)
+{
+	size_t len = strlen(input);
+	int ip[2], save, rc;
+
+	/* the input must fit in the pipe: it is written before the start */
+	if (len > 65536 || pipe(ip) == -1)
+		return -1;
+	if (write(ip[1], input, len) != (ssize_t)len) {
+		close(ip[0]);
+		close(ip[1]);
+		return -1;
+	}
+	close(ip[1]);
+	save = dup(0);
+	dup2(ip[0], 0);
+	close(ip[0]);
+	rc = run_cmd(argv, out, outlen, err, errlen, timeout_ms);
+	dup2(save, 0);
+	close(save);
+	return rc;
+}
+
+int
+sanitizer_report(const char *text)
+{
+	static const char *const marks[] = { "ERROR: AddressSanitizer",
+	    "ERROR: LeakSanitizer", "runtime error:",
+	    "SUMMARY: UndefinedBehaviorSanitizer" };
+	size_t i;
+
+	for (i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+		if (strstr(text, marks[i]) != NULL)
+			return 1;
+	return 0;
+}
+
+int
+mpd_finish(struct mpd_proc *p)
+{
+	FILE *fp;
+	char line[4096];
+	int status = 0, bad = 0;
+
+	if (p->pid > 0)
+		status = mpd_stop(p);
+	if ((fp = fopen(p->log, "r")) != NULL) {
+		while (fgets(line, sizeof(line), fp) != NULL)
+			if (sanitizer_report(line)) {
+				if (bad++ == 0)
+					fprintf(stderr, "%s:\n", p->log);
+				fputs(line, stderr);
+			}
+		fclose(fp);
+	}
+	if (status != 0)
+		fprintf(stderr, "mailpushd exited with status %d (log %s)\n",
+		    status, p->log);
+	if (bad || status != 0) {
+		fprintf(stderr, "keeping %s\n", p->dir);
+		return -1;
+	}
+	mpd_cleanup(p);
+	return 0;
+}
+
+int
+mpd_list(struct mpd_proc *p, const char *user, char *out, size_t outlen)
+{
+	char *s;
+	int n = 0;
+
+	if (mpd_ctl(p, out, outlen, "list", user, NULL) != 0)
+		return -1;
+	/* one line per registration, or "no registrations" */
+	if (strstr(out, "no registrations") != NULL)
+		return 0;
+	for (s = out; *s != '\0'; s++)
+		if (*s == '\n')
+			n++;
+	return n;
+}
+
+int
+mpd_stat_wait(struct mpd_proc *p, const char *name, long long value, int ms)
+{
+	uint64_t until = now_ms() + (uint64_t)ms;
+
+	do {
+		if (mpd_stat(p, name) >= value)
+			return 0;
+		usleep(10000);
+	} while (now_ms() < until);
+	return -1;
+}
+
+int
+tc_register_mailboxes(struct tclient *c, const void *ctx, size_t ctx_len,
+    const char *const *mailboxes, size_t n, struct mp_reply *rp)
+{
+	static struct mp_request rq;
+	size_t i;
+
+	tc_req(c, &rq, PROTO_REGISTER, 0, ctx, ctx_len);
+	if (n > MP_MAILBOXES_MAX)
+		return -1;
+	for (i = 0; i < n; i++) {
+		size_t len = strlen(mailboxes[i]);
+
+		if (len == 0 || len > MP_MAILBOX_MAX)
+			return -1;
+		rq.mailboxes[i].len = (uint8_t)len;
+		memcpy(rq.mailboxes[i].name, mailboxes[i], len + 1);
+	}
+	rq.n_mailboxes = (uint8_t)n;
+	return tc_call(c, &rq, rp, 0);
 }

@@ -106,4 +106,44 @@ uint64_t now_ms(void);
 /* Resident set size of a process in KiB. */
 long	rss_kib(pid_t);
 
+/*
+ * Additions for the registration and push suites.
+ */
+
+/*
+ * Start a program in the background: stdin /dev/null, stdout and stderr
+ * on non-blocking pipes (*out_fd, *err_fd; either may be NULL to discard).
+ * It gets SIGTERM if the test process dies.  Returns the pid or -1.
+ */
+pid_t	spawn_cmd(char *const argv[], int *out_fd, int *err_fd);
+/* Wait up to ms for pid; its status as run_cmd gives it, or -1 (killed). */
+int	wait_cmd(pid_t, int ms);
+/*
+ * Append what fd delivers to buf (NUL-terminated, *off bytes so far) until
+ * buf contains needle or ms pass.  Returns 0 if found, -1 if not.
+ */
+int	read_until(int fd, char *buf, size_t len, size_t *off,
+	    const char *needle, int ms);
+/* run_cmd with input on the program's stdin (at most 64 kB). */
+int	run_cmd_input(char *const argv[], const char *input, char *out,
+	    size_t outlen, char *err, size_t errlen, int timeout_ms);
+/* Does text hold an AddressSanitizer, LeakSanitizer or UBSan report? */
+int	sanitizer_report(const char *text);
+/*
+ * For teardown fixtures: stop the daemon (SIGTERM), then check that it
+ * exited 0 and that its log holds no sanitizer report; remove the
+ * directory.  Returns 0 if clean; otherwise -1, the offending lines on
+ * stderr, and the directory kept for a look.
+ */
+int	mpd_finish(struct mpd_proc *);
+/* Registrations `mailpushctl list USER' shows (-1 on error); text in out. */
+int	mpd_list(struct mpd_proc *, const char *user, char *out, size_t outlen);
+/* Wait up to ms until the counter `name' reaches at least value. */
+int	mpd_stat_wait(struct mpd_proc *, const char *name, long long value,
+	    int ms);
+/* REGISTER naming mailboxes (n of them); returns 0 and the reply. */
+int	tc_register_mailboxes(struct tclient *, const void *ctx,
+	    size_t ctx_len, const char *const *mailboxes, size_t n,
+	    struct mp_reply *);
+
 #endif
