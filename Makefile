@@ -99,7 +99,7 @@ $(B)/test/check_main.o: $(B)/test/suites.h
 $(B)/test/%.o: CPPFLAGS += -I$(B)/test -Itest/lib -DBUILDDIR='"$(B)"'
 $(B)/test/%.o: ALL_CFLAGS += -Wno-cast-qual -Wno-missing-prototypes
 $(B)/test/check_mailpush: $(call obj,$(TEST_SRCS) $(TESTLIB_SRCS)) $(B)/libdaemon.a \
-    $(B)/libmailpush-client.a $(B)/libshared.a
+    $(B)/libmailpush-client.a $(B)/libshared.a | $(PROGS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_CHECK) $(LIBS_EVENT) \
 	    $(LIBS_SODIUM) $(LIBS_INIH)
 
