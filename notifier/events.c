@@ -14,6 +14,8 @@
 
 #include <errno.h>
 #include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,6 +32,36 @@ static struct event	*ev_read;
 static char		 ev_path[CONFIG_SOCKPATH_MAX];
 
 static void events_read(evutil_socket_t, short, void *);
+static void events_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * A local user can write to the event socket as fast as it likes: bad or
+ * refused events are logged at most once a second, with the count of
+ * those held back.
+ */
+static void
+events_warn(const char *fmt, ...)
+{
+	static uint64_t last_s, held;
+	uint64_t now_s = mpd->now_ms / 1000;
+	char buf[512];
+	va_list ap;
+
+	if (now_s == last_s) {
+		held++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (held > 0)
+		log_warnx("%s (%llu more bad events held back)", buf,
+		    (unsigned long long)held);
+	else
+		log_warnx("%s", buf);
+	last_s = now_s;
+	held = 0;
+}
 
 int
 events_resolve_users(const struct mp_config *cfg, uid_t **uids, size_t *n)
@@ -185,20 +217,20 @@ events_read(evutil_socket_t fd, short what, void *arg)
 				cred = (struct ucred *)CMSG_DATA(c);
 		if (cred == NULL || !may_post(cred->uid)) {
 			mpd->stats.events_denied++;
-			log_warnx("event from uid %ld refused: not in [events] "
+			events_warn("event from uid %ld refused: not in [events] "
 			    "allow_users", cred ? (long)cred->uid : -1L);
 			continue;
 		}
 		if (event_decode(buf, (size_t)n, &ev, &why) != 0) {
 			mpd->stats.events_bad++;
-			log_warnx("malformed event from uid %ld: %s",
+			events_warn("malformed event from uid %ld: %s",
 			    (long)cred->uid, why);
 			continue;
 		}
 		if (user_normalize(&mpd->cfg.names, ev.user, ev.user_len, user,
 		    &why) != 0) {
 			mpd->stats.events_bad++;
-			log_warnx("event from uid %ld: %s", (long)cred->uid,
+			events_warn("event from uid %ld: %s", (long)cred->uid,
 			    why);
 			continue;
 		}
