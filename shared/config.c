@@ -148,6 +148,7 @@ static const struct key override_keys[] = {
 #define N_OVERRIDE_KEYS	(sizeof(override_keys) / sizeof(override_keys[0]))
 
 #define OVERRIDES_MAX	256
+#define CONFIG_ALLOW_MAX 1024	/* networks in allow, users in allow_users */
 
 /* What the current section is, as the reader saw its header. */
 enum { SECT_NONE, SECT_KNOWN, SECT_USER, SECT_BAD };
@@ -158,21 +159,23 @@ struct parse {
 	FILE		*fp;
 	int		 lineno;
 	int		 errors;
-	int		 seen[N_KEYS];		/* line of each key; 0: not yet */
+	int		 seen[N_KEYS];	/* line of each key; 0: not yet */
+	unsigned char	 full[N_KEYS];	/* list full, reported */
 
 	/*
 	 * The reader's model of inih's state.  inih keeps only 49 bytes of a
 	 * section name and calls the handler for no empty section, so the
 	 * reader, which sees every header, decides what the section is.
+	 * last_key is the key a continuation line continues; NULL drops
+	 * continuation lines (their first line was refused).
 	 */
-	int		 sect_kind;		/* SECT_* */
-	char		 section[INI_MAX_LINE];	/* as written, for messages */
-	int		 in_key;		/* inih has a previous key */
-	int		 continuation;		/* this line continues a value */
-	const struct key *last_key;		/* the value continued; NULL:
-						   drop continuation lines */
+	int		 sect_kind;	/* SECT_* */
+	char		 section[INI_MAX_LINE];	/* as written */
+	int		 in_key;	/* inih has a previous key */
+	int		 continuation;	/* this line continues a value */
+	const struct key *last_key;
 	size_t		 last_idx;
-	int		 override;		/* index into overrides, or -1 */
+	int		 override;	/* index into overrides, or -1 */
 	int		 oseen[N_OVERRIDE_KEYS];
 	int		 override_line[OVERRIDES_MAX];
 
@@ -393,6 +396,18 @@ valid_sysname(const char *s)
 	return 1;
 }
 
+/* A list has no room for `item': report it once for the whole list. */
+static int
+list_full(struct parse *p, const struct key *k, const char *fmt, int max)
+{
+	size_t idx = (size_t)(k - config_keys);
+
+	if (!p->full[idx])
+		perr(p, k->section, k->name, fmt, max);
+	p->full[idx] = 1;
+	return -2;
+}
+
 /*
  * Split a list value on spaces and commas; calls fn for each item.  fn
  * returns -1 for a bad item, -2 when the list is full (stop: one error).
@@ -422,11 +437,9 @@ add_listen(struct parse *p, const struct key *k, const char *item)
 	struct config_listen *l;
 	size_t i;
 
-	if (cfg->n_listen == CONFIG_LISTEN_MAX) {
-		perr(p, k->section, k->name, "at most %d addresses",
+	if (cfg->n_listen == CONFIG_LISTEN_MAX)
+		return list_full(p, k, "at most %d addresses",
 		    CONFIG_LISTEN_MAX);
-		return -2;
-	}
 	l = &cfg->listen[cfg->n_listen];
 	if (config_parse_listen(item, l) != 0) {
 		perr(p, k->section, k->name, "bad address \"%s\": must be "
@@ -459,10 +472,8 @@ add_cidr(struct parse *p, const struct key *k, const char *item)
 		    "to 128)", item);
 		return -1;
 	}
-	if (cfg->n_allow >= 1024) {
-		perr(p, k->section, k->name, "at most 1024 networks");
-		return -2;
-	}
+	if (cfg->n_allow >= CONFIG_ALLOW_MAX)
+		return list_full(p, k, "at most %d networks", CONFIG_ALLOW_MAX);
 	if ((n = reallocarray(cfg->allow, cfg->n_allow + 1, sizeof(*n))) ==
 	    NULL)
 		fatal("reallocarray");
@@ -482,10 +493,8 @@ add_name(struct parse *p, const struct key *k, const char *item)
 		    SYSNAME_RULE, item);
 		return -1;
 	}
-	if (cfg->n_allow_users >= 1024) {
-		perr(p, k->section, k->name, "at most 1024 users");
-		return -2;
-	}
+	if (cfg->n_allow_users >= CONFIG_ALLOW_MAX)
+		return list_full(p, k, "at most %d users", CONFIG_ALLOW_MAX);
 	if ((n = reallocarray(cfg->allow_users, cfg->n_allow_users + 1,
 	    sizeof(*n))) == NULL || (n[cfg->n_allow_users] = strdup(item)) ==
 	    NULL)
@@ -908,6 +917,8 @@ reader(char *str, int num, void *stream)
 	ssize_t n;
 	char *line, *s;
 	const char *e;
+	/* our buffers hold what a library built with INI_MAX_LINE holds */
+	int max = num < INI_MAX_LINE ? num : INI_MAX_LINE;
 
 	if ((n = getline(&p->line, &p->linecap, p->fp)) == -1)
 		return NULL;
@@ -930,8 +941,8 @@ reader(char *str, int num, void *stream)
 		;
 	if (*s == '\0' || *s == ';' || *s == '#')
 		return str;	/* blank or comment, of any length */
-	if (n > num - 1) {
-		perr(p, NULL, NULL, "line longer than %d characters", num - 1);
+	if (n > max - 1) {
+		perr(p, NULL, NULL, "line longer than %d characters", max - 1);
 		p->last_key = NULL;
 		return str;
 	}
@@ -967,8 +978,8 @@ reader(char *str, int num, void *stream)
 	} else {
 		e = inline_end(s, "=:");
 		if (*e != '=' && *e != ':') {
-			perr(p, NULL, NULL, "expected [section] or key = value, "
-			    "not \"%.40s\"", s);
+			perr(p, NULL, NULL, "expected [section] or key = "
+			    "value, not \"%.40s\"", s);
 			p->last_key = NULL;
 			return str;
 		}
@@ -1156,6 +1167,9 @@ config_print(const struct mp_config *cfg, FILE *fp)
 		else if (*text == ';' || *text == '\0')
 			/* no space: inih would take " ;" for a comment */
 			fprintf(fp, "%s =%s", k->name, text);
+		else if (strlen(k->name) + 3 + strlen(text) > INI_MAX_LINE - 1)
+			/* it was read from a line this long, or shorter */
+			fprintf(fp, "%s=%s", k->name, text);
 		else
 			fprintf(fp, "%s = %s", k->name, text);
 		if (strcmp(k->name, "max_registrations_per_client") == 0 &&
