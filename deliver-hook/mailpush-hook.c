@@ -259,6 +259,8 @@ hook_prepare(struct hook *h)
 	    errno == ENOENT)
 		need_file = 0;
 	if (need_file) {
+		/* [mailpushd] user and group are not ours: no NSS lookups */
+		config_lookup_accounts = 0;
 		if ((h->conf_errors = config_load(h->conffile, &cfg)) != 0) {
 			config_free(&cfg);
 			return EX_CONFIG;

@@ -29,6 +29,13 @@
 #include "config.h"
 #include "log.h"
 
+/*
+ * Whether user and group names are looked up (getpwnam, getgrnam) while
+ * loading.  mailpush-hook turns it off: it never uses them, and a lookup
+ * per delivery is slow where accounts live in LDAP.
+ */
+int	config_lookup_accounts = 1;
+
 enum ktype {
 	T_UINT, T_DURATION, T_SIZE, T_BOOL, T_MODE, T_USER, T_GROUP, T_PATH,
 	T_SOCKPATH, T_LISTEN, T_CIDRS, T_NAMES, T_ENUM, T_DELIMS,
@@ -611,7 +618,7 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 			    value);
 			return -1;
 		}
-		if (*value != '\0' && p->lineno > 0) {
+		if (*value != '\0' && p->lineno > 0 && config_lookup_accounts) {
 			if (k->type == T_USER && getpwnam(value) == NULL) {
 				perr(p, sect, k->name, "no such user "
 				    "\"%s\"", value);

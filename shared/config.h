@@ -95,6 +95,9 @@ struct mp_config {
 	char		*text[64];
 };
 
+/* Look up user and group names while loading (default 1). */
+extern int config_lookup_accounts;
+
 /* Built-in defaults, as if the file were empty. */
 void	config_defaults(struct mp_config *);
 /*
