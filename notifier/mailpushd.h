@@ -147,6 +147,8 @@ void		 udp_start(struct mp_listener *);
 void		 udp_close(struct mp_listener *);
 int		 udp_send(int listener, const union mp_addr *, const uint8_t *,
 		    size_t);
+void		 udp_drain_errors(int listener);
+int		 udp_send_retry(int listener, int err, int tries);
 socklen_t	 addr_len(const union mp_addr *);
 const char	*addr_str(const union mp_addr *);
 int		 addr_same_host(const union mp_addr *, const union mp_addr *);
@@ -158,6 +160,8 @@ void		 push_timer(struct reg *, uint64_t now_ms);
 void		 push_ack(const union mp_addr *, const uint8_t *, size_t);
 void		 push_flush(void);
 void		 push_forget(struct reg *);
+void		 push_resume(struct reg *);	/* refreshed: not unreachable */
+void		 push_send_error(const union mp_addr *to);
 
 /* events.c: the event socket */
 int		 events_open(const struct mp_config *);

@@ -13,6 +13,11 @@
  * Datagrams are queued and leave in batches through sendmmsg(2), one call
  * per run of datagrams from the same listener: an event for a user with
  * eight registrations costs one system call, not eight.
+ *
+ * A send error is counted against its registration and costs nobody
+ * else a push.  Errors that come back later as ICMP (udp.c reads them)
+ * name only a destination address: a ring of the last pushes sent maps it
+ * back to the registration.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -22,11 +27,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "log.h"
 #include "mailpushd.h"
 
 #define BATCH	64
 #define PUSH_MAX (PROTO_PUSH_FIXED + MP_CONTEXT_MAX + PROTO_MAC_LEN)
+#define SENT_RING 256		/* recent pushes, for late send errors */
 
 static struct {
 	struct mmsghdr	msgs[BATCH];
@@ -38,23 +46,66 @@ static struct {
 	unsigned	n;
 } Q;
 
+static struct {
+	union mp_addr	to;
+	uint32_t	id;
+} sent[SENT_RING];
+static unsigned	sent_next;
+
+static void
+sent_record(const union mp_addr *to, const struct reg *r)
+{
+	if (r == NULL)
+		return;
+	memcpy(&sent[sent_next].to, to, sizeof(*to));
+	sent[sent_next].id = r->id;
+	sent_next = (sent_next + 1) % SENT_RING;
+}
+
+/* An ICMP error for a datagram sent to `to': charge its registration. */
+void
+push_send_error(const union mp_addr *to)
+{
+	struct reg *r;
+	unsigned i, k;
+
+	for (i = 1; i <= SENT_RING; i++) {
+		k = (sent_next + SENT_RING - i) % SENT_RING;
+		if (sent[k].id == 0 || !addr_equal(&sent[k].to, to))
+			continue;
+		if ((r = registry_find(sent[k].id)) != NULL &&
+		    addr_equal(&r->addr, to))
+			r->failures++;
+		return;
+	}
+}
+
 static void
 send_batch(unsigned from, unsigned n)
 {
-	struct mp_listener *l = &mpd->listeners[Q.listener[from]];
+	int listener = Q.listener[from];
+	struct mp_listener *l = &mpd->listeners[listener];
 	unsigned i, done = 0;
-	int rc;
+	int rc, tries = 0;
 
 	while (done < n) {
 		rc = sendmmsg(l->fd, &Q.msgs[from + done], n - done, 0);
 		if (rc > 0) {
-			for (i = 0; i < (unsigned)rc; i++)
+			for (i = 0; i < (unsigned)rc; i++) {
 				mpd->stats.bytes_out +=
 				    Q.msgs[from + done + i].msg_len;
+				sent_record(&Q.to[from + done + i],
+				    Q.reg[from + done + i]);
+			}
 			done += (unsigned)rc;
+			tries = 0;
 			continue;
 		}
 		if (rc == -1 && errno == EINTR)
+			continue;
+		/* An error an earlier datagram caused (ICMP) is reported
+		 * by the next send, whichever: not this one's fault. */
+		if (udp_send_retry(listener, errno, ++tries))
 			continue;
 		/* The datagram at `done' failed (unreachable, no buffer
 		 * space...): count it against its registration, go on. */
@@ -64,6 +115,7 @@ send_batch(unsigned from, unsigned n)
 		log_debug("push to %s: %s", addr_str(&Q.to[from + done]),
 		    strerror(errno));
 		done++;
+		tries = 0;
 	}
 }
 
@@ -84,6 +136,36 @@ push_flush(void)
 	mpd_rearm();
 }
 
+/*
+ * HMAC-SHA256 with its key already hashed in (the key's two blocks are
+ * half the work of a MAC over a short message): one state for the server
+ * key, from which users' tokens are made, and one for the last token used,
+ * since an event for a user with eight registrations makes eight pushes
+ * under the same token.
+ */
+struct keyed {
+	uint8_t				key[32];
+	crypto_auth_hmacsha256_state	st;
+	int				ready;
+};
+static struct keyed server_key, last_token;
+
+static void
+keyed_mac(struct keyed *k, const uint8_t key[32], const uint8_t *in,
+    size_t len, uint8_t out[crypto_auth_hmacsha256_BYTES])
+{
+	crypto_auth_hmacsha256_state st;
+
+	if (!k->ready || sodium_memcmp(k->key, key, 32) != 0) {
+		crypto_auth_hmacsha256_init(&k->st, key, 32);
+		memcpy(k->key, key, 32);
+		k->ready = 1;
+	}
+	st = k->st;
+	crypto_auth_hmacsha256_update(&st, in, len);
+	crypto_auth_hmacsha256_final(&st, out);
+}
+
 static void
 queue_push(struct reg *r, const uint8_t *token)
 {
@@ -102,9 +184,12 @@ queue_push(struct reg *r, const uint8_t *token)
 	p.server_time = r->last_push_ms / 1000;
 	p.ctx_len = r->ctx_len;
 	memcpy(p.ctx, r->ctx, r->ctx_len);
-	len = proto_push_encode(&p, token, Q.buf[i], sizeof(Q.buf[i]));
+	len = proto_push_encode(&p, NULL, Q.buf[i], sizeof(Q.buf[i]));
 	if (len < 0)
 		abort();
+	/* the MAC proto_push_encode would make, from the keyed state */
+	keyed_mac(&last_token, token, Q.buf[i], (size_t)len - PROTO_MAC_LEN,
+	    Q.buf[i] + len - PROTO_MAC_LEN);
 	memcpy(&Q.to[i], &r->addr, sizeof(r->addr));
 	Q.iov[i].iov_base = Q.buf[i];
 	Q.iov[i].iov_len = (size_t)len;
@@ -129,10 +214,12 @@ unqueue(struct reg *r)
 			Q.reg[i] = NULL;
 }
 
+/* proto_token(), from the keyed state of the server key */
 static void
 user_token(const struct mp_user *u, uint8_t token[MP_TOKEN_LEN])
 {
-	proto_token(mpd->key, u->name, u->name_len, token);
+	keyed_mac(&server_key, mpd->key, (const uint8_t *)u->name,
+	    u->name_len, token);
 }
 
 static void
@@ -184,6 +271,8 @@ push_event(const char *user, const char *mailbox, unsigned count)
 			continue;
 		}
 		r->total += count;
+		if (r->state == REG_PUSHING)
+			continue;	/* coalesced: kick() would do nothing */
 		if (!have_token) {
 			user_token(u, token);
 			have_token = 1;
@@ -266,5 +355,24 @@ push_ack(const union mp_addr *from, const uint8_t *buf, size_t len)
 void
 push_forget(struct reg *r)
 {
-	unqueue(r);
+	unqueue(r);	/* the ring of sent pushes checks ids when used */
+}
+
+/*
+ * The client has been heard from (REFRESH, or REGISTER replacing this
+ * registration): an unreachable registration is reachable again, and gets
+ * at once what it has not acknowledged.
+ */
+void
+push_resume(struct reg *r)
+{
+	uint8_t token[MP_TOKEN_LEN];
+
+	if (r->state != REG_UNREACHABLE)
+		return;
+	r->state = REG_ACTIVE;
+	if (r->total == r->acked_total)
+		return;
+	user_token(r->user, token);
+	send_new_push(r, token);
 }

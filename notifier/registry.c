@@ -407,7 +407,8 @@ registry_add(struct mp_user *u, const union mp_addr *addr, int listener,
 	r->user = u;
 	r->id = id != 0 ? id : new_id();
 	r->created = now;
-	r->expires = now + lifetime_s;
+	/* rounded up: it lives at least the lifetime its client was told */
+	r->expires = (uint32_t)((mpd->now_ms + 999) / 1000) + lifetime_s;
 	r->state = REG_ACTIVE;
 	r->listener = (uint8_t)listener;
 	memcpy(&r->addr, addr, addr_len(addr));

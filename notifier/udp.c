@@ -7,11 +7,20 @@
  * proved it receives gets a 24-byte COOKIE and nothing else, and leaves no
  * state); allow list; user name; MAC; timestamp; then the limits.  Nothing
  * sent back is ever larger than the datagram that caused it.
+ *
+ * Send errors: an unconnected UDP socket hears of ICMP errors (port or
+ * host unreachable) only with IP_RECVERR / IPV6_RECVERR.  Then each error
+ * is queued with the destination it concerns (read with MSG_ERRQUEUE,
+ * counted, and charged to the registration at that address by push.c),
+ * and is also reported once, by the kernel, as the failure of the next
+ * send or receive on the socket, whatever its destination.  Such a send
+ * is not at fault: the error queue is drained and the send tried again.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <linux/errqueue.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +36,8 @@
 
 #define COOKIE_SLOT	60	/* seconds */
 #define RECV_BATCH	64
+#define ERR_BATCH	64
+#define SEND_TRIES	3	/* a send hit by an earlier datagram's error */
 
 static void udp_read(evutil_socket_t, short, void *);
 
@@ -91,6 +102,11 @@ udp_open(struct mp_listener *l, const struct mp_config *cfg)
 	if (sa->sa_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1)
 		log_warn("%s: IPV6_V6ONLY", l->conf.text);
+	if ((sa->sa_family == AF_INET6 ?
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof(on)) :
+	    setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on))) == -1)
+		log_warn("%s: RECVERR (send errors will not be counted)",
+		    l->conf.text);
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf)) == -1)
 		log_warn("%s: socket buffer size", l->conf.text);
@@ -124,17 +140,87 @@ udp_close(struct mp_listener *l)
 	l->in_use = 0;
 }
 
+/*
+ * Read the errors the kernel queued for datagrams sent from a listener:
+ * count each, and charge it to the registration at its destination.
+ */
+void
+udp_drain_errors(int listener)
+{
+	struct mp_listener *l = &mpd->listeners[listener];
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(struct sock_extended_err)
+				    + sizeof(struct sockaddr_in6))];
+	} cbuf;
+	struct sock_extended_err *ee;
+	struct cmsghdr *c;
+	struct msghdr msg;
+	struct iovec iov;
+	union mp_addr to;
+	uint8_t data[PROTO_HDR_LEN];
+	int i;
+
+	if (!l->in_use)
+		return;
+	for (i = 0; i < ERR_BATCH; i++) {
+		memset(&msg, 0, sizeof(msg));
+		memset(&to, 0, sizeof(to));
+		iov.iov_base = data;
+		iov.iov_len = sizeof(data);
+		msg.msg_name = &to;
+		msg.msg_namelen = sizeof(to);
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = cbuf.buf;
+		msg.msg_controllen = sizeof(cbuf.buf);
+		if (recvmsg(l->fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) == -1)
+			break;		/* EAGAIN: empty */
+		ee = NULL;
+		for (c = CMSG_FIRSTHDR(&msg); c != NULL;
+		    c = CMSG_NXTHDR(&msg, c))
+			if ((c->cmsg_level == IPPROTO_IP &&
+			    c->cmsg_type == IP_RECVERR) ||
+			    (c->cmsg_level == IPPROTO_IPV6 &&
+			    c->cmsg_type == IPV6_RECVERR))
+				ee = (struct sock_extended_err *)CMSG_DATA(c);
+		/* local errors were returned by the send itself */
+		if (ee == NULL || (ee->ee_origin != SO_EE_ORIGIN_ICMP &&
+		    ee->ee_origin != SO_EE_ORIGIN_ICMP6))
+			continue;
+		if (to.sa.sa_family != AF_INET && to.sa.sa_family != AF_INET6)
+			continue;
+		mpd->stats.send_errors++;
+		log_debug("send to %s: %s", addr_str(&to),
+		    strerror((int)ee->ee_errno));
+		push_send_error(&to);
+	}
+}
+
+/* May this failed send have been hit by an earlier datagram's error? */
+int
+udp_send_retry(int listener, int err, int tries)
+{
+	if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS ||
+	    err == ENOMEM || tries >= SEND_TRIES)
+		return 0;
+	udp_drain_errors(listener);
+	return 1;
+}
+
 int
 udp_send(int listener, const union mp_addr *to, const uint8_t *buf,
     size_t len)
 {
 	struct mp_listener *l = &mpd->listeners[listener];
 	ssize_t n;
+	int tries = 0;
 
 	if (listener < 0 || (size_t)listener >= mpd->n_listeners || !l->in_use)
 		return -1;
-	n = sendto(l->fd, buf, len, 0, &to->sa, addr_len(to));
-	if (n == -1) {
+	while ((n = sendto(l->fd, buf, len, 0, &to->sa, addr_len(to))) == -1) {
+		if (errno == EINTR || udp_send_retry(listener, errno, ++tries))
+			continue;
 		mpd->stats.send_errors++;
 		log_debug("send to %s: %s", addr_str(to), strerror(errno));
 		return -1;
@@ -246,6 +332,28 @@ refuse(int listener, const union mp_addr *to, uint32_t nonce,
 
 /* Requests */
 
+/*
+ * Expiry of a registration that starts living now: whole seconds, rounded
+ * up, so that it lives at least the lifetime its client was told.
+ */
+static uint32_t
+expiry(uint32_t lifetime)
+{
+	return (uint32_t)((mpd->now_ms + 999) / 1000) + lifetime;
+}
+
+/* Of the user's n oldest registrations, how many are at from's host? */
+static unsigned
+oldest_at(const struct mp_user *u, unsigned n, const union mp_addr *from)
+{
+	const struct reg *r;
+	unsigned k = 0;
+
+	for (r = u->regs; r != NULL && n > 0; r = r->user_next, n--)
+		k += addr_same_host(&r->addr, from);
+	return k;
+}
+
 static void
 do_register(int listener, const union mp_addr *from,
     const struct mp_request *rq, struct mp_user *u, const char *user,
@@ -253,7 +361,7 @@ do_register(int listener, const union mp_addr *from,
 {
 	const struct mp_config *cfg = &mpd->cfg;
 	uint32_t lifetime = (uint32_t)(cfg->registration_lifetime / 1000);
-	unsigned max;
+	unsigned max, evict = 0, at_from;
 	struct reg *r;
 
 	max = config_max_context(cfg, user);
@@ -274,13 +382,12 @@ do_register(int listener, const union mp_addr *from,
 		/* The same client again (restarted): replace, keep the id. */
 		registry_set_addr(r, from, listener);
 		registry_set_mailboxes(r, rq);
-		r->expires = (uint32_t)(mpd->now_ms / 1000) + lifetime;
-		if (r->state == REG_UNREACHABLE)
-			r->state = REG_ACTIVE;
+		r->expires = expiry(lifetime);
 		registry_schedule(r);
 		mpd->stats.replaced++;
 		mpd->state_dirty = 1;
 		reply_registered(listener, from, rq->nonce, r, lifetime, token);
+		push_resume(r);
 		return;
 	}
 	max = config_max_regs(cfg, user);
@@ -291,34 +398,37 @@ do_register(int listener, const union mp_addr *from,
 			    token);
 			return;
 		}
-		while (u->n_regs >= max && u->n_regs > 1) {
-			mpd->stats.evicted++;
-			log_info("user %s reached %u registrations: evicted "
-			    "the oldest, from %s", user, max,
-			    addr_str(&u->regs->addr));
-			registry_remove(u->regs, "evicted");
-		}
-		if (u->n_regs >= max) {
-			/* the last one goes too: the user struct with it */
-			mpd->stats.evicted++;
-			registry_remove(u->regs, "evicted");
-			u = NULL;
-		}
+		/* the oldest go, but only if the new one is then accepted */
+		evict = u->n_regs - max + 1;
 	}
-	if (registry_count() >= cfg->max_registrations) {
+	if (registry_count() - evict >= cfg->max_registrations) {
 		limits_log_refusal(user, REASON_TABLE_FULL,
 		    cfg->max_registrations, 0, from);
 		refuse(listener, from, rq->nonce, REASON_TABLE_FULL,
 		    cfg->max_registrations, token);
 		return;
 	}
+	at_from = evict ? oldest_at(u, evict, from) : 0;
 	if (cfg->max_registrations_per_address != 0 &&
-	    registry_addr_count(from) >= cfg->max_registrations_per_address) {
+	    registry_addr_count(from) - at_from >=
+	    cfg->max_registrations_per_address) {
 		limits_log_refusal(user, REASON_ADDRESS_LIMIT,
 		    cfg->max_registrations_per_address, 0, from);
 		refuse(listener, from, rq->nonce, REASON_ADDRESS_LIMIT,
 		    cfg->max_registrations_per_address, token);
 		return;
+	}
+	for (; evict > 0; evict--) {
+		int last = u->n_regs == 1;
+
+		mpd->stats.evicted++;
+		log_info("user %s reached %u registrations: evicted the "
+		    "oldest, from %s", user, max, addr_str(&u->regs->addr));
+		registry_remove(u->regs, "evicted");
+		if (last) {
+			u = NULL;	/* the user went with its last one */
+			break;
+		}
 	}
 	if (u == NULL)
 		u = registry_user(user, 1);
@@ -410,14 +520,13 @@ handle_request(int listener, const union mp_addr *from, const uint8_t *buf,
 		registry_set_addr(r, from, listener);
 	}
 	lifetime = (uint32_t)(cfg->registration_lifetime / 1000);
-	r->expires = (uint32_t)now_s + lifetime;
+	r->expires = expiry(lifetime);
 	r->listener = (uint8_t)listener;
-	if (r->state == REG_UNREACHABLE)
-		r->state = REG_ACTIVE;
 	registry_schedule(r);
 	mpd->stats.refreshed++;
 	mpd->state_dirty = 1;
 	reply_registered(listener, from, rq.nonce, r, lifetime, token);
+	push_resume(r);		/* unreachable no more: retry what it owes */
 }
 
 static void
@@ -437,10 +546,17 @@ udp_read(evutil_socket_t fd, short what, void *arg)
 		fromlen = sizeof(from);
 		n = recvfrom(fd, buf, sizeof(buf), 0, &from.sa, &fromlen);
 		if (n == -1) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR)
-				log_warn("receive on %s", l->conf.text);
-			break;
+			int err = errno;
+
+			/* the queued send errors (which also wake us) */
+			udp_drain_errors(listener);
+			if (err == EAGAIN || err == EWOULDBLOCK)
+				break;
+			/* EINTR, or a send error reported here: go on */
+			if (err != EINTR)
+				log_debug("receive on %s: %s", l->conf.text,
+				    strerror(err));
+			continue;
 		}
 		mpd->stats.dgrams_in++;
 		mpd->stats.bytes_in += (uint64_t)n;
