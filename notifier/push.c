@@ -1,14 +1,16 @@
 /*
  * push.c: from new-mail events to PUSH datagrams.
  *
- * Per registration at most one push is unacknowledged.  A push carries the
- * messages counted since the last acknowledged push (count) and the running
- * total; events that arrive while a push is out, or within
- * min_push_interval of the last one, are added to the total and go out as
- * one push later, so no event is lost or counted twice.  Without an
- * acknowledgement a push is sent again after push_retry_interval, doubling,
- * push_retries times; then the registration is marked unreachable (it is
- * kept; the next event or refresh tries again).
+ * A push carries the messages counted since the last acknowledged push
+ * (count) and the running total; events that arrive within
+ * min_push_interval of the last push are added to the total and go out as
+ * one push when the interval is over, so no event is lost or counted
+ * twice.  New mail after the interval gets a new push even while the last
+ * one is unacknowledged (a lost acknowledgement must not delay the next
+ * mail by a retry interval); only the newest push is retransmitted, after
+ * push_retry_interval, doubling, push_retries times; then the registration
+ * is marked unreachable (it is kept; the next event or refresh tries
+ * again).
  *
  * Datagrams are queued and leave in batches through sendmmsg(2), one call
  * per run of datagrams from the same listener: an event for a user with
@@ -243,11 +245,17 @@ kick(struct reg *r, const uint8_t *token)
 {
 	uint64_t t = r->last_push_ms + mpd->cfg.min_push_interval;
 
-	if (r->state == REG_PUSHING || r->total == r->sent_total)
-		return;		/* the acknowledgement will bring us back */
+	if (r->total == r->sent_total)
+		return;		/* nothing new */
+	/*
+	 * Something new: push now, or once the interval since the last push
+	 * is over.  An unacknowledged push does not hold new mail back: the
+	 * new push counts everything since the last acknowledged one, so a
+	 * lost acknowledgement costs nothing but a larger count.
+	 */
 	if (r->seq == 0 || mpd->now_ms >= t)
 		send_new_push(r, token);
-	else if (r->push_at != t) {
+	else if (r->push_at == 0 || r->push_at > t) {
 		r->push_at = t;
 		registry_schedule(r);
 	}
@@ -271,8 +279,6 @@ push_event(const char *user, const char *mailbox, unsigned count)
 			continue;
 		}
 		r->total += count;
-		if (r->state == REG_PUSHING)
-			continue;	/* coalesced: kick() would do nothing */
 		if (!have_token) {
 			user_token(u, token);
 			have_token = 1;
@@ -289,13 +295,15 @@ push_timer(struct reg *r, uint64_t now_ms)
 	const struct mp_config *cfg = &mpd->cfg;
 
 	user_token(r->user, token);
+	if (r->total != r->sent_total &&
+	    now_ms >= r->last_push_ms + cfg->min_push_interval) {
+		/* the coalescing window is over: a new push for new mail */
+		send_new_push(r, token);
+		return;
+	}
 	if (r->state != REG_PUSHING) {
-		/* the coalescing window is over */
 		r->push_at = 0;
-		if (r->total != r->sent_total)
-			send_new_push(r, token);
-		else
-			registry_schedule(r);
+		registry_schedule(r);
 		return;
 	}
 	if (r->retries < cfg->push_retries) {
