@@ -2,10 +2,11 @@
  * control.c: the control socket for mailpushctl(8).
  *
  * A UNIX stream socket made as smtpd's control.c makes it: connect() first
- * to detect a live instance, unlink only a stale socket, bind under a
- * restrictive umask, then chmod/chown to the configured mode and group.
- * Who may connect is decided by those permissions; the peer's uid
- * (SO_PEERCRED) is logged.  One request line per connection:
+ * to detect a live instance, unlink only a stale socket (never anything
+ * that is not a socket), bind under a restrictive umask, then chown/chmod
+ * to the configured mode and group.  Who may connect is decided by those
+ * permissions; the peer's uid (SO_PEERCRED) is logged.  One request line
+ * per connection:
  *
  *	[-j] status | stats | list [USER] | drop USER [ID] | reload
  *
@@ -49,6 +50,7 @@ int
 control_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 {
 	struct sockaddr_un sun;
+	struct stat st;
 	mode_t old;
 	int fd;
 
@@ -66,9 +68,19 @@ control_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 		return -1;
 	}
 	close(fd);
-	if (unlink(cfg->control_socket) == -1 && errno != ENOENT) {
-		log_warn("unlink %s", cfg->control_socket);
-		return -1;
+	if (lstat(cfg->control_socket, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_error("%s exists and is not a socket; not removing "
+			    "it", cfg->control_socket);
+			return -1;
+		}
+		if (unlink(cfg->control_socket) == -1) {
+			log_warn("cannot remove stale control socket %s",
+			    cfg->control_socket);
+			return -1;
+		}
+		log_debug("removed stale control socket %s",
+		    cfg->control_socket);
 	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1) {
@@ -155,21 +167,79 @@ control_close(void)
 
 /* Output helpers */
 
+/* Length of the well-formed UTF-8 sequence at s (not ASCII), or 0. */
+static size_t
+utf8_seq(const unsigned char *s)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		if (s[0] == 0xe0)
+			lo = 0xa0;
+		else if (s[0] == 0xed)
+			hi = 0x9f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		if (s[0] == 0xf0)
+			lo = 0x90;
+		else if (s[0] == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/*
+ * A name from a client (a mailbox) or the table (a user), safe to print:
+ * in JSON a string with control characters escaped and bytes that are not
+ * UTF-8 replaced by U+FFFD; in text, those as \xNN.
+ */
+static void
+put_name(struct evbuffer *out, const char *name, int json)
+{
+	const unsigned char *s = (const unsigned char *)name;
+	size_t n;
+
+	if (json)
+		evbuffer_add(out, "\"", 1);
+	while (*s != '\0') {
+		if (*s >= 0x80) {
+			if ((n = utf8_seq(s)) != 0) {
+				evbuffer_add(out, s, n);
+				s += n;
+			} else {
+				evbuffer_add_printf(out, json ? "\\ufffd" :
+				    "\\x%02x", *s);
+				s++;
+			}
+			continue;
+		}
+		if (json && (*s == '"' || *s == '\\'))
+			evbuffer_add_printf(out, "\\%c", *s);
+		else if (*s < 0x20 || *s == 0x7f || (!json && *s == '\\'))
+			evbuffer_add_printf(out, json ? "\\u%04x" : "\\x%02x",
+			    *s);
+		else
+			evbuffer_add(out, s, 1);
+		s++;
+	}
+	if (json)
+		evbuffer_add(out, "\"", 1);
+}
+
 static void
 json_str(struct evbuffer *out, const char *s)
 {
-	evbuffer_add(out, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			evbuffer_add_printf(out, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			evbuffer_add_printf(out, "\\u%04x", c);
-		else
-			evbuffer_add(out, s, 1);
-	}
-	evbuffer_add(out, "\"", 1);
+	put_name(out, s, 1);
 }
 
 static const char *
@@ -183,18 +253,6 @@ state_name(const struct reg *r)
 	default:
 		return "unreachable";
 	}
-}
-
-static void
-fmt_time(uint32_t t, char *buf, size_t len)
-{
-	time_t tt = t;
-
-	if (t == 0) {
-		snprintf(buf, len, "never");
-		return;
-	}
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", gmtime(&tt));
 }
 
 struct count_arg {
@@ -213,10 +271,8 @@ static void
 cmd_status(struct evbuffer *out, int json)
 {
 	uint32_t now = (uint32_t)(mpd->now_ms / 1000);
-	size_t i, nl = 0;
+	size_t i, nl;
 
-	for (i = 0; i < mpd->n_listeners; i++)
-		nl += mpd->listeners[i].in_use != 0;
 	if (json) {
 		evbuffer_add_printf(out, "{\"version\":\"%s\",\"pid\":%ld,"
 		    "\"uptime\":%" PRIu32 ",\"registrations\":%zu,"
@@ -233,6 +289,13 @@ cmd_status(struct evbuffer *out, int json)
 		evbuffer_add_printf(out, "],\"table_bytes\":%zu,"
 		    "\"config\":", registry_memory());
 		json_str(out, mpd->cfg.path);
+		evbuffer_add_printf(out, ",\"event_socket\":");
+		json_str(out, mpd->cfg.event_socket);
+		evbuffer_add_printf(out, ",\"state_file\":");
+		if (mpd->cfg.state_file[0] != '\0')
+			json_str(out, mpd->cfg.state_file);
+		else
+			evbuffer_add_printf(out, "null");
 		evbuffer_add_printf(out, "}\n");
 		return;
 	}
@@ -245,8 +308,16 @@ cmd_status(struct evbuffer *out, int json)
 		if (mpd->listeners[i].in_use)
 			evbuffer_add_printf(out, "listening on %s\n",
 			    mpd->listeners[i].conf.text);
-	evbuffer_add_printf(out, "event socket: %s\n", mpd->cfg.event_socket);
+	evbuffer_add_printf(out, "event socket: %s\nstate file: %s\n",
+	    mpd->cfg.event_socket, mpd->cfg.state_file[0] != '\0' ?
+	    mpd->cfg.state_file : "none");
 }
+
+/* Stable names of the refusal reasons for stats (mailpush-protocol(7)). */
+static const char *const refusal_names[REASON_MAX + 1] = {
+	"none", "auth", "stale", "too_many", "context_size", "table_full",
+	"address_limit", "not_allowed", "unknown", "bad_request",
+};
 
 static void
 cmd_stats(struct evbuffer *out, int json)
@@ -304,11 +375,10 @@ cmd_stats(struct evbuffer *out, int json)
 	for (i = 1; i <= REASON_MAX; i++) {
 		if (json)
 			evbuffer_add_printf(out, "%s\"%s\":%" PRIu64,
-			    i > 1 ? "," : "", proto_reason_name((unsigned)i),
-			    s->refused[i]);
+			    i > 1 ? "," : "", refusal_names[i], s->refused[i]);
 		else
-			evbuffer_add_printf(out, "refused %-40s %" PRIu64 "\n",
-			    proto_reason_name((unsigned)i), s->refused[i]);
+			evbuffer_add_printf(out, "refused_%-16s %" PRIu64 "\n",
+			    refusal_names[i], s->refused[i]);
 	}
 	if (json)
 		evbuffer_add_printf(out, "}}\n");
@@ -320,46 +390,75 @@ struct list_arg {
 	size_t		 n;
 };
 
+/* A time in list output: ISO 8601 UTC, or "never" (null in JSON). */
+static void
+put_time(struct evbuffer *out, uint32_t t, int json)
+{
+	char buf[32];
+	time_t tt = t;
+
+	if (t == 0) {
+		evbuffer_add_printf(out, json ? "null" : "never");
+		return;
+	}
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", gmtime(&tt));
+	evbuffer_add_printf(out, json ? "\"%s\"" : "%s", buf);
+}
+
 static void
 list_one(struct reg *r, struct list_arg *a)
 {
-	uint32_t now = (uint32_t)(mpd->now_ms / 1000);
-	char last_push[32], last_ack[32];
+	int64_t now = (int64_t)(mpd->now_ms / 1000);
+	int64_t age = now - (int64_t)r->created;
+	int64_t left = (int64_t)r->expires - now;
 	uint32_t lp = (uint32_t)(r->last_push_ms / 1000);
+	size_t i;
 
-	fmt_time(lp, last_push, sizeof(last_push));
-	fmt_time(r->last_ack, last_ack, sizeof(last_ack));
 	if (a->json) {
 		evbuffer_add_printf(a->out, "%s{\"user\":", a->n ? "," : "");
 		json_str(a->out, r->user->name);
 		evbuffer_add_printf(a->out, ",\"id\":\"%08" PRIx32 "\","
-		    "\"address\":\"%s\",\"age\":%" PRIu32 ",\"expires_in\":%"
+		    "\"address\":\"%s\",\"age\":%" PRId64 ",\"expires_in\":%"
 		    PRId64 ",\"state\":\"%s\",\"seq\":%" PRIu32 ",\"total\":%"
-		    PRIu32 ",\"acked_total\":%" PRIu32 ",\"last_push\":\"%s\","
-		    "\"last_ack\":\"%s\",\"failures\":%" PRIu32 ","
-		    "\"context_bytes\":%u,\"mailboxes\":[", r->id,
-		    addr_str(&r->addr), now - r->created,
-		    (int64_t)r->expires - now, state_name(r), r->seq, r->total,
-		    r->acked_total, last_push, last_ack, r->failures,
+		    PRIu32 ",\"acked_total\":%" PRIu32 ",\"last_push\":",
+		    r->id, addr_str(&r->addr), age, left, state_name(r),
+		    r->seq, r->total, r->acked_total);
+		put_time(a->out, lp, 1);
+		evbuffer_add_printf(a->out, ",\"last_ack\":");
+		put_time(a->out, r->last_ack, 1);
+		evbuffer_add_printf(a->out, ",\"failures\":%" PRIu32 ","
+		    "\"context_bytes\":%u,\"mailboxes\":", r->failures,
 		    r->ctx_len);
-		if (r->mailboxes != NULL) {
-			size_t i;
-
+		if (r->mailboxes == NULL)
+			evbuffer_add_printf(a->out, "null");
+		else {
+			evbuffer_add(a->out, "[", 1);
 			for (i = 0; i < r->mailboxes->n; i++) {
 				if (i)
 					evbuffer_add(a->out, ",", 1);
 				json_str(a->out, r->mailboxes->names[i]);
 			}
+			evbuffer_add(a->out, "]", 1);
 		}
-		evbuffer_add_printf(a->out, "]}");
+		evbuffer_add(a->out, "}", 1);
 	} else {
-		evbuffer_add_printf(a->out, "%-20s %08" PRIx32 " %-24s age "
-		    "%" PRIu32 "s expires in %" PRId64 "s %s seq %" PRIu32
-		    " total %" PRIu32 " last push %s last ack %s failures %"
-		    PRIu32 "%s\n", r->user->name, r->id, addr_str(&r->addr),
-		    now - r->created, (int64_t)r->expires - now,
-		    state_name(r), r->seq, r->total, last_push, last_ack,
-		    r->failures, r->mailboxes ? " (some mailboxes)" : "");
+		evbuffer_add_printf(a->out, "%s %08" PRIx32 " %s %s age %" PRId64
+		    "s expires in %" PRId64 "s seq %" PRIu32 " total %" PRIu32
+		    " last push ", r->user->name, r->id, addr_str(&r->addr),
+		    state_name(r), age, left, r->seq, r->total);
+		put_time(a->out, lp, 0);
+		evbuffer_add_printf(a->out, " last ack ");
+		put_time(a->out, r->last_ack, 0);
+		evbuffer_add_printf(a->out, " failures %" PRIu32, r->failures);
+		if (r->mailboxes != NULL) {
+			evbuffer_add_printf(a->out, " mailboxes ");
+			for (i = 0; i < r->mailboxes->n; i++) {
+				if (i)
+					evbuffer_add(a->out, ",", 1);
+				put_name(a->out, r->mailboxes->names[i], 0);
+			}
+		}
+		evbuffer_add(a->out, "\n", 1);
 	}
 	a->n++;
 }
@@ -378,17 +477,17 @@ cmd_list(struct evbuffer *out, int json, const char *who, char *err,
 	char user[MP_USER_MAX + 1];
 	const char *why;
 
+	if (who != NULL && user_normalize(&mpd->cfg.names, who, strlen(who),
+	    user, &why) != 0) {
+		snprintf(err, errlen, "%s", why);
+		return -1;
+	}
 	if (json)
 		evbuffer_add(out, "[", 1);
 	if (who != NULL) {
 		struct mp_user *u;
 		struct reg *r;
 
-		if (user_normalize(&mpd->cfg.names, who, strlen(who), user,
-		    &why) != 0) {
-			snprintf(err, errlen, "%s", why);
-			return -1;
-		}
 		if ((u = registry_user(user, 0)) != NULL)
 			for (r = u->regs; r != NULL; r = r->user_next)
 				list_one(r, &a);
@@ -402,30 +501,29 @@ cmd_list(struct evbuffer *out, int json, const char *who, char *err,
 }
 
 static int
-cmd_drop(struct evbuffer *out, const char *who, const char *id, char *err,
-    size_t errlen)
+cmd_drop(struct evbuffer *out, int json, const char *who, const char *id,
+    char *err, size_t errlen)
 {
 	char user[MP_USER_MAX + 1];
 	const char *why;
 	struct mp_user *u;
 	struct reg *r, *next;
 	unsigned long want = 0;
-	size_t n = 0;
+	size_t n = 0, left;
 	char *end;
 
-	if (who == NULL) {
-		snprintf(err, errlen, "usage: drop USER [ID]");
-		return -1;
-	}
 	if (user_normalize(&mpd->cfg.names, who, strlen(who), user, &why)
 	    != 0) {
 		snprintf(err, errlen, "%s", why);
 		return -1;
 	}
 	if (id != NULL) {
+		errno = 0;
 		want = strtoul(id, &end, 16);
-		if (*end != '\0' || want == 0 || want > UINT32_MAX) {
-			snprintf(err, errlen, "bad registration id \"%s\"", id);
+		if (*id == '\0' || *end != '\0' || errno != 0 || want == 0 ||
+		    want > UINT32_MAX) {
+			snprintf(err, errlen, "bad registration id \"%.16s\" "
+			    "(8 hexadecimal digits, as list shows)", id);
 			return -1;
 		}
 	}
@@ -433,49 +531,80 @@ cmd_drop(struct evbuffer *out, const char *who, const char *id, char *err,
 		snprintf(err, errlen, "no registrations for %s", user);
 		return -1;
 	}
-	for (r = u->regs; r != NULL; r = next) {
+	/* Removing a user's last registration frees the user: count first. */
+	for (left = u->n_regs, r = u->regs; left > 0; left--, r = next) {
 		next = r->user_next;
 		if (want != 0 && r->id != want)
 			continue;
 		n++;
 		mpd->stats.dropped++;
-		log_info("control: dropped registration %08" PRIx32 " of %s",
-		    r->id, user);
-		if (r->user_next == NULL && u->n_regs == 1) {
-			registry_remove(r, "dropped");
-			break;		/* u is gone */
-		}
+		log_info("control: dropped registration %08" PRIx32 " of %s "
+		    "at %s", r->id, user, addr_str(&r->addr));
 		registry_remove(r, "dropped");
 	}
 	if (n == 0) {
-		snprintf(err, errlen, "%s has no registration %s", user, id);
+		snprintf(err, errlen, "%s has no registration %08lx", user,
+		    want);
 		return -1;
 	}
-	evbuffer_add_printf(out, "dropped %zu registration%s of %s\n", n,
-	    n == 1 ? "" : "s", user);
+	if (json) {
+		evbuffer_add_printf(out, "{\"user\":");
+		json_str(out, user);
+		evbuffer_add_printf(out, ",\"dropped\":%zu}\n", n);
+	} else
+		evbuffer_add_printf(out, "dropped %zu registration%s of %s\n",
+		    n, n == 1 ? "" : "s", user);
 	return 0;
 }
+
+static int
+cmd_reload(struct evbuffer *out, int json, char *err, size_t errlen)
+{
+	log_info("control: reload requested");
+	if (mpd_reload() != 0) {
+		snprintf(err, errlen, "reload failed: %s has errors (see the "
+		    "log); the old configuration stays in force",
+		    mpd->cfg.path);
+		return -1;
+	}
+	if (json) {
+		evbuffer_add_printf(out, "{\"reloaded\":");
+		json_str(out, mpd->cfg.path);
+		evbuffer_add_printf(out, ",\"registrations\":%zu}\n",
+		    registry_count());
+	} else
+		evbuffer_add_printf(out, "reloaded %s: %zu registrations "
+		    "kept\n", mpd->cfg.path, registry_count());
+	return 0;
+}
+
+#define CONTROL_ARGS_MAX	3
 
 static void
 control_request(struct bufferevent *bev, char *line)
 {
 	struct evbuffer *body = evbuffer_new(), *out = bufferevent_get_output(bev);
-	char *argv[4], *save = NULL, *tok, err[256] = "";
-	int argc = 0, json = 0, rc = 0;
+	char *argv[CONTROL_ARGS_MAX], *save = NULL, *tok, err[512] = "";
+	int argc = 0, json = 0, rc = 0, extra = 0;
 
 	if (body == NULL)
 		fatal("evbuffer_new");
-	for (tok = strtok_r(line, " \t", &save); tok != NULL && argc < 4;
-	    tok = strtok_r(NULL, " \t", &save)) {
-		if (argc == 0 && !json && strcmp(tok, "-j") == 0) {
+	for (tok = strtok_r(line, " \t\r", &save); tok != NULL;
+	    tok = strtok_r(NULL, " \t\r", &save)) {
+		if (argc == 0 && !json && strcmp(tok, "-j") == 0)
 			json = 1;
-			continue;
-		}
-		argv[argc++] = tok;
+		else if (argc < CONTROL_ARGS_MAX)
+			argv[argc++] = tok;
+		else
+			extra = 1;
 	}
 	mpd_now();
 	if (argc == 0) {
 		snprintf(err, sizeof(err), "empty request");
+		rc = -1;
+	} else if (extra) {
+		snprintf(err, sizeof(err), "too many arguments to \"%.32s\"",
+		    argv[0]);
 		rc = -1;
 	} else if (strcmp(argv[0], "status") == 0 && argc == 1)
 		cmd_status(body, json);
@@ -484,22 +613,14 @@ control_request(struct bufferevent *bev, char *line)
 	else if (strcmp(argv[0], "list") == 0 && argc <= 2)
 		rc = cmd_list(body, json, argc == 2 ? argv[1] : NULL, err,
 		    sizeof(err));
-	else if (strcmp(argv[0], "drop") == 0 && argc <= 3)
-		rc = cmd_drop(body, argc >= 2 ? argv[1] : NULL,
-		    argc == 3 ? argv[2] : NULL, err, sizeof(err));
-	else if (strcmp(argv[0], "reload") == 0 && argc == 1) {
-		log_info("control: reload requested");
-		if (mpd_reload() != 0) {
-			snprintf(err, sizeof(err), "reload failed: the "
-			    "configuration has errors (see the log); the old "
-			    "one stays in force");
-			rc = -1;
-		} else
-			evbuffer_add_printf(body, "reloaded %s\n",
-			    mpd->cfg.path);
-	} else {
-		snprintf(err, sizeof(err), "unknown request \"%.64s\"",
-		    argv[0]);
+	else if (strcmp(argv[0], "drop") == 0 && argc >= 2)
+		rc = cmd_drop(body, json, argv[1], argc == 3 ? argv[2] : NULL,
+		    err, sizeof(err));
+	else if (strcmp(argv[0], "reload") == 0 && argc == 1)
+		rc = cmd_reload(body, json, err, sizeof(err));
+	else {
+		snprintf(err, sizeof(err), "unknown request \"%.64s\" or "
+		    "wrong number of arguments", argv[0]);
 		rc = -1;
 	}
 	if (rc == 0) {

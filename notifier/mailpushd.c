@@ -2,9 +2,17 @@
  * mailpushd.c: main, options, privileges, signals, timers and reload.
  *
  * Start-up order (as eigrpd and smtpd do it): options; the configuration,
- * checked before anything else so its errors reach the terminal; the key;
- * the sockets; the saved registrations; dropping privileges; the loop.
- * Signals are handled inside the loop by libevent, never in a handler.
+ * checked before anything else so its errors reach the terminal; the user
+ * to run as and the key; the sockets (control socket first, so a running
+ * instance is recognised); then logging moves to syslog unless -d; dropping
+ * privileges; the saved registrations; the loop.  The daemon never forks:
+ * without -d it stays in the foreground and logs to syslog, which is what
+ * a service manager wants.  Signals are handled inside the loop by
+ * libevent, never in a handler.
+ *
+ * Exit status: 0 after SIGTERM or SIGINT; 64 usage; 69 another instance
+ * holds the control socket; 71 a socket could not be opened; 78 the
+ * configuration, the user or the key file is wrong; 1 anything else.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -25,6 +33,12 @@
 #include "log.h"
 #include "mailpushd.h"
 
+/* sysexits(3) */
+#define EX_USAGE	64
+#define EX_UNAVAILABLE	69
+#define EX_OSERR	71
+#define EX_CONFIG	78
+
 struct mpd	*mpd;
 
 static struct event	*ev_timer, *ev_save;
@@ -36,7 +50,7 @@ static __attribute__((noreturn)) void
 usage(void)
 {
 	fprintf(stderr, "usage: mailpushd [-dnv] [-c file]\n");
-	exit(64);
+	exit(EX_USAGE);
 }
 
 uint64_t
@@ -131,17 +145,25 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/*
+ * Read the server key.  The file must be a regular file owned by `owner'
+ * (the user the daemon runs as) and closed to group and others; it is read
+ * through the descriptor that was checked, so it cannot be swapped between
+ * the check and the read.
+ */
 int
 mpd_load_key(const struct mp_config *cfg, uint8_t key[MP_KEY_LEN],
     uid_t owner)
 {
 	struct stat st;
-	const char *why;
+	char buf[131];		/* 64 digits and a newline or two */
+	size_t len = 0;
+	ssize_t n;
 	int fd;
 
 	if ((fd = open(cfg->key_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW))
 	    == -1) {
-		if (cfg->auth == AUTH_NONE) {
+		if (cfg->auth == AUTH_NONE && errno == ENOENT) {
 			/* auth = none: tokens only sign replies and pushes */
 			memset(key, 0, MP_KEY_LEN);
 			log_info("%s: %s; auth = none, using the all-zero key",
@@ -153,32 +175,60 @@ mpd_load_key(const struct mp_config *cfg, uint8_t key[MP_KEY_LEN],
 		return -1;
 	}
 	if (fstat(fd, &st) == -1) {
-		log_error("%s: %s", cfg->key_file, strerror(errno));
+		log_error("key file %s: %s", cfg->key_file, strerror(errno));
 		close(fd);
 		return -1;
 	}
-	close(fd);
 	if (!S_ISREG(st.st_mode)) {
 		log_error("key file %s is not a regular file", cfg->key_file);
+		close(fd);
 		return -1;
 	}
 	if (st.st_uid != owner) {
-		log_error("key file %s must be owned by uid %ld (the daemon's "
-		    "user), not uid %ld", cfg->key_file, (long)owner,
-		    (long)st.st_uid);
+		log_error("key file %s must be owned by uid %ld (the user "
+		    "mailpushd runs as), not uid %ld (chown it)",
+		    cfg->key_file, (long)owner, (long)st.st_uid);
+		close(fd);
 		return -1;
 	}
 	if (st.st_mode & 077) {
 		log_error("key file %s must not be accessible by group or "
-		    "others (mode %04o; chmod 600)", cfg->key_file,
+		    "others (mode %04o; chmod 600 it)", cfg->key_file,
 		    (unsigned)(st.st_mode & 07777));
+		close(fd);
 		return -1;
 	}
-	if (proto_read_hexfile(cfg->key_file, key, &why) != 0) {
-		log_error("key file %s: %s", cfg->key_file, why);
+	for (;;) {
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if ((len += (size_t)n) == sizeof(buf) - 1)
+			break;
+	}
+	if (n < 0) {
+		log_error("key file %s: %s", cfg->key_file, strerror(errno));
+		close(fd);
 		return -1;
 	}
+	close(fd);
+	buf[len] = '\0';
+	if (len == sizeof(buf) - 1 || memchr(buf, '\0', len) != NULL ||
+	    proto_hex_decode(buf, key, MP_KEY_LEN) != 0) {
+		log_error("key file %s: not 64 hexadecimal digits (make a "
+		    "new one with mailpushctl genkey)", cfg->key_file);
+		sodium_memzero(buf, sizeof(buf));
+		return -1;
+	}
+	sodium_memzero(buf, sizeof(buf));
 	return 0;
+}
+
+static int
+listen_same(const struct config_listen *a, const struct config_listen *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
 static int
@@ -188,8 +238,7 @@ listener_find(const struct config_listen *c)
 
 	for (i = 0; i < mpd->n_listeners; i++)
 		if (mpd->listeners[i].in_use &&
-		    mpd->listeners[i].conf.len == c->len &&
-		    memcmp(&mpd->listeners[i].conf.ss, &c->ss, c->len) == 0)
+		    listen_same(&mpd->listeners[i].conf, c))
 			return (int)i;
 	return -1;
 }
@@ -208,6 +257,57 @@ listener_slot(void)
 	return -1;
 }
 
+/*
+ * The UDP listeners follow the configuration in two steps, so that a reload
+ * either gets every listener it asks for or changes nothing:
+ * listeners_open() opens (without starting) those of cfg not open yet; if
+ * one fails, the ones it opened are closed again and it returns -1.
+ * listeners_commit() then starts the new ones and closes those cfg lacks.
+ */
+static int	 fresh[CONFIG_LISTEN_MAX];
+
+static void
+listeners_abort(void)
+{
+	size_t i;
+
+	for (i = 0; i < CONFIG_LISTEN_MAX; i++)
+		if (fresh[i]) {
+			udp_close(&mpd->listeners[i]);
+			fresh[i] = 0;
+		}
+}
+
+static int
+listeners_open(const struct mp_config *cfg)
+{
+	size_t i;
+	int s;
+
+	memset(fresh, 0, sizeof(fresh));
+	for (i = 0; i < cfg->n_listen; i++) {
+		if (listener_find(&cfg->listen[i]) != -1)
+			continue;
+		if ((s = listener_slot()) == -1) {
+			log_error("cannot listen on %s: more than %d listeners "
+			    "at once (restart mailpushd instead)",
+			    cfg->listen[i].text, CONFIG_LISTEN_MAX);
+			listeners_abort();
+			return -1;
+		}
+		mpd->listeners[s].conf = cfg->listen[i];
+		mpd->listeners[s].fd = -1;
+		mpd->listeners[s].ev = NULL;
+		if (udp_open(&mpd->listeners[s], cfg) == -1) {
+			/* udp_open logged "cannot listen on ADDR: why" */
+			listeners_abort();
+			return -1;
+		}
+		fresh[s] = 1;
+	}
+	return 0;
+}
+
 struct move_arg {
 	int	from, to_v4, to_v6;
 };
@@ -222,49 +322,41 @@ move_reg(struct reg *r, void *arg)
 		    m->to_v4 : m->to_v6);
 }
 
-/* Open the listeners of cfg that are not open, close those it lacks. */
-static int
-listeners_sync(const struct mp_config *cfg, int starting)
+static void
+listeners_commit(const struct mp_config *cfg, int starting)
 {
 	struct move_arg m;
 	size_t i, j;
-	int opened = 0;
+	int keep, buf = (int)cfg->udp_buffer_size;
 
-	for (i = 0; i < cfg->n_listen; i++) {
-		int s;
-
-		if (listener_find(&cfg->listen[i]) != -1)
-			continue;
-		if ((s = listener_slot()) == -1)
-			return -1;
-		mpd->listeners[s].conf = cfg->listen[i];
-		mpd->listeners[s].fd = -1;
-		if (udp_open(&mpd->listeners[s], cfg) == -1) {
-			if (starting)
-				return -1;
-			continue;
-		}
-		if (!starting)
-			udp_start(&mpd->listeners[s]);
-		log_info("listening on %s", cfg->listen[i].text);
-		opened++;
-	}
 	for (i = 0; i < mpd->n_listeners; i++) {
 		struct mp_listener *l = &mpd->listeners[i];
-		int keep = 0;
 
 		if (!l->in_use)
 			continue;
-		for (j = 0; j < cfg->n_listen; j++)
-			if (cfg->listen[j].len == l->conf.len &&
-			    memcmp(&cfg->listen[j].ss, &l->conf.ss,
-			    l->conf.len) == 0)
-				keep = 1;
-		if (keep)
+		if (fresh[i]) {
+			if (!starting)
+				udp_start(l);
+			log_info("listening on %s", l->conf.text);
+			fresh[i] = 0;
 			continue;
+		}
+		for (j = 0, keep = 0; j < cfg->n_listen; j++)
+			if (listen_same(&cfg->listen[j], &l->conf))
+				keep = 1;
+		if (keep) {
+			/* udp_buffer_size may have changed */
+			if (setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &buf,
+			    sizeof(buf)) == -1 || setsockopt(l->fd, SOL_SOCKET,
+			    SO_SNDBUF, &buf, sizeof(buf)) == -1)
+				log_warn("%s: socket buffer size",
+				    l->conf.text);
+			continue;
+		}
 		log_info("no longer listening on %s", l->conf.text);
 		udp_close(l);
-		/* its registrations answer through a listener still open */
+		/* its registrations are pushed to from a listener of their
+		 * address family that stays open, until they refresh */
 		m.from = (int)i;
 		m.to_v4 = m.to_v6 = (int)i;
 		for (j = 0; j < mpd->n_listeners; j++) {
@@ -279,68 +371,73 @@ listeners_sync(const struct mp_config *cfg, int starting)
 		}
 		registry_foreach(move_reg, &m);
 	}
-	return opened;
 }
 
+/* Keys only a restart applies: reload warns and keeps the running value. */
 static void
-warn_restart_only(const struct mp_config *o, const struct mp_config *n)
+keep_restart_only(const struct mp_config *o, struct mp_config *n)
 {
-#define CHANGED(f, name) do {						\
-	if (memcmp(&o->f, &n->f, sizeof(o->f)) != 0)			\
+#define KEEP_STR(f, name) do {						\
+	if (strcmp(o->f, n->f) != 0) {					\
 		log_warnx("reload: %s changed; it takes effect at the "	\
 		    "next restart", name);				\
+		memcpy(n->f, o->f, sizeof(n->f));			\
+	}								\
 } while (0)
-	CHANGED(user, "[mailpushd] user");
-	CHANGED(group, "[mailpushd] group");
-	CHANGED(control_socket, "[mailpushd] control_socket");
-	CHANGED(control_socket_mode, "[mailpushd] control_socket_mode");
-	CHANGED(control_socket_group, "[mailpushd] control_socket_group");
-	CHANGED(state_file, "[mailpushd] state_file");
-	CHANGED(event_socket, "[events] socket");
-	CHANGED(event_socket_mode, "[events] socket_mode");
-	CHANGED(event_buffer_size, "[events] buffer_size");
-#undef CHANGED
+#define KEEP_NUM(f, name) do {						\
+	if (o->f != n->f) {						\
+		log_warnx("reload: %s changed; it takes effect at the "	\
+		    "next restart", name);				\
+		n->f = o->f;						\
+	}								\
+} while (0)
+	KEEP_STR(user, "[mailpushd] user");
+	KEEP_STR(group, "[mailpushd] group");
+	KEEP_STR(control_socket, "[mailpushd] control_socket");
+	KEEP_NUM(control_socket_mode, "[mailpushd] control_socket_mode");
+	KEEP_STR(control_socket_group, "[mailpushd] control_socket_group");
+	KEEP_STR(state_file, "[mailpushd] state_file");
+	KEEP_STR(event_socket, "[events] socket");
+	KEEP_NUM(event_socket_mode, "[events] socket_mode");
+	KEEP_NUM(event_buffer_size, "[events] buffer_size");
+#undef KEEP_STR
+#undef KEEP_NUM
 }
 
+/*
+ * Reload (SIGHUP, mailpushctl reload): parse the file into a fresh
+ * configuration, resolve its users, read its key and open its new
+ * listeners; only when all of that worked is it swapped in.  Otherwise the
+ * error is logged and nothing changes.  Registrations are never touched.
+ */
 int
 mpd_reload(void)
 {
 	struct mp_config ncfg;
 	uint8_t nkey[MP_KEY_LEN];
-	uid_t *uids;
-	size_t n_uids;
+	uid_t *uids = NULL;
+	size_t n_uids = 0;
 	int errors;
 
 	errors = config_load(mpd->cfg.path, &ncfg);
 	if (errors == 0)
 		errors = events_resolve_users(&ncfg, &uids, &n_uids);
-	else
-		uids = NULL;
 	if (errors == 0 && mpd_load_key(&ncfg, nkey, geteuid()) != 0)
 		errors = 1;
+	if (errors == 0) {
+		keep_restart_only(&mpd->cfg, &ncfg);
+		if (listeners_open(&ncfg) != 0)
+			errors = 1;
+	}
 	if (errors != 0) {
 		log_error("reload failed: %s has errors; the old "
 		    "configuration stays in force", mpd->cfg.path);
 		free(uids);
 		config_free(&ncfg);
+		sodium_memzero(nkey, sizeof(nkey));
 		return -1;
 	}
-	warn_restart_only(&mpd->cfg, &ncfg);
-	/* keep what only a restart may change */
-	memcpy(ncfg.user, mpd->cfg.user, sizeof(ncfg.user));
-	memcpy(ncfg.group, mpd->cfg.group, sizeof(ncfg.group));
-	memcpy(ncfg.control_socket, mpd->cfg.control_socket,
-	    sizeof(ncfg.control_socket));
-	ncfg.control_socket_mode = mpd->cfg.control_socket_mode;
-	memcpy(ncfg.control_socket_group, mpd->cfg.control_socket_group,
-	    sizeof(ncfg.control_socket_group));
-	memcpy(ncfg.state_file, mpd->cfg.state_file, sizeof(ncfg.state_file));
-	memcpy(ncfg.event_socket, mpd->cfg.event_socket,
-	    sizeof(ncfg.event_socket));
-	ncfg.event_socket_mode = mpd->cfg.event_socket_mode;
-	ncfg.event_buffer_size = mpd->cfg.event_buffer_size;
-
-	listeners_sync(&ncfg, 0);
+	listeners_commit(&ncfg, 0);
 	config_free(&mpd->cfg);
 	mpd->cfg = ncfg;
 	memcpy(mpd->key, nkey, sizeof(nkey));
@@ -354,7 +451,12 @@ mpd_reload(void)
 	return 0;
 }
 
-static void
+/*
+ * Who the daemon runs as: started as root, the [mailpushd] user and group
+ * (a start-up error if they do not exist); started as anybody else, itself,
+ * whatever the file says.
+ */
+static int
 resolve_run_user(const struct mp_config *cfg)
 {
 	struct passwd *pw;
@@ -362,25 +464,41 @@ resolve_run_user(const struct mp_config *cfg)
 
 	run_uid = geteuid();
 	run_gid = getegid();
-	if (geteuid() != 0 || cfg->user[0] == '\0')
-		return;
-	if ((pw = getpwnam(cfg->user)) == NULL)
-		fatalx("%s: [mailpushd] user: no such user \"%s\"", cfg->path,
-		    cfg->user);
+	if (geteuid() != 0) {
+		if (cfg->user[0] != '\0' && ((pw = getpwnam(cfg->user)) == NULL
+		    || pw->pw_uid != run_uid))
+			log_info("not started as root: running as uid %ld, "
+			    "not as [mailpushd] user %s", (long)run_uid,
+			    cfg->user);
+		return 0;
+	}
+	if (cfg->user[0] == '\0') {
+		log_warnx("[mailpushd] user is empty: running as root");
+		return 0;
+	}
+	if ((pw = getpwnam(cfg->user)) == NULL) {
+		log_error("%s: [mailpushd] user: no such user \"%s\" (create "
+		    "it, or name another user)", cfg->path, cfg->user);
+		return -1;
+	}
 	run_uid = pw->pw_uid;
 	run_gid = pw->pw_gid;
 	if (cfg->group[0] != '\0') {
-		if ((gr = getgrnam(cfg->group)) == NULL)
-			fatalx("%s: [mailpushd] group: no such group \"%s\"",
+		if ((gr = getgrnam(cfg->group)) == NULL) {
+			log_error("%s: [mailpushd] group: no such group \"%s\"",
 			    cfg->path, cfg->group);
+			return -1;
+		}
 		run_gid = gr->gr_gid;
 	}
+	return 0;
 }
 
 static void
 drop_privileges(void)
 {
 	uid_t r, e, s;
+	gid_t rg, eg, sg;
 
 	if (geteuid() != 0 || run_uid == 0)
 		return;
@@ -391,10 +509,10 @@ drop_privileges(void)
 	if (setresuid(run_uid, run_uid, run_uid) == -1)
 		fatal("setresuid");
 	if (getresuid(&r, &e, &s) == -1 || r != run_uid || e != run_uid ||
-	    s != run_uid)
+	    s != run_uid || getresgid(&rg, &eg, &sg) == -1 || rg != run_gid ||
+	    eg != run_gid || sg != run_gid)
 		fatalx("privileges were not dropped");
-	log_debug("running as uid %ld gid %ld", (long)run_uid,
-	    (long)run_gid);
+	log_info("running as uid %ld gid %ld", (long)run_uid, (long)run_gid);
 }
 
 /* Create the directory of a socket if it is missing (/run/mailpush). */
@@ -413,6 +531,27 @@ make_socket_dir(const char *path)
 			log_warn("chown %s", dir);
 	} else if (errno != EEXIST)
 		log_warn("mkdir %s", dir);
+}
+
+/* After dropping privileges: can the state file be written at all? */
+static void
+check_state_dir(const char *path)
+{
+	char dir[PATH_MAX], *slash;
+
+	if (path[0] == '\0')
+		return;
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		return;
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (access(dir, W_OK | X_OK) == -1)
+		log_error("state file directory %s is not writable by uid %ld "
+		    "(%s): registrations will not survive a restart", dir,
+		    (long)geteuid(), strerror(errno));
 }
 
 static void
@@ -453,6 +592,8 @@ mailpushd_main(int argc, char *argv[])
 	}
 	if (optind != argc)
 		usage();
+	/* Until the loop runs, messages go to standard error as well, so
+	 * start-up errors reach whoever started the daemon. */
 	log_init("mailpushd", 1, verbose);
 	if (sodium_init() < 0)
 		fatalx("libsodium failed to initialise");
@@ -466,17 +607,16 @@ mailpushd_main(int argc, char *argv[])
 	if (errors != 0) {
 		fprintf(stderr, "mailpushd: %s: %d error%s, not starting\n",
 		    conffile, errors, errors == 1 ? "" : "s");
-		exit(78);	/* EX_CONFIG */
+		exit(EX_CONFIG);
 	}
 	if (check) {
 		config_print(&mpd->cfg, stdout);
 		exit(0);
 	}
-	resolve_run_user(&mpd->cfg);
+	if (resolve_run_user(&mpd->cfg) != 0)
+		exit(EX_CONFIG);
 	if (mpd_load_key(&mpd->cfg, mpd->key, run_uid) != 0)
-		exit(78);
-	if (!debug)
-		log_init("mailpushd", 0, verbose);
+		exit(EX_CONFIG);
 
 	signal(SIGPIPE, SIG_IGN);
 	event_set_log_callback(libevent_log);
@@ -487,16 +627,30 @@ mailpushd_main(int argc, char *argv[])
 	mpd->started = (uint32_t)(mpd->now_ms / 1000);
 	registry_init();
 
-	make_socket_dir(mpd->cfg.event_socket);
+	/* The control socket first: it tells a running instance apart. */
 	make_socket_dir(mpd->cfg.control_socket);
-	if (listeners_sync(&mpd->cfg, 1) < 0)
-		fatalx("cannot open the UDP listeners");
-	if (events_open(&mpd->cfg) == -1)
-		fatalx("cannot open the event socket %s", mpd->cfg.event_socket);
-	if (control_open(&mpd->cfg, run_uid, run_gid) == -1)
-		fatalx("cannot open the control socket %s",
+	make_socket_dir(mpd->cfg.event_socket);
+	if (control_open(&mpd->cfg, run_uid, run_gid) == -1) {
+		log_error("cannot open the control socket %s, not starting",
 		    mpd->cfg.control_socket);
+		exit(EX_UNAVAILABLE);
+	}
+	if (listeners_open(&mpd->cfg) != 0) {
+		log_error("cannot open the UDP listeners, not starting");
+		control_close();
+		exit(EX_OSERR);
+	}
+	listeners_commit(&mpd->cfg, 1);
+	if (events_open(&mpd->cfg) == -1) {
+		log_error("cannot open the event socket %s, not starting",
+		    mpd->cfg.event_socket);
+		control_close();
+		exit(EX_OSERR);
+	}
+	if (!debug)
+		log_init("mailpushd", 0, verbose);
 	drop_privileges();
+	check_state_dir(mpd->cfg.state_file);
 	if (mpd->cfg.state_file[0] != '\0')
 		state_load(mpd->cfg.state_file);
 

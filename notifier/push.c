@@ -302,7 +302,9 @@ push_timer(struct reg *r, uint64_t now_ms)
 		return;
 	}
 	if (r->state != REG_PUSHING) {
-		r->push_at = 0;
+		/* new mail still inside the window waits for its end */
+		r->push_at = r->total != r->sent_total ?
+		    r->last_push_ms + cfg->min_push_interval : 0;
 		registry_schedule(r);
 		return;
 	}
@@ -310,6 +312,10 @@ push_timer(struct reg *r, uint64_t now_ms)
 		r->retries++;
 		queue_push(r, token);
 		r->push_at = now_ms + (cfg->push_retry_interval << r->retries);
+		/* new mail waiting for the window goes at its end */
+		if (r->total != r->sent_total && r->push_at >
+		    r->last_push_ms + cfg->min_push_interval)
+			r->push_at = r->last_push_ms + cfg->min_push_interval;
 		mpd->stats.retransmits++;
 		registry_schedule(r);
 		return;

@@ -2,20 +2,25 @@
  * state.c: registrations kept across restarts.
  *
  * A text file, one registration a line, written to a temporary file,
- * fsync'ed and renamed over the old one, so a crash leaves either the old
- * or the new file.  The first line names the format and its version, the
- * last gives the count, so truncation is noticed.  A file that does not
- * read back whole is moved aside with a time stamp and reported; the daemon
- * then starts empty instead of failing again at every start.
+ * fsync'ed, renamed over the old one and the directory fsync'ed, so a crash
+ * leaves either the old or the new file.  The first line names the format
+ * and its version, the last gives the count, so truncation is noticed.  A
+ * file that does not read back whole (corrupt, truncated, another version)
+ * is moved aside as FILE.corrupt-YYYYmmddTHHMMSS (UTC) and reported; the
+ * daemon then starts empty instead of failing again at every start.
  *
  *	mailpush-state 1
- *	reg ID USER ADDR PORT LISTENER CREATED EXPIRES LASTACK SEQ TOTAL
- *	    ACKED FAILURES CONTEXT MAILBOXES
+ *	reg ID USER ADDR PORT LISTENER CREATED EXPIRES LASTPUSH LASTACK SEQ
+ *	    TOTAL SENT ACKED FAILURES STATE CONTEXT MAILBOXES
  *	end COUNT
  *
- * ID in hex; ADDR numeric; LISTENER the listen address it came in on;
- * times in seconds since the epoch; CONTEXT in hex or "-"; MAILBOXES
- * comma-separated hex names or "-" for all.
+ * ID in hex; USER normalised (never contains a space); ADDR numeric;
+ * LISTENER the listen address it came in on, "-" if that is closed; times
+ * in seconds since the epoch, 0 for never; SEQ the last push sequence
+ * number; TOTAL, SENT and ACKED the message totals counted, carried by the
+ * last push, and acknowledged; STATE 0 active, 1 pushing, 2 unreachable;
+ * CONTEXT in hex or "-"; MAILBOXES comma-separated hex names or "-" for
+ * all.  Entries that have expired are not written, and skipped on reading.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -38,6 +43,7 @@
 #include "user.h"
 
 #define STATE_MAGIC	"mailpush-state 1"
+#define STATE_FIELDS	18
 
 struct save_arg {
 	FILE	*fp;
@@ -73,12 +79,16 @@ save_reg(struct reg *r, void *arg)
 	else
 		inet_ntop(AF_INET6, &r->addr.sin6.sin6_addr, host, sizeof(host));
 	fprintf(a->fp, "reg %08" PRIx32 " %s %s %u %s %" PRIu32 " %" PRIu32
-	    " %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32 " ",
+	    " %" PRIu64 " %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32
+	    " %" PRIu32 " %" PRIu32 " %u ",
 	    r->id, r->user->name, host,
 	    ntohs(r->addr.sa.sa_family == AF_INET ? r->addr.sin.sin_port :
-	    r->addr.sin6.sin6_port), l->in_use ? l->conf.text : "-",
-	    r->created, r->expires, r->last_ack, r->seq, r->total,
-	    r->acked_total, r->failures);
+	    r->addr.sin6.sin6_port),
+	    (size_t)r->listener < mpd->n_listeners && l->in_use ?
+	    l->conf.text : "-",
+	    r->created, r->expires, r->last_push_ms / 1000, r->last_ack,
+	    r->seq, r->total, r->sent_total, r->acked_total, r->failures,
+	    (unsigned)r->state);
 	put_hex(a->fp, r->ctx, r->ctx_len);
 	fputc(' ', a->fp);
 	if (r->mailboxes == NULL)
@@ -104,13 +114,18 @@ state_save(const char *path)
 		log_error("state file name %s too long", path);
 		return -1;
 	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	/* a left-over temporary file (a crash while saving) goes first */
+	if (unlink(tmp) == -1 && errno != ENOENT) {
+		log_warn("cannot write state file: unlink %s", tmp);
+		return -1;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
 	    O_NOFOLLOW, 0600)) == -1) {
 		log_warn("cannot write state file %s", tmp);
 		return -1;
 	}
 	if ((a.fp = fdopen(fd, "w")) == NULL) {
-		log_warn("fdopen %s", tmp);
+		log_warn("cannot write state file %s", tmp);
 		close(fd);
 		unlink(tmp);
 		return -1;
@@ -120,7 +135,7 @@ state_save(const char *path)
 	fprintf(a.fp, "%s\n", STATE_MAGIC);
 	registry_foreach(save_reg, &a);
 	fprintf(a.fp, "end %zu\n", a.count);
-	if (fflush(a.fp) != 0 || fsync(fd) != 0) {
+	if (fflush(a.fp) != 0 || ferror(a.fp) || fsync(fd) != 0) {
 		log_warn("cannot write state file %s", tmp);
 		fclose(a.fp);
 		unlink(tmp);
@@ -132,14 +147,16 @@ state_save(const char *path)
 		return -1;
 	}
 	if (rename(tmp, path) == -1) {
-		log_warn("cannot rename %s to %s", tmp, path);
+		log_warn("cannot write state file: rename %s to %s", tmp,
+		    path);
 		unlink(tmp);
 		return -1;
 	}
 	snprintf(dir, sizeof(dir), "%s", path);
 	if ((dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC))
 	    != -1) {
-		fsync(dfd);
+		if (fsync(dfd) == -1)
+			log_warn("state file %s: fsync of its directory", path);
 		close(dfd);
 	}
 	log_debug("state saved: %zu registrations in %s", a.count, path);
@@ -163,6 +180,23 @@ get_hex(const char *s, uint8_t *out, size_t max, size_t *len)
 	return 0;
 }
 
+/* A decimal number of at most 32 bits (64 if wide), digits only. */
+static int
+get_num(const char *s, int wide, uint64_t *v)
+{
+	unsigned long long n;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (*end != '\0' || errno != 0 || (!wide && n > UINT32_MAX))
+		return -1;
+	*v = n;
+	return 0;
+}
+
 static int
 find_listener(const char *text, int family)
 {
@@ -170,6 +204,7 @@ find_listener(const char *text, int family)
 
 	for (i = 0; i < mpd->n_listeners; i++)
 		if (mpd->listeners[i].in_use &&
+		    mpd->listeners[i].conf.ss.ss_family == family &&
 		    strcmp(mpd->listeners[i].conf.text, text) == 0)
 			return (int)i;
 	for (i = 0; i < mpd->n_listeners; i++)
@@ -179,34 +214,37 @@ find_listener(const char *text, int family)
 	return -1;
 }
 
-/* Parse one "reg" line; returns 0, 1 for an entry skipped, -1 on error. */
+enum { LOAD_OK, LOAD_EXPIRED, LOAD_NO_LISTENER, LOAD_TABLE_FULL };
+
+/* Parse one "reg" line; returns LOAD_*, or -1 with *why on error. */
 static int
 load_line(char *line, uint32_t now, const char **why)
 {
-	char *f[16], *save = NULL, *tok;
-	static struct mp_request rq;
+	static struct mp_request rq;	/* 5 kB: keep it off the stack */
+	char *f[STATE_FIELDS + 1], *save = NULL, *tok;
 	union mp_addr addr;
 	uint8_t ctx[MP_CONTEXT_MAX];
 	size_t nf = 0, ctx_len, i;
-	unsigned long v[7];
-	unsigned long port, id;
-	char *end;
+	/* CREATED EXPIRES LASTPUSH LASTACK SEQ TOTAL SENT ACKED FAILURES
+	 * STATE */
+	uint64_t v[10], id, port;
 	struct mp_user *u;
 	struct reg *r;
 	const char *uwhy;
-	char user[MP_USER_MAX + 1];
+	char user[MP_USER_MAX + 1], *end;
 	int listener;
 
-	for (tok = strtok_r(line, " ", &save); tok != NULL && nf < 16;
-	    tok = strtok_r(NULL, " ", &save))
+	for (tok = strtok_r(line, " ", &save); tok != NULL &&
+	    nf < STATE_FIELDS + 1; tok = strtok_r(NULL, " ", &save))
 		f[nf++] = tok;
-	if (nf != 15 || tok != NULL || strcmp(f[0], "reg") != 0) {
-		*why = "not a registration line of 15 fields";
+	if (nf != STATE_FIELDS || strcmp(f[0], "reg") != 0) {
+		*why = "not a registration line of 18 fields";
 		return -1;
 	}
 	errno = 0;
-	id = strtoul(f[1], &end, 16);
-	if (*end != '\0' || id == 0 || id > UINT32_MAX || errno) {
+	id = strtoull(f[1], &end, 16);
+	if (strlen(f[1]) != 8 || strspn(f[1], "0123456789abcdef") != 8 ||
+	    *end != '\0' || errno != 0 || id == 0) {
 		*why = "bad registration id";
 		return -1;
 	}
@@ -216,8 +254,7 @@ load_line(char *line, uint32_t now, const char **why)
 		return -1;
 	}
 	memset(&addr, 0, sizeof(addr));
-	port = strtoul(f[4], &end, 10);
-	if (*end != '\0' || port == 0 || port > 65535) {
+	if (get_num(f[4], 0, &port) != 0 || port == 0 || port > 65535) {
 		*why = "bad port";
 		return -1;
 	}
@@ -231,81 +268,102 @@ load_line(char *line, uint32_t now, const char **why)
 		*why = "bad address";
 		return -1;
 	}
-	for (i = 0; i < 7; i++) {
-		errno = 0;
-		v[i] = strtoul(f[6 + i], &end, 10);
-		if (*end != '\0' || errno || v[i] > UINT32_MAX ||
-		    !(*f[6 + i] >= '0' && *f[6 + i] <= '9')) {
+	for (i = 0; i < 10; i++)
+		if (get_num(f[6 + i], i == 2, &v[i]) != 0) {
 			*why = "bad number";
 			return -1;
 		}
-	}
-	if (v[5] > v[4] || v[0] > v[1]) {
-		*why = "inconsistent counters or times";
+	/* created <= expires; acked <= sent <= total; a known state */
+	if (v[0] > v[1] || v[7] > v[6] || v[6] > v[5] || v[9] > REG_UNREACHABLE ||
+	    v[2] > UINT64_MAX / 1000) {
+		*why = "inconsistent times, counters or state";
 		return -1;
 	}
-	if (get_hex(f[13], ctx, sizeof(ctx), &ctx_len) != 0) {
+	if (get_hex(f[16], ctx, sizeof(ctx), &ctx_len) != 0) {
 		*why = "bad context";
 		return -1;
 	}
 	memset(&rq, 0, sizeof(rq));
-	if (strcmp(f[14], "-") != 0) {
+	if (strcmp(f[17], "-") != 0) {
 		char *m, *msave = NULL;
 
-		for (m = strtok_r(f[14], ",", &msave); m != NULL;
+		for (m = strtok_r(f[17], ",", &msave); m != NULL;
 		    m = strtok_r(NULL, ",", &msave)) {
+			char *name = rq.mailboxes[rq.n_mailboxes].name;
 			size_t ml;
 
 			if (rq.n_mailboxes == MP_MAILBOXES_MAX ||
-			    get_hex(m, (uint8_t *)rq.mailboxes[rq.n_mailboxes].name,
-			    MP_MAILBOX_MAX, &ml) != 0 || ml == 0 ||
-			    memchr(rq.mailboxes[rq.n_mailboxes].name, '\0', ml)) {
+			    get_hex(m, (uint8_t *)name, MP_MAILBOX_MAX, &ml)
+			    != 0 || ml == 0 || memchr(name, '\0', ml) != NULL) {
 				*why = "bad mailbox list";
 				return -1;
 			}
-			rq.mailboxes[rq.n_mailboxes].name[ml] = '\0';
+			name[ml] = '\0';
 			rq.mailboxes[rq.n_mailboxes++].len = (uint8_t)ml;
+		}
+		if (rq.n_mailboxes == 0) {
+			*why = "bad mailbox list";
+			return -1;
 		}
 	}
 	if (v[1] <= now)
-		return 1;	/* expired while we were down */
+		return LOAD_EXPIRED;	/* expired while we were down */
 	if (registry_find((uint32_t)id) != NULL) {
 		*why = "duplicate registration id";
 		return -1;
 	}
-	if ((listener = find_listener(f[5], addr.sa.sa_family)) == -1) {
-		log_warnx("state: registration %s of %s: no listener for its "
-		    "address family any more; dropped", f[1], user);
-		return 1;
-	}
+	if ((listener = find_listener(f[5], addr.sa.sa_family)) == -1)
+		return LOAD_NO_LISTENER;
 	if (registry_count() >= mpd->cfg.max_registrations)
-		return 1;
+		return LOAD_TABLE_FULL;
 	u = registry_user(user, 1);
 	r = registry_add(u, &addr, listener, ctx, (uint16_t)ctx_len,
 	    0, (uint32_t)id);
 	registry_set_mailboxes(r, &rq);
 	r->created = (uint32_t)v[0];
 	r->expires = (uint32_t)v[1];
-	r->last_ack = (uint32_t)v[2];
-	r->seq = (uint32_t)v[3];
-	r->total = (uint32_t)v[4];
-	r->acked_total = r->sent_total = (uint32_t)v[5];
-	r->failures = (uint32_t)v[6];
-	/* messages never acknowledged: push them again soon */
-	if (r->total != r->acked_total)
-		r->push_at = mpd->now_ms + 1;
+	r->last_push_ms = v[2] * 1000;
+	r->last_ack = (uint32_t)v[3];
+	r->seq = (uint32_t)v[4];
+	r->total = (uint32_t)v[5];
+	r->sent_total = (uint32_t)v[6];
+	r->acked_total = (uint32_t)v[7];
+	r->failures = (uint32_t)v[8];
+	r->state = (uint8_t)v[9];
+	if (r->state == REG_PUSHING) {
+		/*
+		 * Its push went unacknowledged; the retransmission state is
+		 * gone with the old process.  Push again soon, with the next
+		 * sequence number and everything not acknowledged (total
+		 * tells the client exactly what is new).
+		 */
+		r->state = REG_ACTIVE;
+		r->sent_total = r->acked_total;
+	}
+	if (r->total != r->sent_total) {
+		/* as soon as min_push_interval since the last push allows */
+		r->push_at = r->last_push_ms + mpd->cfg.min_push_interval;
+		if (r->push_at <= mpd->now_ms)
+			r->push_at = mpd->now_ms + 1;
+	}
 	registry_schedule(r);
-	return 0;
+	return LOAD_OK;
 }
 
+/* FILE.corrupt-YYYYmmddTHHMMSS, and -1, -2... if that is taken. */
 static void
 move_aside(const char *path, const char *why, int lineno)
 {
-	char aside[PATH_MAX + 32], stamp[32];
+	char aside[PATH_MAX + 48], stamp[32];
+	struct stat st;
 	time_t t = time(NULL);
+	int i;
 
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", gmtime(&t));
 	snprintf(aside, sizeof(aside), "%s.corrupt-%s", path, stamp);
+	for (i = 1; i < 100 && lstat(aside, &st) == 0; i++)
+		snprintf(aside, sizeof(aside), "%s.corrupt-%s-%d", path, stamp,
+		    i);
 	if (rename(path, aside) == 0)
 		log_error("state file %s line %d: %s; moved aside to %s, "
 		    "starting with no registrations", path, lineno, why, aside);
@@ -326,30 +384,53 @@ int
 state_load(const char *path)
 {
 	FILE *fp;
+	struct stat st;
 	char *line = NULL;
-	size_t cap = 0, count = 0, loaded = 0, skipped = 0;
+	size_t cap = 0, count = 0, n_load[4] = { 0, 0, 0, 0 };
 	ssize_t n;
-	int lineno = 0, rc;
+	int fd, lineno = 0, rc, ended = 0;
 	const char *why = NULL;
-	uint32_t now = (uint32_t)(mpd->now_ms / 1000);
-	int ended = 0;
+	uint32_t now = (uint32_t)(mpd_now() / 1000);
 
-	if ((fp = fopen(path, "r")) == NULL) {
-		if (errno == ENOENT)
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		if (errno == ENOENT) {
+			log_info("state: no state file %s yet, starting with "
+			    "no registrations", path);
 			return 0;
-		log_warn("cannot read state file %s", path);
+		}
+		log_error("cannot read state file %s: %s; starting with no "
+		    "registrations", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		log_error("state file %s is not a regular file; starting with "
+		    "no registrations", path);
+		close(fd);
+		return -1;
+	}
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		log_error("cannot read state file %s: %s; starting with no "
+		    "registrations", path, strerror(errno));
+		close(fd);
 		return -1;
 	}
 	while ((n = getline(&line, &cap, fp)) != -1) {
 		lineno++;
-		if (n == 0 || line[n - 1] != '\n') {
+		if (line[n - 1] != '\n') {
 			why = "truncated line";
 			break;
 		}
 		line[--n] = '\0';
+		if ((size_t)n != strlen(line)) {
+			why = "NUL byte in a line";
+			break;
+		}
 		if (lineno == 1) {
 			if (strcmp(line, STATE_MAGIC) != 0) {
-				why = "not a mailpush state file of version 1";
+				why = strncmp(line, "mailpush-state ", 15) == 0 ?
+				    "another version of the state file format "
+				    "(this mailpushd reads version 1)" :
+				    "not a mailpush state file";
 				break;
 			}
 			continue;
@@ -359,10 +440,9 @@ state_load(const char *path)
 			break;
 		}
 		if (strncmp(line, "end ", 4) == 0) {
-			char *end;
-			unsigned long c = strtoul(line + 4, &end, 10);
+			uint64_t c;
 
-			if (*end != '\0' || c != count) {
+			if (get_num(line + 4, 1, &c) != 0 || c != count) {
 				why = "entry count does not match the end line";
 				break;
 			}
@@ -372,13 +452,10 @@ state_load(const char *path)
 		if ((rc = load_line(line, now, &why)) < 0)
 			break;
 		count++;
-		if (rc == 0)
-			loaded++;
-		else
-			skipped++;
+		n_load[rc]++;
 	}
 	free(line);
-	if (ferror(fp) && why == NULL)
+	if (why == NULL && ferror(fp))
 		why = strerror(errno);
 	fclose(fp);
 	if (why == NULL && !ended)
@@ -389,8 +466,17 @@ state_load(const char *path)
 		mpd->state_dirty = 1;
 		return -1;
 	}
-	log_info("state: %zu registrations restored from %s, %zu expired",
-	    loaded, path, skipped);
-	mpd->state_dirty = 0;
+	if (n_load[LOAD_NO_LISTENER] > 0)
+		log_warnx("state: %zu registrations dropped: no listener for "
+		    "their address family any more",
+		    n_load[LOAD_NO_LISTENER]);
+	if (n_load[LOAD_TABLE_FULL] > 0)
+		log_warnx("state: %zu registrations dropped: [limits] "
+		    "max_registrations (%u) reached", n_load[LOAD_TABLE_FULL],
+		    mpd->cfg.max_registrations);
+	log_info("state: %zu registrations restored from %s, %zu expired "
+	    "skipped", n_load[LOAD_OK], path, n_load[LOAD_EXPIRED]);
+	/* rewrite at the next save if anything was left out */
+	mpd->state_dirty = count != n_load[LOAD_OK];
 	return 0;
 }
