@@ -95,6 +95,7 @@ events_open(const struct mp_config *cfg)
 {
 	struct sockaddr_un sun;
 	int fd, on = 1, buf = (int)cfg->event_buffer_size;
+	struct stat st;
 	mode_t old;
 
 	memset(&sun, 0, sizeof(sun));
@@ -111,9 +112,19 @@ events_open(const struct mp_config *cfg)
 		close(fd);
 		return -1;
 	}
-	if (errno == ECONNREFUSED && unlink(cfg->event_socket) == 0)
-		log_debug("removed stale event socket %s", cfg->event_socket);
 	close(fd);
+	/* remove a stale socket, and never anything else */
+	if (lstat(cfg->event_socket, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_error("%s exists and is not a socket; remove it "
+			    "or choose another [events] socket",
+			    cfg->event_socket);
+			return -1;
+		}
+		if (unlink(cfg->event_socket) == 0)
+			log_debug("removed stale event socket %s",
+			    cfg->event_socket);
+	}
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1) {
 		log_warn("event socket");
