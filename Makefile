@@ -7,6 +7,7 @@ BINDIR		?= $(PREFIX)/bin
 LIBEXECDIR	?= $(PREFIX)/libexec
 MANDIR		?= $(PREFIX)/share/man
 SYSCONFDIR	?= $(PREFIX)/etc
+SYSTEMDUNITDIR	?= $(PREFIX)/lib/systemd/system
 DESTDIR		?=
 
 PKG_CONFIG	?= pkg-config
@@ -165,10 +166,16 @@ install: all install-dovecot-plugin
 	for m in $(MANPAGES); do \
 	    s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s; done
 	@# never overwrite an existing configuration
+	sed 's|/usr/local/etc|$(SYSCONFDIR)|g' conf/mailpushd.conf \
+	    > $(DESTDIR)$(SYSCONFDIR)/mailpush/mailpushd.conf.example
+	chmod 644 $(DESTDIR)$(SYSCONFDIR)/mailpush/mailpushd.conf.example
 	[ -e $(DESTDIR)$(SYSCONFDIR)/mailpush/mailpushd.conf ] || \
-	    install -m 644 conf/mailpushd.conf $(DESTDIR)$(SYSCONFDIR)/mailpush
-	install -m 644 conf/mailpushd.conf \
-	    $(DESTDIR)$(SYSCONFDIR)/mailpush/mailpushd.conf.example
+	    cp -p $(DESTDIR)$(SYSCONFDIR)/mailpush/mailpushd.conf.example \
+	    $(DESTDIR)$(SYSCONFDIR)/mailpush/mailpushd.conf
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed -e 's|/usr/local/sbin|$(SBINDIR)|g' \
+	    -e 's|/usr/local/etc|$(SYSCONFDIR)|g' conf/mailpushd.service \
+	    > $(DESTDIR)$(SYSTEMDUNITDIR)/mailpushd.service
 
 clean:
 	rm -rf build build-san build-fuzz
