@@ -186,6 +186,11 @@ mpd_start(struct mpd_proc *p)
 			    "--errors-for-leak-kinds=definite,indirect",
 			    BUILDDIR "/mailpushd", "-d", "-v", "-c", p->conf,
 			    (char *)NULL);
+		if (getenv("MP_VALGRIND") != NULL) {
+			fprintf(stderr, "MP_VALGRIND is set but valgrind "
+			    "cannot be run\n");
+			_exit(127);
+		}
 		execl(BUILDDIR "/mailpushd", "mailpushd", "-d", "-v", "-c",
 		    p->conf, (char *)NULL);
 		_exit(127);
