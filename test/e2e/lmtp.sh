@@ -218,10 +218,13 @@ printf '%s\n' "alice@$DOMAIN x" "bob@$DOMAIN x" > "$PF/vmailbox"
 postconf -c "$PF" -F '*/*/chroot = n'
 
 # ---- start ------------------------------------------------------------------
+# the same lock as test/e2e/run.sh: one Postfix/Dovecot test at a time
+exec 9>/tmp/mailpush-mta.lock
+flock -w 600 9 || die "/tmp/mailpush-mta.lock still held after 600 s"
 t=$(date +%s%N)
-dovecot -c "$DC/dovecot.conf"
+dovecot -c "$DC/dovecot.conf" 9>&-
 T_DOVECOT=$(ms "$t")
-postfix -c "$PF" start >/dev/null 2>&1 || die "postfix start failed"
+postfix -c "$PF" start >/dev/null 2>&1 9>&- || die "postfix start failed"
 T_POSTFIX=$(ms "$t")
 python3 - "$IMAP_PORT" "$LMTP_SOCK" <<'EOF' || die "daemons did not come up in 10 s"
 import socket, sys, time
