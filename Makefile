@@ -68,7 +68,15 @@ all: $(PROGS) $(HELPERS) dovecot-plugin
 
 include deliver-hook/dovecot/Makefile.inc
 
-$(B)/%.o: %.c
+# Paths are compiled in: a build made for another PREFIX or SYSCONFDIR
+# is rebuilt rather than installed with the wrong paths.
+PATHS_STAMP	:= $(B)/.paths-$(subst /,_,$(SYSCONFDIR))
+$(PATHS_STAMP):
+	@mkdir -p $(B)
+	@rm -f $(B)/.paths-*
+	@touch $@
+
+$(B)/%.o: %.c $(PATHS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -83,8 +91,16 @@ $(B)/mailpushd: $(B)/notifier/main.o $(B)/libdaemon.a $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_SODIUM) $(LIBS_INIH)
 $(B)/mailpushctl: $(B)/notifier/mailpushctl.o $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SODIUM) $(LIBS_INIH)
+# The hook runs once per delivered message: linked as a static PIE it
+# starts as fast as /bin/true (no dynamic loader, no relocations of
+# shared libraries; see BENCHMARKS.md).  glibc warns that getpwnam needs
+# NSS at run time: the hook never looks up accounts (config.c).
+HOOK_STATIC	:= $(if $(filter 1,$(SANITIZE)),,$(wildcard /usr/lib/*/libinih.a))
 $(B)/mailpush-hook: $(B)/deliver-hook/mailpush-hook.o $(B)/libshared.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_INIH)
+	$(CC) $(ALL_LDFLAGS) $(if $(HOOK_STATIC),-static-pie) -o $@ $^ \
+	    $(if $(HOOK_STATIC),-l:libinih.a,$(LIBS_INIH)) > $@.ld 2>&1 || \
+	    { cat $@.ld; rm -f $@.ld; exit 1; }
+	@rm -f $@.ld
 $(B)/mailpush-listen: $(B)/client/mailpush-listen.o \
     $(B)/libmailpush-client.a $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SODIUM)
@@ -181,5 +197,6 @@ clean:
 	rm -rf build build-san build-fuzz
 
 include test/fuzz/fuzz.mk
+include test/bench/bench.mk
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

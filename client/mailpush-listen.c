@@ -273,12 +273,12 @@ listen_on_state(void *arg, enum mpc_event ev, const struct mpc_status *st)
 	switch (ev) {
 	case MPC_EV_REGISTERED:
 		if (l->verbose)
-			log_info("registered id=%u lifetime=%us", st->reg_id,
+			log_info("registered id=%08x lifetime=%us", st->reg_id,
 			    st->lifetime);
 		break;
 	case MPC_EV_REFRESHED:
 		if (l->verbose > 1)
-			log_info("refreshed id=%u lifetime=%us", st->reg_id,
+			log_info("refreshed id=%08x lifetime=%us", st->reg_id,
 			    st->lifetime);
 		break;
 	case MPC_EV_LOST:

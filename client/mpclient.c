@@ -306,6 +306,15 @@ mpc_handle_reply(struct mpc *m, const uint8_t *buf, size_t len, uint64_t now)
 			    "authentication failed (token probably wrong)");
 			return 0;
 		}
+		/* a name the server cannot normalise has no token to sign
+		 * the refusal with: report it rather than retry forever */
+		if (rp.type == PROTO_REFUSED &&
+		    rp.reason == REASON_BAD_REQUEST &&
+		    m->req != PROTO_UNREGISTER) {
+			mpc_refused(m, REASON_BAD_REQUEST, 0, 0, now,
+			    "user name refused by the server");
+			return 0;
+		}
 		mpc_drop(m, "dropped %s: MAC does not verify",
 		    proto_type_name(rp.type));
 		return -1;

@@ -797,6 +797,25 @@ START_TEST(t_refused_auth_unverified)
 }
 END_TEST
 
+/* A name the server cannot normalise: refused with a MAC of zeros. */
+START_TEST(t_refused_bad_name_unverified)
+{
+	struct mp_request rq;
+	struct mpc_status st;
+
+	ck_assert_int_eq(mpc_register(m, T0), 0);
+	expect_request(&srv, PROTO_REGISTER, &rq);
+	srv_refused(&srv, rq.nonce, REASON_BAD_REQUEST, 0, 0, NULL);
+	pump(T0);
+	ck_assert_int_eq(mpc_state(m, &st), MPC_REFUSED);
+	ck_assert_uint_eq(st.reason, REASON_BAD_REQUEST);
+	ck_assert_int_eq(st.verified, 0);
+	ck_assert_ptr_nonnull(strstr(st.why, "user name refused"));
+	/* and it stops: no retransmission */
+	ck_assert_uint_eq(mpc_next_deadline(m), UINT64_MAX);
+}
+END_TEST
+
 /* ---- pushes ---- */
 
 START_TEST(t_push_once)
@@ -1545,7 +1564,7 @@ START_TEST(t_listen_sigterm)
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", srv.port);
 	listen_run(argv, &fo, &fe);
 	srv_handshake(&srv, &rq, 11, 0, 0);
-	wait_for_line(fe, "registered id=11 lifetime=600s\n");
+	wait_for_line(fe, "registered id=0000000b lifetime=600s\n");
 	srv_push(&srv, 11, 1, 1, 1, (const uint8_t *)"mailpush-listen", 15,
 	    token);
 	srv_next_ack(&srv, 11, 1);
@@ -1589,6 +1608,7 @@ make_client_suite(void)
 	tcase_add_test(tc, t_refused_too_many);
 	tcase_add_test(tc, t_refused_table_full);
 	tcase_add_test(tc, t_refused_auth_unverified);
+	tcase_add_test(tc, t_refused_bad_name_unverified);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("push");

@@ -33,4 +33,4 @@ fuzz: deps fuzz-build
 	    grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added)' $(FZ)/fuzz_$$t.log | sed "s/^/  fuzz_$$t /"; \
 	done
 .PHONY: fuzz fuzz-build
-.SECONDARY:
+.PRECIOUS: $(FZ)/%.o
