@@ -112,8 +112,9 @@ ctl_request(const char *path, const char *req)
 		    "(%s: %s)\n", path, strerror(e));
 		return EX_UNAVAILABLE;
 	}
-	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req) ||
-	    write(fd, "\n", 1) != 1) {
+	/* MSG_NOSIGNAL: a daemon at its connection limit closes at once */
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req) ||
+	    send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
 		fprintf(stderr, "mailpushctl: %s: %s\n", path, strerror(errno));
 		close(fd);
 		return EX_IOERR;

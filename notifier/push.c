@@ -239,9 +239,13 @@ send_new_push(struct reg *r, const uint8_t *token)
 	mpd->state_dirty = 1;
 }
 
-/* Something new to tell r: push now, or when the interval allows. */
+/*
+ * Something new to tell r: push now, or when the interval allows.  The
+ * user's token is made only when a push goes out (*have says whether
+ * token holds it already): most events in a burst are coalesced.
+ */
 static void
-kick(struct reg *r, const uint8_t *token)
+kick(struct reg *r, uint8_t *token, int *have)
 {
 	uint64_t t = r->last_push_ms + mpd->cfg.min_push_interval;
 
@@ -253,9 +257,13 @@ kick(struct reg *r, const uint8_t *token)
 	 * new push counts everything since the last acknowledged one, so a
 	 * lost acknowledgement costs nothing but a larger count.
 	 */
-	if (r->seq == 0 || mpd->now_ms >= t)
+	if (r->seq == 0 || mpd->now_ms >= t) {
+		if (!*have) {
+			user_token(r->user, token);
+			*have = 1;
+		}
 		send_new_push(r, token);
-	else if (r->push_at == 0 || r->push_at > t) {
+	} else if (r->push_at == 0 || r->push_at > t) {
 		r->push_at = t;
 		registry_schedule(r);
 	}
@@ -279,11 +287,7 @@ push_event(const char *user, const char *mailbox, unsigned count)
 			continue;
 		}
 		r->total += count;
-		if (!have_token) {
-			user_token(u, token);
-			have_token = 1;
-		}
-		kick(r, token);
+		kick(r, token, &have_token);
 	}
 	mpd->state_dirty = 1;
 }
@@ -320,10 +324,12 @@ push_timer(struct reg *r, uint64_t now_ms)
 		registry_schedule(r);
 		return;
 	}
-	/* out of retries */
+	/* out of retries; new mail waiting for the window still goes at its
+	 * end (the window is not over: see the first case) */
 	r->state = REG_UNREACHABLE;
 	r->failures++;
-	r->push_at = 0;
+	r->push_at = r->total != r->sent_total ?
+	    r->last_push_ms + cfg->min_push_interval : 0;
 	mpd->stats.push_given_up++;
 	log_debug("push %u to %s at %s not acknowledged after %u retries",
 	    r->seq, r->user->name, addr_str(&r->addr), cfg->push_retries);
@@ -337,6 +343,7 @@ push_ack(const union mp_addr *from, const uint8_t *buf, size_t len)
 	struct mp_ack a;
 	const char *why;
 	struct reg *r;
+	int have_token = 1;
 
 	if (proto_ack_decode(buf, len, &a, &why) != 0) {
 		mpd->stats.dgrams_bad++;
@@ -363,7 +370,7 @@ push_ack(const union mp_addr *from, const uint8_t *buf, size_t len)
 	r->last_ack = (uint32_t)(mpd->now_ms / 1000);
 	r->push_at = 0;
 	registry_schedule(r);
-	kick(r, token);
+	kick(r, token, &have_token);
 }
 
 void

@@ -214,7 +214,8 @@ find_listener(const char *text, int family)
 	return -1;
 }
 
-enum { LOAD_OK, LOAD_EXPIRED, LOAD_NO_LISTENER, LOAD_TABLE_FULL };
+enum { LOAD_OK, LOAD_EXPIRED, LOAD_NO_LISTENER, LOAD_TABLE_FULL,
+    LOAD_RENAMED };
 
 /* Parse one "reg" line; returns LOAD_*, or -1 with *why on error. */
 static int
@@ -232,7 +233,7 @@ load_line(char *line, uint32_t now, const char **why)
 	struct reg *r;
 	const char *uwhy;
 	char user[MP_USER_MAX + 1], *end;
-	int listener;
+	int listener, renamed;
 
 	for (tok = strtok_r(line, " ", &save); tok != NULL &&
 	    nf < STATE_FIELDS + 1; tok = strtok_r(NULL, " ", &save))
@@ -249,10 +250,12 @@ load_line(char *line, uint32_t now, const char **why)
 		return -1;
 	}
 	if (user_normalize(&mpd->cfg.names, f[2], strlen(f[2]), user, &uwhy)
-	    != 0 || strcmp(user, f[2]) != 0) {
+	    != 0) {
 		*why = "bad user name";
 		return -1;
 	}
+	/* saved under other [names] rules: dropped once the line is read */
+	renamed = strcmp(user, f[2]) != 0;
 	memset(&addr, 0, sizeof(addr));
 	if (get_num(f[4], 0, &port) != 0 || port == 0 || port > 65535) {
 		*why = "bad port";
@@ -308,6 +311,8 @@ load_line(char *line, uint32_t now, const char **why)
 	}
 	if (v[1] <= now)
 		return LOAD_EXPIRED;	/* expired while we were down */
+	if (renamed)
+		return LOAD_RENAMED;
 	if (registry_find((uint32_t)id) != NULL) {
 		*why = "duplicate registration id";
 		return -1;
@@ -386,7 +391,7 @@ state_load(const char *path)
 	FILE *fp;
 	struct stat st;
 	char *line = NULL;
-	size_t cap = 0, count = 0, n_load[4] = { 0, 0, 0, 0 };
+	size_t cap = 0, count = 0, n_load[5] = { 0, 0, 0, 0, 0 };
 	ssize_t n;
 	int fd, lineno = 0, rc, ended = 0;
 	const char *why = NULL;
@@ -470,6 +475,10 @@ state_load(const char *path)
 		log_warnx("state: %zu registrations dropped: no listener for "
 		    "their address family any more",
 		    n_load[LOAD_NO_LISTENER]);
+	if (n_load[LOAD_RENAMED] > 0)
+		log_warnx("state: %zu registrations dropped: their user name "
+		    "is written differently under the current [names] rules",
+		    n_load[LOAD_RENAMED]);
 	if (n_load[LOAD_TABLE_FULL] > 0)
 		log_warnx("state: %zu registrations dropped: [limits] "
 		    "max_registrations (%u) reached", n_load[LOAD_TABLE_FULL],

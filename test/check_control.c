@@ -385,6 +385,42 @@ START_TEST(not_running)
 }
 END_TEST
 
+/*
+ * The daemon at its limit of control connections closes a new one at
+ * once: mailpushctl must report an error, not die of SIGPIPE writing its
+ * request (it did, silently, most of the time).
+ */
+START_TEST(busy_daemon)
+{
+	struct sockaddr_un sun;
+	int fds[32], i, rc, errors = 0;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", P.control);
+	for (i = 0; i < 32; i++) {
+		ck_assert_int_ne(fds[i] = socket(AF_UNIX, SOCK_STREAM, 0), -1);
+		ck_assert_int_eq(connect(fds[i], (struct sockaddr *)&sun,
+		    sizeof(sun)), 0);
+	}
+	usleep(100000);		/* accepted; they time out after 1 s */
+	for (i = 0; i < 5; i++) {
+		rc = ops_ctl(&P, out, sizeof(out), err, sizeof(err), "status",
+		    NULL);
+		ck_assert_msg(rc < 128, "mailpushctl killed by signal %d",
+		    rc - 128);
+		if (rc != 0) {
+			ck_assert_msg(strncmp(err, "mailpushctl: ", 13) == 0,
+			    "exit %d without a message: %s", rc, err);
+			errors++;
+		}
+	}
+	ck_assert_int_gt(errors, 0);
+	for (i = 0; i < 32; i++)
+		close(fds[i]);
+}
+END_TEST
+
 START_TEST(permission_denied)
 {
 	char *argv[] = { (char *)BUILDDIR "/mailpushctl", (char *)"-c",
@@ -682,6 +718,7 @@ make_control_suite(void)
 	tcase_add_checked_fixture(te, setup, teardown);
 	tcase_set_timeout(te, 30);
 	tcase_add_test(te, not_running);
+	tcase_add_test(te, busy_daemon);
 	tcase_add_test(te, permission_denied);
 	tcase_add_test(te, socket_mode_from_config);
 	tcase_add_test(te, refuses_non_socket);

@@ -362,6 +362,44 @@ START_TEST(expired_entries_skipped)
 }
 END_TEST
 
+/*
+ * The [names] rules changed between two runs (here fold_case, off when
+ * "Bob" was saved): an entry whose user name the new rules would write
+ * differently is dropped with a warning; the others are restored and the
+ * file is not taken for corrupt (it once was, and every registration of
+ * every user was lost).
+ */
+START_TEST(names_changed_entry_skipped)
+{
+	char text[4096];
+	uint32_t now = (uint32_t)time(NULL);
+
+	prepare(NULL);
+	snprintf(text, sizeof(text),
+	    "mailpush-state 1\n"
+	    "reg 0a0b0c0d alice 127.0.0.1 4000 127.0.0.1:%d %u %u 0 0 0 0 0 0 "
+	    "0 0 - -\n"
+	    "reg 01020304 Bob 127.0.0.1 4001 127.0.0.1:%d %u %u 0 0 0 0 0 0 "
+	    "0 0 - -\n"
+	    "end 2\n", P.port, now - 10, now + 300, P.port, now - 10,
+	    now + 300);
+	ck_assert_int_eq(write_text(P.state, text, 0600), 0);
+	ck_assert_int_eq(mpd_start(&P), 0);
+	ck_assert_int_eq(mpd_log_count(&P, "moved aside"), 0);
+	ck_assert_int_eq(mpd_log_count(&P, "state: 1 registrations restored"),
+	    1);
+	ck_assert_int_eq(mpd_log_count(&P, "1 registrations dropped: their "
+	    "user name"), 1);
+	ck_assert_int_eq(mpd_list(&P, NULL, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "alice") != NULL, "%s", out);
+	/* the next save leaves it out */
+	ck_assert_int_eq(mpd_stop(&P), 0);
+	ck_assert_int_gt(read_text(P.state, text, sizeof(text)), 0);
+	ck_assert_msg(strstr(text, "Bob") == NULL &&
+	    strstr(text, "\nend 1\n") != NULL, "%s", text);
+}
+END_TEST
+
 /* Bad state files; %1$u: now + 300, %2$d: the daemon's port. */
 static const struct {
 	const char *name, *text, *why;
@@ -472,6 +510,7 @@ make_state_suite(void)
 	tcase_add_test(tc, periodic_save_survives_kill9);
 	tcase_add_test(tc, expired_entries_skipped);
 	tcase_add_test(tc, leftover_tmp_and_no_file);
+	tcase_add_test(tc, names_changed_entry_skipped);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(tb, NULL, teardown);
