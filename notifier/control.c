@@ -3,7 +3,7 @@
  *
  * A UNIX stream socket made as smtpd's control.c makes it: connect() first
  * to detect a live instance, unlink only a stale socket (never anything
- * that is not a socket), bind under a restrictive umask, then chown/chmod
+ * that is not a socket), bind under a umask that gives the final mode, then lchown
  * to the configured mode and group.  Who may connect is decided by those
  * permissions; the peer's uid (SO_PEERCRED) is logged.  One request line
  * per connection:
@@ -87,7 +87,8 @@ control_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 		log_warn("control socket");
 		return -1;
 	}
-	old = umask(0177);
+	/* the socket is born with its final mode: no chmod by path later */
+	old = umask(0777 & ~cfg->control_socket_mode);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 		umask(old);
 		log_warn("cannot bind control socket %s", cfg->control_socket);
@@ -106,16 +107,13 @@ control_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 		}
 		gid = gr->gr_gid;
 	}
-	if (geteuid() == 0 && chown(cfg->control_socket, uid, gid) == -1) {
+	/* lchown: never follow a link someone put in the socket's place */
+	if (geteuid() == 0 && lchown(cfg->control_socket, uid, gid) == -1) {
 		log_warn("chown %s", cfg->control_socket);
 		goto fail;
 	} else if (geteuid() != 0 && gid != getegid() &&
-	    chown(cfg->control_socket, (uid_t)-1, gid) == -1) {
+	    lchown(cfg->control_socket, (uid_t)-1, gid) == -1) {
 		log_warn("chgrp %s", cfg->control_socket);
-		goto fail;
-	}
-	if (chmod(cfg->control_socket, cfg->control_socket_mode) == -1) {
-		log_warn("chmod %s", cfg->control_socket);
 		goto fail;
 	}
 	if (listen(fd, 16) == -1) {

@@ -130,7 +130,9 @@ events_open(const struct mp_config *cfg)
 		log_warn("event socket");
 		return -1;
 	}
-	old = umask(0177);
+	/* the socket is born with its final mode: no chmod by path, which
+	 * would follow a link put in its place */
+	old = umask(0777 & ~cfg->event_socket_mode);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 		umask(old);
 		log_warn("cannot bind event socket %s", cfg->event_socket);
@@ -138,12 +140,6 @@ events_open(const struct mp_config *cfg)
 		return -1;
 	}
 	umask(old);
-	if (chmod(cfg->event_socket, cfg->event_socket_mode) == -1) {
-		log_warn("chmod %s", cfg->event_socket);
-		unlink(cfg->event_socket);
-		close(fd);
-		return -1;
-	}
 	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) == -1)
 		fatal("SO_PASSCRED");
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)) == -1)

@@ -75,18 +75,21 @@ describe(char *buf, size_t len, unsigned reason, unsigned limit, unsigned got)
 	}
 }
 
-void
-limits_log_refusal(const char *user, unsigned reason, unsigned limit,
-    unsigned got, const union mp_addr *from)
+/*
+ * May a line about this user be logged now?  Fills extra with the count
+ * of lines held back for the user since the last one.
+ */
+static int
+limits_may_log(const char *user, char *extra, size_t len)
 {
 	uint64_t now = mpd->now_ms, interval = mpd->cfg.refusal_log_interval;
 	struct slot *s = slot_for(user);
-	char what[256], extra[64] = "";
 
+	extra[0] = '\0';
 	if (strcmp(s->user, user) == 0 && s->last_ms != 0 &&
 	    now < s->last_ms + interval) {
 		s->held++;
-		return;
+		return 0;
 	}
 	if (now / 1000 != global_sec) {
 		if (global_held > 0)
@@ -98,16 +101,38 @@ limits_log_refusal(const char *user, unsigned reason, unsigned limit,
 	}
 	if (global_lines >= GLOBAL_PER_SEC) {
 		global_held++;
-		return;
+		return 0;
 	}
 	global_lines++;
 	if (strcmp(s->user, user) == 0 && s->held > 0)
-		snprintf(extra, sizeof(extra), " (%u more refusals held back)",
-		    s->held);
-	describe(what, sizeof(what), reason, limit, got);
-	log_error("user %s has exceeded %s: refused %s%s", user, what,
-	    addr_str(from), extra);
+		snprintf(extra, len, " (%u more refusals held back)", s->held);
 	snprintf(s->user, sizeof(s->user), "%s", user);
 	s->last_ms = now;
 	s->held = 0;
+	return 1;
+}
+
+void
+limits_log_refusal(const char *user, unsigned reason, unsigned limit,
+    unsigned got, const union mp_addr *from)
+{
+	char what[256], extra[64];
+
+	if (!limits_may_log(user, extra, sizeof(extra)))
+		return;
+	describe(what, sizeof(what), reason, limit, got);
+	log_error("user %s has exceeded %s: refused %s%s", user, what,
+	    addr_str(from), extra);
+}
+
+void
+limits_log_eviction(const char *user, unsigned limit,
+    const union mp_addr *evicted)
+{
+	char extra[64];
+
+	if (!limits_may_log(user, extra, sizeof(extra)))
+		return;
+	log_info("user %s reached %u registrations: evicted the oldest, from "
+	    "%s%s", user, limit, addr_str(evicted), extra);
 }

@@ -53,22 +53,26 @@ usage(void)
 	exit(EX_USAGE);
 }
 
-uint64_t
-mpd_now(void)
+static uint64_t
+mpd_clock(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	mpd->now_ms = (uint64_t)ts.tv_sec * 1000 +
-	    (uint64_t)ts.tv_nsec / 1000000;
-	return mpd->now_ms;
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t
+mpd_now(void)
+{
+	return mpd->now_ms = mpd_clock();
 }
 
 /* Keep the one libevent timer on the earliest registration deadline. */
 void
 mpd_rearm(void)
 {
-	uint64_t next = registry_next_deadline();
+	uint64_t next = registry_next_deadline(), now;
 	struct timeval tv;
 
 	if (next == armed)
@@ -78,8 +82,10 @@ mpd_rearm(void)
 		evtimer_del(ev_timer);
 		return;
 	}
-	mpd_now();
-	next = next > mpd->now_ms ? next - mpd->now_ms : 0;
+	/* a local clock: now_ms stays fixed for the whole callback, which
+	 * registry_run_timers relies on */
+	now = mpd_clock();
+	next = next > now ? next - now : 0;
 	tv.tv_sec = (time_t)(next / 1000);
 	tv.tv_usec = (suseconds_t)(next % 1000) * 1000;
 	evtimer_add(ev_timer, &tv);

@@ -181,5 +181,7 @@ int		 state_save(const char *path);
 /* limits.c: refusals and their rate-limited log */
 void		 limits_log_refusal(const char *user, unsigned reason,
 		    unsigned limit, unsigned got, const union mp_addr *);
+void		 limits_log_eviction(const char *user, unsigned limit,
+		    const union mp_addr *evicted);
 
 #endif

@@ -422,8 +422,7 @@ do_register(int listener, const union mp_addr *from,
 		int last = u->n_regs == 1;
 
 		mpd->stats.evicted++;
-		log_info("user %s reached %u registrations: evicted the "
-		    "oldest, from %s", user, max, addr_str(&u->regs->addr));
+		limits_log_eviction(user, max, &u->regs->addr);
 		registry_remove(u->regs, "evicted");
 		if (last) {
 			u = NULL;	/* the user went with its last one */
