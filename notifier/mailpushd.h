@@ -160,6 +160,7 @@ void		 push_timer(struct reg *, uint64_t now_ms);
 void		 push_ack(const union mp_addr *, const uint8_t *, size_t);
 void		 push_flush(void);
 void		 push_forget(struct reg *);
+void		 push_token(const char *, size_t, uint8_t[MP_TOKEN_LEN]);
 void		 push_resume(struct reg *);	/* refreshed: not unreachable */
 void		 push_send_error(const union mp_addr *to);
 

@@ -34,7 +34,12 @@
 #include "log.h"
 #include "mailpushd.h"
 
-#define BATCH	64
+/* Datagrams per sendmmsg(2); PUSH_BATCH=1 builds the unbatched daemon
+ * that `make bench-batch' measures against. */
+#ifndef PUSH_BATCH
+#define PUSH_BATCH	64
+#endif
+#define BATCH	PUSH_BATCH
 #define PUSH_MAX (PROTO_PUSH_FIXED + MP_CONTEXT_MAX + PROTO_MAC_LEN)
 #define SENT_RING 256		/* recent pushes, for late send errors */
 
@@ -220,8 +225,14 @@ unqueue(struct reg *r)
 static void
 user_token(const struct mp_user *u, uint8_t token[MP_TOKEN_LEN])
 {
-	keyed_mac(&server_key, mpd->key, (const uint8_t *)u->name,
-	    u->name_len, token);
+	push_token(u->name, u->name_len, token);
+}
+
+/* A user's token (proto_token), from the keyed state of the server key. */
+void
+push_token(const char *name, size_t len, uint8_t token[MP_TOKEN_LEN])
+{
+	keyed_mac(&server_key, mpd->key, (const uint8_t *)name, len, token);
 }
 
 static void

@@ -235,12 +235,19 @@ static void
 cookie_compute(const union mp_addr *a, uint64_t slot,
     uint8_t out[PROTO_COOKIE_LEN])
 {
+	static crypto_auth_hmacsha256_state keyed;
+	static int keyed_ready;
 	crypto_auth_hmacsha256_state st;
 	uint8_t mac[crypto_auth_hmacsha256_BYTES], fam, s[8];
 	int i;
 
-	crypto_auth_hmacsha256_init(&st, mpd->cookie_secret,
-	    sizeof(mpd->cookie_secret));
+	/* the secret is fixed for the daemon's life: hash it in once */
+	if (!keyed_ready) {
+		crypto_auth_hmacsha256_init(&keyed, mpd->cookie_secret,
+		    sizeof(mpd->cookie_secret));
+		keyed_ready = 1;
+	}
+	st = keyed;
 	fam = (uint8_t)a->sa.sa_family;
 	crypto_auth_hmacsha256_update(&st, &fam, 1);
 	if (a->sa.sa_family == AF_INET) {
@@ -269,10 +276,11 @@ cookie_valid(const union mp_addr *a, const uint8_t *cookie)
 	int ok;
 
 	cookie_compute(a, slot, c);
-	ok = sodium_memcmp(c, cookie, PROTO_COOKIE_LEN) == 0;
+	if ((ok = sodium_memcmp(c, cookie, PROTO_COOKIE_LEN) == 0))
+		return ok;
+	/* which slot matched is no secret: try the older only if needed */
 	cookie_compute(a, slot - 1, c);
-	ok |= sodium_memcmp(c, cookie, PROTO_COOKIE_LEN) == 0;
-	return ok;
+	return sodium_memcmp(c, cookie, PROTO_COOKIE_LEN) == 0;
 }
 
 static void
@@ -473,7 +481,7 @@ handle_request(int listener, const union mp_addr *from, const uint8_t *buf,
 		refuse(listener, from, rq.nonce, REASON_BAD_REQUEST, 0, NULL);
 		return;
 	}
-	proto_token(mpd->key, user, strlen(user), token);
+	push_token(user, strlen(user), token);
 	if (!config_addr_allowed(cfg, &from->sa)) {
 		refuse(listener, from, rq.nonce, REASON_NOT_ALLOWED, 0, token);
 		return;

@@ -16,3 +16,15 @@ bench: deps all $(B)/test/mpbench
 	BENCH_QUICK=$(BENCH_QUICK) $(B)/test/mpbench \
 	    $(if $(BENCH_ONLY),-o $(BENCH_ONLY))
 .PHONY: bench
+
+# Does batching pay?  The push benchmark against a daemon built with one
+# datagram per sendmmsg(2) (PUSH_BATCH=1, in build-nobatch/), then against
+# the normal one, in the same run.
+bench-batch: deps all $(B)/test/mpbench
+	$(MAKE) B=build-nobatch CFLAGS="-DPUSH_BATCH=1" build-nobatch/mailpushd
+	@echo "== unbatched daemon (PUSH_BATCH=1)"
+	MPBENCH_DAEMON=build-nobatch/mailpushd BENCH_QUICK=$(BENCH_QUICK) \
+	    $(B)/test/mpbench -o push
+	@echo "== batched daemon (PUSH_BATCH=64)"
+	BENCH_QUICK=$(BENCH_QUICK) $(B)/test/mpbench -o push
+.PHONY: bench-batch

@@ -332,8 +332,7 @@ main(int argc, char *argv[])
 	limit_lines = mpd_log_count(&P, "has exceeded");
 	CHECK(limit_lines <= 1 + (int)((t1 - t0) / 1000000 / 60) + 1,
 	    "refusal log rate-limited: %d lines for %lld refusals",
-	    limit_lines, mpd_stat(&P, "refused too many registrations for "
-	    "this user"));
+	    limit_lines, mpd_stat(&P, "refused_too_many"));
 	a = mpd_log_count(&P, "ERROR: AddressSanitizer") +
 	    mpd_log_count(&P, "runtime error");
 	CHECK(a == 0, "no sanitizer report in the daemon's log");
