@@ -165,37 +165,6 @@ control_close(void)
 
 /* Output helpers */
 
-/* Length of the well-formed UTF-8 sequence at s (not ASCII), or 0. */
-static size_t
-utf8_seq(const unsigned char *s)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n, i;
-
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		n = 3;
-		if (s[0] == 0xe0)
-			lo = 0xa0;
-		else if (s[0] == 0xed)
-			hi = 0x9f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		n = 4;
-		if (s[0] == 0xf0)
-			lo = 0x90;
-		else if (s[0] == 0xf4)
-			hi = 0x8f;
-	} else
-		return 0;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (i = 2; i < n; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return n;
-}
-
 /*
  * A name from a client (a mailbox) or the table (a user), safe to print:
  * in JSON a string with control characters escaped and bytes that are not
@@ -211,7 +180,7 @@ put_name(struct evbuffer *out, const char *name, int json)
 		evbuffer_add(out, "\"", 1);
 	while (*s != '\0') {
 		if (*s >= 0x80) {
-			if ((n = utf8_seq(s)) != 0) {
+			if ((n = user_utf8_len(s, strlen((const char *)s))) != 0) {
 				evbuffer_add(out, s, n);
 				s += n;
 			} else {

@@ -162,9 +162,7 @@ mpd_load_key(const struct mp_config *cfg, uint8_t key[MP_KEY_LEN],
     uid_t owner)
 {
 	struct stat st;
-	char buf[131];		/* 64 digits and a newline or two */
-	size_t len = 0;
-	ssize_t n;
+	const char *why;
 	int fd;
 
 	if ((fd = open(cfg->key_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW))
@@ -204,30 +202,13 @@ mpd_load_key(const struct mp_config *cfg, uint8_t key[MP_KEY_LEN],
 		close(fd);
 		return -1;
 	}
-	for (;;) {
-		n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if ((len += (size_t)n) == sizeof(buf) - 1)
-			break;
-	}
-	if (n < 0) {
-		log_error("key file %s: %s", cfg->key_file, strerror(errno));
+	if (proto_read_hexfd(fd, key, &why) != 0) {
+		log_error("key file %s: %s (make a new one with mailpushctl "
+		    "genkey)", cfg->key_file, why);
 		close(fd);
 		return -1;
 	}
 	close(fd);
-	buf[len] = '\0';
-	if (len == sizeof(buf) - 1 || memchr(buf, '\0', len) != NULL ||
-	    proto_hex_decode(buf, key, MP_KEY_LEN) != 0) {
-		log_error("key file %s: not 64 hexadecimal digits (make a "
-		    "new one with mailpushctl genkey)", cfg->key_file);
-		sodium_memzero(buf, sizeof(buf));
-		return -1;
-	}
-	sodium_memzero(buf, sizeof(buf));
 	return 0;
 }
 

@@ -385,17 +385,13 @@ proto_hex_encode(const uint8_t *in, size_t len, char *out)
 }
 
 int
-proto_read_hexfile(const char *path, uint8_t out[32], const char **why)
+proto_read_hexfd(int fd, uint8_t out[32], const char **why)
 {
 	char buf[131];		/* 64 digits and newlines; 130 is too long */
 	size_t len = 0;
 	ssize_t n;
-	int fd, saved;
+	int rc = -1;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		*why = strerror(errno);
-		return -1;
-	}
 	/* Read to the end, so a long file cannot pass on its first bytes. */
 	for (;;) {
 		n = read(fd, buf + len, sizeof(buf) - 1 - len);
@@ -406,17 +402,30 @@ proto_read_hexfile(const char *path, uint8_t out[32], const char **why)
 		if ((len += (size_t)n) == sizeof(buf) - 1)
 			break;
 	}
-	saved = errno;
+	if (n < 0)
+		*why = strerror(errno);
+	else {
+		buf[len] = '\0';
+		if (len == sizeof(buf) - 1 || memchr(buf, '\0', len) != NULL ||
+		    proto_hex_decode(buf, out, 32) != 0)
+			*why = "not 64 hexadecimal digits";
+		else
+			rc = 0;
+	}
+	sodium_memzero(buf, sizeof(buf));
+	return rc;
+}
+
+int
+proto_read_hexfile(const char *path, uint8_t out[32], const char **why)
+{
+	int fd, rc;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		*why = strerror(errno);
+		return -1;
+	}
+	rc = proto_read_hexfd(fd, out, why);
 	close(fd);
-	if (n < 0) {
-		*why = strerror(saved);
-		return -1;
-	}
-	buf[len] = '\0';
-	if (len == sizeof(buf) - 1 || memchr(buf, '\0', len) != NULL ||
-	    proto_hex_decode(buf, out, 32) != 0) {
-		*why = "not 64 hexadecimal digits";
-		return -1;
-	}
-	return 0;
+	return rc;
 }

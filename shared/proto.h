@@ -154,5 +154,7 @@ int	proto_hex_decode(const char *hex, uint8_t *out, size_t outlen);
 void	proto_hex_encode(const uint8_t *in, size_t len, char *out);
 /* Read a 32-byte key or token stored as hex in a file; -1 with *why. */
 int	proto_read_hexfile(const char *path, uint8_t out[32], const char **why);
+/* The same from an open descriptor (read to its end, not closed). */
+int	proto_read_hexfd(int fd, uint8_t out[32], const char **why);
 
 #endif

@@ -16,8 +16,8 @@
  * forms, no surrogates, nothing above U+10FFFF) that starts `s', which
  * is not ASCII; 0 if there is none or it encodes a C1 control.
  */
-static size_t
-utf8_len(const unsigned char *s, size_t left)
+size_t
+user_utf8_len(const unsigned char *s, size_t left)
 {
 	unsigned char lo = 0x80, hi = 0xbf;
 	size_t n, i;
@@ -71,7 +71,7 @@ user_normalize(const struct user_rule *rule, const char *in, size_t inlen,
 			return -1;
 		}
 		if (c >= 0x80) {
-			size_t n = utf8_len((const unsigned char *)in + i,
+			size_t n = user_utf8_len((const unsigned char *)in + i,
 			    inlen - i);
 
 			if (n == 0) {

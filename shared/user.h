@@ -21,4 +21,10 @@ struct user_rule {
 int	user_normalize(const struct user_rule *, const char *in, size_t inlen,
 	    char out[MP_USER_MAX + 1], const char **why);
 
+/*
+ * Length of the well-formed UTF-8 sequence (not ASCII, not a C1 control)
+ * at s, with left bytes available; 0 if there is none.
+ */
+size_t	user_utf8_len(const unsigned char *s, size_t left);
+
 #endif
