@@ -172,7 +172,7 @@ START_TEST(listeners_follow)
 
 	start(NULL);
 	a = P.port;
-	ck_assert_int_ne(b = ops_free_port(), -1);
+	ck_assert_int_ne(b = mpd_free_port(), -1);
 	ck_assert_int_ne(b, a);
 	ck_assert_int_eq(tc_open(&ca, &P, 0, NULL, "alice"), 0);
 	expect_registered(&ca, "a");

@@ -53,8 +53,8 @@ rss_kib(pid_t pid)
 	return kib;
 }
 
-static int
-free_udp_port(void)
+int
+mpd_free_port(void)
 {
 	struct sockaddr_in sin;
 	socklen_t len = sizeof(sin);
@@ -87,15 +87,15 @@ free_udp_port(void)
 	return port;
 }
 
-static int
-write_file(const char *path, const char *text, mode_t mode)
+int
+write_text(const char *path, const char *text, mode_t mode)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	size_t len = strlen(text);
 
 	if (fd == -1)
 		return -1;
-	if (write(fd, text, len) != (ssize_t)len) {
+	if (write(fd, text, len) != (ssize_t)len || fchmod(fd, mode) == -1) {
 		close(fd);
 		return -1;
 	}
@@ -119,7 +119,7 @@ mpd_rewrite(struct mpd_proc *p, const char *extra)
 	    "%s\n",
 	    p->port, p->port, p->key_file, p->state, p->control, p->events,
 	    extra ? extra : "");
-	return write_file(p->conf, text, 0644);
+	return write_text(p->conf, text, 0644);
 }
 
 /* Waits are longer when the daemon runs under valgrind. */
@@ -199,7 +199,7 @@ mpd_start(struct mpd_proc *p)
 }
 
 int
-mpd_setup(struct mpd_proc *p, const char *extra)
+mpd_prepare(struct mpd_proc *p)
 {
 	char hex[2 * MP_KEY_LEN + 2];
 
@@ -217,14 +217,18 @@ mpd_setup(struct mpd_proc *p, const char *extra)
 	snprintf(p->state, sizeof(p->state), "%s/state", p->dir);
 	snprintf(p->control, sizeof(p->control), "%s/control.sock", p->dir);
 	snprintf(p->events, sizeof(p->events), "%s/event.sock", p->dir);
-	if ((p->port = free_udp_port()) == -1)
+	if ((p->port = mpd_free_port()) == -1)
 		return -1;
 	randombytes_buf(p->key, sizeof(p->key));
 	sodium_bin2hex(hex, sizeof(hex), p->key, sizeof(p->key));
 	strcat(hex, "\n");
-	if (write_file(p->key_file, hex, 0600) == -1)
-		return -1;
-	if (mpd_rewrite(p, extra) == -1)
+	return write_text(p->key_file, hex, 0600);
+}
+
+int
+mpd_setup(struct mpd_proc *p, const char *extra)
+{
+	if (mpd_prepare(p) == -1 || mpd_rewrite(p, extra) == -1)
 		return -1;
 	return mpd_start(p);
 }
@@ -441,7 +445,7 @@ mpd_write_token(const struct mpd_proc *p, const char *user, const char *path)
 	mpd_token(p, user, token);
 	sodium_bin2hex(hex, sizeof(hex), token, sizeof(token));
 	strcat(hex, "\n");
-	return write_file(path, hex, 0600);
+	return write_text(path, hex, 0600);
 }
 
 int

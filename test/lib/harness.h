@@ -36,6 +36,12 @@ struct mpd_proc {
  * sections: [limits], [user X]...).  Returns 0, or -1 (the test fails).
  */
 int	mpd_setup(struct mpd_proc *, const char *extra);
+/* The directory, paths, a free port and a key; no configuration yet. */
+int	mpd_prepare(struct mpd_proc *);
+/* A UDP port free on both 127.0.0.1 and ::1, or -1. */
+int	mpd_free_port(void);
+/* Write a file with exactly this mode. */
+int	write_text(const char *path, const char *text, mode_t mode);
 int	mpd_start(struct mpd_proc *);	/* start again (same directory) */
 int	mpd_signal(struct mpd_proc *, int sig);
 /* SIGTERM and wait; returns the exit status or -1 after 5 s (SIGKILL). */

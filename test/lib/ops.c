@@ -24,60 +24,6 @@
 
 #include "ops.h"
 
-int
-ops_free_port(void)
-{
-	int tries;
-
-	for (tries = 0; tries < 50; tries++) {
-		struct sockaddr_in sin;
-		struct sockaddr_in6 sin6;
-		socklen_t len = sizeof(sin);
-		int fd, fd6, port = -1;
-
-		fd = socket(AF_INET, SOCK_DGRAM, 0);
-		memset(&sin, 0, sizeof(sin));
-		sin.sin_family = AF_INET;
-		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
-		    getsockname(fd, (struct sockaddr *)&sin, &len) == -1) {
-			close(fd);
-			continue;
-		}
-		fd6 = socket(AF_INET6, SOCK_DGRAM, 0);
-		memset(&sin6, 0, sizeof(sin6));
-		sin6.sin6_family = AF_INET6;
-		sin6.sin6_addr = in6addr_loopback;
-		sin6.sin6_port = sin.sin_port;
-		if (bind(fd6, (struct sockaddr *)&sin6, sizeof(sin6)) == 0)
-			port = ntohs(sin.sin_port);
-		close(fd6);
-		close(fd);
-		if (port != -1)
-			return port;
-	}
-	return -1;
-}
-
-int
-write_text(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	size_t len = strlen(text);
-
-	if (fd == -1)
-		return -1;
-	if (write(fd, text, len) != (ssize_t)len) {
-		close(fd);
-		return -1;
-	}
-	if (fchmod(fd, mode) == -1) {
-		close(fd);
-		return -1;
-	}
-	return close(fd);
-}
-
 ssize_t
 read_text(const char *path, char *buf, size_t len)
 {
@@ -118,28 +64,7 @@ ops_write_config(struct mpd_proc *p, const char *mainsect, const char *extra)
 int
 ops_prepare(struct mpd_proc *p, const char *mainsect, const char *extra)
 {
-	char hex[2 * MP_KEY_LEN + 2];
-
-	memset(p, 0, sizeof(*p));
-	p->pid = -1;
-	if (sodium_init() < 0)
-		return -1;
-	snprintf(p->dir, sizeof(p->dir), "/tmp/mailpush-test.XXXXXX");
-	if (mkdtemp(p->dir) == NULL)
-		return -1;
-	chmod(p->dir, 0755);
-	snprintf(p->conf, sizeof(p->conf), "%s/mailpushd.conf", p->dir);
-	snprintf(p->log, sizeof(p->log), "%s/mailpushd.log", p->dir);
-	snprintf(p->key_file, sizeof(p->key_file), "%s/key", p->dir);
-	snprintf(p->state, sizeof(p->state), "%s/state", p->dir);
-	snprintf(p->control, sizeof(p->control), "%s/control.sock", p->dir);
-	snprintf(p->events, sizeof(p->events), "%s/event.sock", p->dir);
-	if ((p->port = ops_free_port()) == -1)
-		return -1;
-	randombytes_buf(p->key, sizeof(p->key));
-	sodium_bin2hex(hex, sizeof(hex), p->key, sizeof(p->key));
-	strcat(hex, "\n");
-	if (write_text(p->key_file, hex, 0600) == -1)
+	if (mpd_prepare(p) == -1)
 		return -1;
 	return ops_write_config(p, mainsect, extra);
 }

@@ -13,7 +13,6 @@
 #include "harness.h"
 
 /* A UDP port free on both 127.0.0.1 and ::1 right now, or -1. */
-int	ops_free_port(void);
 /*
  * Like mpd_setup, but without starting the daemon: the directory, the key
  * and the configuration.  mainsect holds the variable lines of the
@@ -53,7 +52,6 @@ int	json_strval(const char *text, const char *key, char *out, size_t len);
 int	proc_ids(pid_t, long uid[4], long gid[4], char *groups, size_t len);
 /* A whole (small) file into buf, NUL-terminated; its length or -1. */
 ssize_t	read_text(const char *path, char *buf, size_t len);
-int	write_text(const char *path, const char *text, mode_t mode);
 /* A registration's id, "%08x", from a REGISTERED reply. */
 void	reg_hex(uint32_t id, char out[9]);
 
