@@ -43,8 +43,10 @@ static int		 ctl_fd = -1;
 static struct event	*ctl_ev, *ctl_pause;
 static char		 ctl_path[CONFIG_SOCKPATH_MAX];
 static int		 ctl_clients;
+static struct bufferevent *ctl_bevs[CONTROL_CLIENTS_MAX];	/* open ones */
 
 static void control_accept(evutil_socket_t, short, void *);
+static void control_free(struct bufferevent *);
 
 int
 control_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
@@ -151,6 +153,12 @@ control_start(void)
 void
 control_close(void)
 {
+	int i;
+
+	/* connections still open at shutdown */
+	for (i = 0; i < CONTROL_CLIENTS_MAX; i++)
+		if (ctl_bevs[i] != NULL)
+			control_free(ctl_bevs[i]);
 	if (ctl_ev != NULL)
 		event_free(ctl_ev);
 	if (ctl_pause != NULL)
@@ -602,6 +610,11 @@ control_request(struct bufferevent *bev, char *line)
 static void
 control_free(struct bufferevent *bev)
 {
+	int i;
+
+	for (i = 0; i < CONTROL_CLIENTS_MAX; i++)
+		if (ctl_bevs[i] == bev)
+			ctl_bevs[i] = NULL;
 	bufferevent_free(bev);
 	ctl_clients--;
 }
@@ -654,7 +667,7 @@ control_accept(evutil_socket_t fd, short what, void *arg)
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct timeval tv = { 1, 0 };
-	int cfd;
+	int cfd, i;
 
 	(void)what;
 	(void)arg;
@@ -683,6 +696,11 @@ control_accept(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	ctl_clients++;
+	for (i = 0; i < CONTROL_CLIENTS_MAX; i++)
+		if (ctl_bevs[i] == NULL) {
+			ctl_bevs[i] = bev;
+			break;
+		}
 	bufferevent_setcb(bev, control_read, NULL, control_event, NULL);
 	bufferevent_set_timeouts(bev, &tv, &tv);
 	bufferevent_enable(bev, EV_READ);

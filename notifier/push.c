@@ -126,6 +126,19 @@ send_batch(unsigned from, unsigned n)
 	}
 }
 
+/* Datagrams whose listener was closed by a reload: a send error each. */
+static void
+unsent(unsigned from, unsigned n)
+{
+	unsigned i;
+
+	for (i = from; i < from + n; i++) {
+		mpd->stats.send_errors++;
+		if (Q.reg[i] != NULL)
+			Q.reg[i]->failures++;
+	}
+}
+
 void
 push_flush(void)
 {
@@ -136,6 +149,8 @@ push_flush(void)
 		    !mpd->listeners[Q.listener[start]].in_use) {
 			if (mpd->listeners[Q.listener[start]].in_use)
 				send_batch(start, i - start);
+			else
+				unsent(start, i - start);
 			start = i;
 		}
 	Q.n = 0;

@@ -142,6 +142,29 @@ START_TEST(malformed_events_counted)
 }
 END_TEST
 
+/*
+ * A control connection still open at shutdown is freed (under SANITIZE=1
+ * LeakSanitizer would report it, and mpd_cleanup fails the test).
+ */
+START_TEST(control_open_at_shutdown)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	ck_assert_int_eq(mpd_setup(&P, NULL), 0);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", P.control);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	ck_assert_int_eq(write(fd, "sta", 3), 3);	/* half a request */
+	usleep(100000);
+	ck_assert_int_eq(mpd_stop(&P), 0);
+	close(fd);
+	ck_assert_int_eq(mpd_log_count(&P, "LeakSanitizer"), 0);
+}
+END_TEST
+
 Suite *
 make_events_suite(void)
 {
@@ -153,6 +176,7 @@ make_events_suite(void)
 	tcase_add_test(tc, socket_mode_and_any_user);
 	tcase_add_test(tc, allow_users_decides);
 	tcase_add_test(tc, malformed_events_counted);
+	tcase_add_test(tc, control_open_at_shutdown);
 	suite_add_tcase(s, tc);
 	return s;
 }
