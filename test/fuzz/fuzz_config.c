@@ -16,6 +16,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static char path[64];
 
+static void
+cleanup(void)
+{
+	unlink(path);
+}
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -27,6 +33,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if ((fd = mkstemp(path)) == -1)
 		abort();
 	close(fd);
+	atexit(cleanup);
 	/* errors go to syslog (nowhere here), not to the fuzzer's stderr */
 	log_init("fuzz_config", getenv("FUZZ_VERBOSE") != NULL, 0);
 	return 0;

@@ -21,6 +21,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static char dir[64], path[96];
 
+static void
+cleanup(void)
+{
+	unlink(path);
+	rmdir(dir);
+}
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -32,6 +39,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (mkdtemp(dir) == NULL)
 		abort();
 	snprintf(path, sizeof(path), "%s/state", dir);
+	atexit(cleanup);
 	/* errors go to syslog (nowhere here), not to the fuzzer's stderr */
 	log_init("fuzz_state", getenv("FUZZ_VERBOSE") != NULL, 0);
 	if ((mpd = calloc(1, sizeof(*mpd))) == NULL)
