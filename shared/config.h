@@ -119,7 +119,12 @@ int	config_user_may_post(const struct mp_config *, const char *user);
 /* The socket the hook writes to. */
 const char *config_hook_socket(const struct mp_config *);
 
-/* Value parsers, exported for the programs' command-line options. */
+/* Value parsers (confval.c), also for the programs' command-line options. */
+#define CONFIG_SYSNAME_RULE	"letters, digits, '.', '_', '$' and '-' (not first), " \
+				"at most 63 characters"
+int	config_valid_sysname(const char *);
+int	config_parse_bool(const char *, int *);
+void	config_fmt_duration(uint64_t ms, char *buf, size_t len);
 int	config_parse_duration(const char *, uint64_t *ms);
 int	config_parse_size(const char *, uint64_t *bytes);
 int	config_parse_listen(const char *, struct config_listen *);
