@@ -274,8 +274,7 @@ bd_create(struct mpd_proc *p, const char *extra)
 int
 bd_start(struct mpd_proc *p, int wait_ms)
 {
-	uint64_t until = mono_ns() + (uint64_t)wait_ms * 1000000;
-	int fd, status;
+	int fd;
 
 	if ((p->pid = fork()) == -1)
 		return fail("fork: %s", strerror(errno));
@@ -297,26 +296,12 @@ bd_start(struct mpd_proc *p, int wait_ms)
 		    "mailpushd", "-d", "-c", p->conf, (char *)NULL);
 		_exit(127);
 	}
-	while (mono_ns() < until) {
-		struct sockaddr_un sun;
-
-		if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
-			p->pid = -1;
-			fail("mailpushd exited at start (log %s)", p->log);
-			log_tail(p);
-			return -1;
-		}
-		memset(&sun, 0, sizeof(sun));
-		sun.sun_family = AF_UNIX;
-		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p->control);
-		fd = socket(AF_UNIX, SOCK_STREAM, 0);
-		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-			close(fd);
-			if (mpd_ctl(p, NULL, 0, "status", NULL) == 0)
-				return 0;
-		} else
-			close(fd);
-		usleep(20000);
+	if (mpd_wait_ready(p, wait_ms) == 0)
+		return 0;
+	if (p->pid == -1) {
+		fail("mailpushd exited at start (log %s)", p->log);
+		log_tail(p);
+		return -1;
 	}
 	bd_kill(p);
 	fail("mailpushd did not answer within %d ms (log %s)", wait_ms, p->log);

@@ -129,10 +129,10 @@ slow(uint64_t ms)
 	return getenv("MP_VALGRIND") != NULL ? ms * 4 : ms;
 }
 
-static int
-wait_ready(struct mpd_proc *p)
+int
+mpd_wait_ready(struct mpd_proc *p, int ms)
 {
-	uint64_t until = now_ms() + slow(5000);
+	uint64_t until = now_ms() + slow((uint64_t)ms);
 
 	while (now_ms() < until) {
 		struct sockaddr_un sun;
@@ -195,7 +195,7 @@ mpd_start(struct mpd_proc *p)
 		    p->conf, (char *)NULL);
 		_exit(127);
 	}
-	return wait_ready(p);
+	return mpd_wait_ready(p, 5000);
 }
 
 int
@@ -290,8 +290,8 @@ mpd_cleanup(struct mpd_proc *p)
 	}
 }
 
-static void
-drain(int fd, char *buf, size_t len, size_t *off)
+void
+drain_fd(int fd, char *buf, size_t len, size_t *off)
 {
 	ssize_t n;
 	char scratch[4096];
@@ -345,13 +345,13 @@ run_cmd(char *const argv[], char *out, size_t outlen, char *err,
 			break;
 		}
 		poll(pfd, 2, (int)(until - now));
-		drain(op[0], out, outlen, &ooff);
-		drain(ep[0], err, errlen, &eoff);
+		drain_fd(op[0], out, outlen, &ooff);
+		drain_fd(ep[0], err, errlen, &eoff);
 		if ((pfd[0].revents & POLLHUP) && (pfd[1].revents & POLLHUP))
 			break;
 		if (waitpid(pid, &status, WNOHANG) == pid) {
-			drain(op[0], out, outlen, &ooff);
-			drain(ep[0], err, errlen, &eoff);
+			drain_fd(op[0], out, outlen, &ooff);
+			drain_fd(ep[0], err, errlen, &eoff);
 			close(op[0]);
 			close(ep[0]);
 			return WIFEXITED(status) ? WEXITSTATUS(status) :

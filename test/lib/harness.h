@@ -42,7 +42,12 @@ int	mpd_prepare(struct mpd_proc *);
 int	mpd_free_port(void);
 /* Write a file with exactly this mode. */
 int	write_text(const char *path, const char *text, mode_t mode);
-int	mpd_start(struct mpd_proc *);	/* start again (same directory) */
+int	mpd_start(struct mpd_proc *);
+/* Wait until the daemon started as p->pid answers on its control socket;
+ * -1 if it exits or ms pass. */
+int	mpd_wait_ready(struct mpd_proc *, int ms);
+/* Read what a non-blocking fd holds into buf (NUL-terminated at *off). */
+void	drain_fd(int fd, char *buf, size_t len, size_t *off);	/* start again (same directory) */
 int	mpd_signal(struct mpd_proc *, int sig);
 /* SIGTERM and wait; returns the exit status or -1 after 5 s (SIGKILL). */
 int	mpd_stop(struct mpd_proc *);

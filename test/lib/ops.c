@@ -111,26 +111,6 @@ ops_start_as(struct mpd_proc *p, uid_t uid, gid_t gid)
 	return -1;
 }
 
-static void
-drain_fd(int fd, char *buf, size_t len, size_t *off)
-{
-	char scratch[4096];
-	ssize_t n;
-
-	for (;;) {
-		if (buf != NULL && *off + 1 < len)
-			n = read(fd, buf + *off, len - 1 - *off);
-		else
-			n = read(fd, scratch, sizeof(scratch));
-		if (n <= 0)
-			return;
-		if (buf != NULL && *off + 1 < len) {
-			*off += (size_t)n;
-			buf[*off] = '\0';
-		}
-	}
-}
-
 int
 ops_run_as(uid_t uid, gid_t gid, char *const argv[], char *out,
     size_t outlen, char *err, size_t errlen, int timeout_ms)
