@@ -303,6 +303,7 @@ cmd_stats(struct evbuffer *out, int json)
 		{ "events_in", s->events_in },
 		{ "events_malformed", s->events_bad },
 		{ "events_denied", s->events_denied },
+		{ "trust_refused", trust_refusals() },
 		{ "events_no_registration", s->events_no_user },
 		{ "events_filtered", s->events_filtered },
 		{ "datagrams_in", s->dgrams_in },

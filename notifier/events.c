@@ -3,9 +3,11 @@
  * post new-mail events (one datagram each, see mailpush-hook(8)).
  *
  * The socket is writable by all (a hook run by Postfix has no supplementary
- * groups); who may post is decided per datagram from the credentials the
- * kernel attaches (SO_PASSCRED / SCM_CREDENTIALS) against [events]
- * allow_users.  root may always post.
+ * groups); who may post, and for whom, is decided per datagram from the
+ * credentials the kernel attaches (SO_PASSCRED / SCM_CREDENTIALS): the uid
+ * must be in [events] allow_users when that is set (root and the daemon's
+ * own uid always are), and it must be allowed to act for the event's user
+ * by the local trust rule (trust.c).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -22,6 +24,7 @@
 
 #include "event.h"
 #include "log.h"
+#include "logesc.h"
 #include "mailpushd.h"
 #include "user.h"
 
@@ -241,9 +244,14 @@ events_read(evutil_socket_t fd, short what, void *arg)
 			    why);
 			continue;
 		}
+		if (!trust_may_act(cred->uid, user, "event socket")) {
+			mpd->stats.events_denied++;
+			continue;
+		}
 		mpd->stats.events_in++;
-		log_debug("event: %u new for %s in %s (uid %u)", ev.count,
-		    user, ev.mailbox, ev.uid);
+		log_debug("event: %u new for %s in %s (uid %u) from uid %ld",
+		    ev.count, user, log_str(ev.mailbox), ev.uid,
+		    (long)cred->uid);
 		push_event(user, ev.mailbox, ev.count);
 	}
 	push_flush();

@@ -402,13 +402,15 @@ mpd_reload(void)
 {
 	struct mp_config ncfg;
 	uint8_t nkey[MP_KEY_LEN];
-	uid_t *uids = NULL;
-	size_t n_uids = 0;
+	uid_t *uids = NULL, *tuids = NULL;
+	size_t n_uids = 0, n_tuids = 0;
 	int errors;
 
 	errors = config_load(mpd->cfg.path, &ncfg);
 	if (errors == 0)
 		errors = events_resolve_users(&ncfg, &uids, &n_uids);
+	if (errors == 0)
+		trust_resolve(&ncfg, geteuid(), &tuids, &n_tuids);
 	if (errors == 0 && mpd_load_key(&ncfg, nkey, geteuid()) != 0)
 		errors = 1;
 	if (errors == 0) {
@@ -420,6 +422,7 @@ mpd_reload(void)
 		log_error("reload failed: %s has errors; the old "
 		    "configuration stays in force", mpd->cfg.path);
 		free(uids);
+		free(tuids);
 		config_free(&ncfg);
 		sodium_memzero(nkey, sizeof(nkey));
 		return -1;
@@ -432,6 +435,7 @@ mpd_reload(void)
 	free(mpd->post_uids);
 	mpd->post_uids = uids;
 	mpd->n_post_uids = n_uids;
+	trust_set(tuids, n_tuids);
 	arm_save_timer();
 	log_info("configuration reloaded from %s: %zu registrations kept",
 	    mpd->cfg.path, registry_count());
@@ -557,7 +561,8 @@ mailpushd_main(int argc, char *argv[])
 	int ch, debug = 0, verbose = 0, check = 0, errors;
 	struct event *sigs[4];
 	static const int signums[4] = { SIGHUP, SIGTERM, SIGINT, 0 };
-	size_t i;
+	uid_t *tuids;
+	size_t i, n_tuids;
 
 	while ((ch = getopt(argc, argv, "c:dhnv")) != -1) {
 		switch (ch) {
@@ -602,6 +607,8 @@ mailpushd_main(int argc, char *argv[])
 	}
 	if (resolve_run_user(&mpd->cfg) != 0)
 		exit(EX_CONFIG);
+	trust_resolve(&mpd->cfg, run_uid, &tuids, &n_tuids);
+	trust_set(tuids, n_tuids);
 	if (mpd_load_key(&mpd->cfg, mpd->key, run_uid) != 0)
 		exit(EX_CONFIG);
 
@@ -676,6 +683,7 @@ mailpushd_main(int argc, char *argv[])
 	registry_free();
 	event_base_free(mpd->base);
 	free(mpd->post_uids);
+	trust_free();
 	config_free(&mpd->cfg);
 	sodium_memzero(mpd->key, sizeof(mpd->key));
 	free(mpd);

@@ -170,6 +170,15 @@ void		 events_start(void);
 void		 events_close(void);
 int		 events_resolve_users(const struct mp_config *, uid_t **, size_t *);
 
+/* trust.c: who may act for whom on a local socket */
+void		 trust_resolve(const struct mp_config *, uid_t self, uid_t **,
+		    size_t *);
+void		 trust_set(uid_t *, size_t);
+void		 trust_free(void);
+int		 trust_is_trusted(uid_t);
+int		 trust_may_act(uid_t, const char *user, const char *where);
+uint64_t	 trust_refusals(void);
+
 /* control.c */
 int		 control_open(const struct mp_config *, uid_t, gid_t);
 void		 control_start(void);

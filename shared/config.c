@@ -98,6 +98,10 @@ static const struct key config_keys[] = {
 	  NULL, "permissions of the event socket" },
 	{ "events", "allow_users", T_NAMES, O(allow_users), "", 0, 0, NULL,
 	  "system users who may post events; empty: any" },
+	{ "events", "trusted_users", T_NAMES, O(trusted_users),
+	  "root postfix dovecot vmail", 0, 0, NULL,
+	  "users who may post for any user (others only for themselves); "
+	  "defaults that do not exist are skipped" },
 	{ "events", "buffer_size", T_SIZE, O(event_buffer_size), "1M",
 	  64 * 1024, 256ULL << 20, NULL, "event socket receive buffer" },
 
@@ -299,25 +303,48 @@ add_cidr(struct parse *p, const struct key *k, const char *item)
 	return 0;
 }
 
+/* The name list a T_NAMES key fills. */
+static void
+names_of(struct mp_config *cfg, const struct key *k, char ****v, size_t **n)
+{
+	if (k->off == O(trusted_users)) {
+		*v = &cfg->trusted_users;
+		*n = &cfg->n_trusted_users;
+	} else {
+		*v = &cfg->allow_users;
+		*n = &cfg->n_allow_users;
+	}
+}
+
+static void
+names_clear(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 static int
 add_name(struct parse *p, const struct key *k, const char *item)
 {
-	struct mp_config *cfg = p->cfg;
-	char **n;
+	char ***v, **n;
+	size_t *count;
 
+	names_of(p->cfg, k, &v, &count);
 	if (!config_valid_sysname(item)) {
 		perr(p, k->section, k->name, "bad user name \"%s\": "
 		    CONFIG_SYSNAME_RULE, item);
 		return -1;
 	}
-	if (cfg->n_allow_users >= CONFIG_ALLOW_MAX)
+	if (*count >= CONFIG_ALLOW_MAX)
 		return list_full(p, k, "at most %d users", CONFIG_ALLOW_MAX);
-	if ((n = reallocarray(cfg->allow_users, cfg->n_allow_users + 1,
-	    sizeof(*n))) == NULL || (n[cfg->n_allow_users] = strdup(item)) ==
-	    NULL)
-		fatal("allow_users");
-	cfg->allow_users = n;
-	cfg->n_allow_users++;
+	if ((n = reallocarray(*v, *count + 1, sizeof(*n))) == NULL ||
+	    (n[*count] = strdup(item)) == NULL)
+		fatal("%s", k->name);
+	*v = n;
+	(*count)++;
 	return 0;
 }
 
@@ -438,13 +465,13 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 		return for_each_item(p, k, value, add_cidr);
 	case T_NAMES:
 		if (!append) {
-			size_t i;
+			char ***names;
+			size_t *n;
 
-			for (i = 0; i < p->cfg->n_allow_users; i++)
-				free(p->cfg->allow_users[i]);
-			free(p->cfg->allow_users);
-			p->cfg->allow_users = NULL;
-			p->cfg->n_allow_users = 0;
+			names_of(p->cfg, k, &names, &n);
+			names_clear(*names, *n);
+			*names = NULL;
+			*n = 0;
 		}
 		return for_each_item(p, k, value, add_name);
 	case T_ENUM: {
@@ -663,6 +690,8 @@ handler(void *user, const char *section, const char *name, const char *value)
 	p->seen[idx] = p->lineno;
 	p->last_key = k;
 	p->last_idx = idx;
+	if (k->off == O(trusted_users))
+		p->cfg->trusted_users_set = 1;
 	if (set_key(p, k, p->cfg, value, 0) == 0)
 		set_text(p, idx, value, 0);
 	return 1;
@@ -887,9 +916,8 @@ config_free(struct mp_config *cfg)
 {
 	size_t i;
 
-	for (i = 0; i < cfg->n_allow_users; i++)
-		free(cfg->allow_users[i]);
-	free(cfg->allow_users);
+	names_clear(cfg->allow_users, cfg->n_allow_users);
+	names_clear(cfg->trusted_users, cfg->n_trusted_users);
 	free(cfg->allow);
 	free(cfg->overrides);
 	for (i = 0; i < N_KEYS; i++)

@@ -65,6 +65,9 @@ struct mp_config {
 	unsigned	event_socket_mode;
 	char		**allow_users;		/* NULL: anybody may post */
 	size_t		n_allow_users;
+	char		**trusted_users;	/* may act for any user */
+	size_t		n_trusted_users;
+	int		trusted_users_set;	/* written in the file */
 	uint64_t	event_buffer_size;
 
 	/* [hook] */
