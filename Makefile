@@ -44,7 +44,7 @@ LIBS_INIH	= $(shell $(PKG_CONFIG) --libs inih)
 LIBS_CHECK	= $(shell $(PKG_CONFIG) --libs check)
 
 SHARED_SRCS	:= $(wildcard shared/*.c)
-DAEMON_SRCS	:= $(filter-out notifier/main.c notifier/mailpushctl.c, \
+DAEMON_SRCS	:= $(filter-out notifier/main.c notifier/mailpushctl%.c, \
 		   $(wildcard notifier/*.c))
 CLIENT_SRCS	:= $(filter-out client/mailpush-listen.c, $(wildcard client/*.c))
 TEST_SRCS	:= $(wildcard test/check_*.c)
@@ -89,7 +89,8 @@ $(B)/libmailpush-client.a: $(call obj,$(CLIENT_SRCS))
 
 $(B)/mailpushd: $(B)/notifier/main.o $(B)/libdaemon.a $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_SODIUM) $(LIBS_INIH)
-$(B)/mailpushctl: $(B)/notifier/mailpushctl.o $(B)/libshared.a
+$(B)/mailpushctl: $(B)/notifier/mailpushctl.o $(B)/notifier/mailpushctl-key.o \
+    $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SODIUM) $(LIBS_INIH)
 # The hook runs once per delivered message: linked as a static PIE it
 # starts as fast as /bin/true (no dynamic loader, no relocations of

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -152,24 +153,24 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 /*
- * Read the server key.  The file must be a regular file owned by `owner'
- * (the user the daemon runs as) and closed to group and others; it is read
- * through the descriptor that was checked, so it cannot be swapped between
- * the check and the read.
+ * Read the server keys (keyfile.h).  The file must be a regular file owned
+ * by `owner' (the user the daemon runs as) and closed to group and others;
+ * it is read through the descriptor that was checked, so it cannot be
+ * swapped between the check and the read.
  */
 int
-mpd_load_key(const struct mp_config *cfg, uint8_t key[MP_KEY_LEN],
-    uid_t owner)
+mpd_load_key(const struct mp_config *cfg, struct mp_keys *keys, uid_t owner)
 {
 	struct stat st;
 	const char *why;
 	int fd;
 
+	memset(keys, 0, sizeof(*keys));
 	if ((fd = open(cfg->key_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW))
 	    == -1) {
 		if (cfg->auth == AUTH_NONE && errno == ENOENT) {
 			/* auth = none: tokens only sign replies and pushes */
-			memset(key, 0, MP_KEY_LEN);
+			keys->cur_id = 1;
 			log_info("%s: %s; auth = none, using the all-zero key",
 			    cfg->key_file, strerror(errno));
 			return 0;
@@ -202,7 +203,7 @@ mpd_load_key(const struct mp_config *cfg, uint8_t key[MP_KEY_LEN],
 		close(fd);
 		return -1;
 	}
-	if (proto_read_hexfd(fd, key, &why) != 0) {
+	if (keyfile_read_fd(fd, keys, &why) != 0) {
 		log_error("key file %s: %s (make a new one with mailpushctl "
 		    "genkey)", cfg->key_file, why);
 		close(fd);
@@ -210,6 +211,30 @@ mpd_load_key(const struct mp_config *cfg, uint8_t key[MP_KEY_LEN],
 	}
 	close(fd);
 	return 0;
+}
+
+/* Install loaded keys; the current one is also mpd->key. */
+static void
+mpd_set_keys(struct mp_keys *keys)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	if (keys->prev_id != 0 && keys->prev_retired +
+	    (int64_t)(mpd->cfg.key_grace / 1000) > now)
+		log_info("key %u is current; tokens of key %u are accepted "
+		    "for %" PRId64 " s more", keys->cur_id, keys->prev_id,
+		    keys->prev_retired + (int64_t)(mpd->cfg.key_grace / 1000)
+		    - now);
+	memcpy(&mpd->keys, keys, sizeof(*keys));
+	memcpy(mpd->key, keys->cur, MP_KEY_LEN);
+	sodium_memzero(keys, sizeof(*keys));
+}
+
+const uint8_t *
+mpd_key(unsigned id)
+{
+	return keyfile_key(&mpd->keys, id, (int64_t)(mpd->now_ms / 1000),
+	    mpd->cfg.key_grace / 1000);
 }
 
 static int
@@ -387,6 +412,8 @@ keep_restart_only(const struct mp_config *o, struct mp_config *n)
 	KEEP_STR(event_socket, "[events] socket");
 	KEEP_NUM(event_socket_mode, "[events] socket_mode");
 	KEEP_NUM(event_buffer_size, "[events] buffer_size");
+	KEEP_STR(provision_socket, "[provision] socket");
+	KEEP_NUM(provision_socket_mode, "[provision] socket_mode");
 #undef KEEP_STR
 #undef KEEP_NUM
 }
@@ -401,7 +428,7 @@ int
 mpd_reload(void)
 {
 	struct mp_config ncfg;
-	uint8_t nkey[MP_KEY_LEN];
+	struct mp_keys nkeys;
 	uid_t *uids = NULL, *tuids = NULL;
 	size_t n_uids = 0, n_tuids = 0;
 	int errors;
@@ -411,7 +438,7 @@ mpd_reload(void)
 		errors = events_resolve_users(&ncfg, &uids, &n_uids);
 	if (errors == 0)
 		trust_resolve(&ncfg, geteuid(), &tuids, &n_tuids);
-	if (errors == 0 && mpd_load_key(&ncfg, nkey, geteuid()) != 0)
+	if (errors == 0 && mpd_load_key(&ncfg, &nkeys, geteuid()) != 0)
 		errors = 1;
 	if (errors == 0) {
 		keep_restart_only(&mpd->cfg, &ncfg);
@@ -424,14 +451,13 @@ mpd_reload(void)
 		free(uids);
 		free(tuids);
 		config_free(&ncfg);
-		sodium_memzero(nkey, sizeof(nkey));
+		sodium_memzero(&nkeys, sizeof(nkeys));
 		return -1;
 	}
 	listeners_commit(&ncfg, 0);
 	config_free(&mpd->cfg);
 	mpd->cfg = ncfg;
-	memcpy(mpd->key, nkey, sizeof(nkey));
-	sodium_memzero(nkey, sizeof(nkey));
+	mpd_set_keys(&nkeys);
 	free(mpd->post_uids);
 	mpd->post_uids = uids;
 	mpd->n_post_uids = n_uids;
@@ -609,8 +635,13 @@ mailpushd_main(int argc, char *argv[])
 		exit(EX_CONFIG);
 	trust_resolve(&mpd->cfg, run_uid, &tuids, &n_tuids);
 	trust_set(tuids, n_tuids);
-	if (mpd_load_key(&mpd->cfg, mpd->key, run_uid) != 0)
-		exit(EX_CONFIG);
+	{
+		struct mp_keys keys;
+
+		if (mpd_load_key(&mpd->cfg, &keys, run_uid) != 0)
+			exit(EX_CONFIG);
+		mpd_set_keys(&keys);
+	}
 
 	signal(SIGPIPE, SIG_IGN);
 	event_set_log_callback(libevent_log);
@@ -624,6 +655,8 @@ mailpushd_main(int argc, char *argv[])
 	/* The control socket first: it tells a running instance apart. */
 	make_socket_dir(mpd->cfg.control_socket);
 	make_socket_dir(mpd->cfg.event_socket);
+	if (mpd->cfg.provision_socket[0] != '\0')
+		make_socket_dir(mpd->cfg.provision_socket);
 	if (control_open(&mpd->cfg, run_uid, run_gid) == -1) {
 		log_error("cannot open the control socket %s, not starting",
 		    mpd->cfg.control_socket);
@@ -641,6 +674,13 @@ mailpushd_main(int argc, char *argv[])
 		control_close();
 		exit(EX_OSERR);
 	}
+	if (provision_open(&mpd->cfg, run_uid, run_gid) == -1) {
+		log_error("cannot open the provisioning socket %s, not "
+		    "starting", mpd->cfg.provision_socket);
+		events_close();
+		control_close();
+		exit(EX_OSERR);
+	}
 	if (!debug)
 		log_init("mailpushd", 0, verbose);
 	drop_privileges();
@@ -652,6 +692,7 @@ mailpushd_main(int argc, char *argv[])
 		if (mpd->listeners[i].in_use)
 			udp_start(&mpd->listeners[i]);
 	events_start();
+	provision_start();
 	control_start();
 	ev_timer = evtimer_new(mpd->base, timer_cb, NULL);
 	ev_save = event_new(mpd->base, -1, EV_PERSIST, save_cb, NULL);
@@ -672,6 +713,7 @@ mailpushd_main(int argc, char *argv[])
 	mpd->state_dirty = 1;
 	save_state();
 	events_close();
+	provision_close();
 	control_close();
 	for (i = 0; i < mpd->n_listeners; i++)
 		if (mpd->listeners[i].in_use)
@@ -686,6 +728,7 @@ mailpushd_main(int argc, char *argv[])
 	trust_free();
 	config_free(&mpd->cfg);
 	sodium_memzero(mpd->key, sizeof(mpd->key));
+	sodium_memzero(&mpd->keys, sizeof(mpd->keys));
 	free(mpd);
 	log_info("exiting");
 	return 0;

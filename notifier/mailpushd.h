@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "keyfile.h"
 #include "proto.h"
 
 /* A client address, kept small: IPv4 or IPv6 with port. */
@@ -94,7 +95,8 @@ struct mp_listener {
 struct mpd {
 	struct mp_config	 cfg;
 	struct event_base	*base;
-	uint8_t			 key[MP_KEY_LEN];
+	uint8_t			 key[MP_KEY_LEN];	/* keys.cur */
+	struct mp_keys		 keys;
 	uint8_t			 cookie_secret[32];
 	struct mp_listener	 listeners[CONFIG_LISTEN_MAX];
 	size_t			 n_listeners;
@@ -113,8 +115,10 @@ int		mailpushd_main(int, char *[]);
 uint64_t	mpd_now(void);		/* refreshes mpd->now_ms */
 void		mpd_rearm(void);
 int		mpd_reload(void);
-int		mpd_load_key(const struct mp_config *, uint8_t key[MP_KEY_LEN],
+int		mpd_load_key(const struct mp_config *, struct mp_keys *,
 		    uid_t owner);
+/* The key with this id if tokens made from it are accepted now, or NULL. */
+const uint8_t	*mpd_key(unsigned id);
 
 /* registry.c: the table */
 void		 registry_init(void);
@@ -178,6 +182,15 @@ void		 trust_free(void);
 int		 trust_is_trusted(uid_t);
 int		 trust_may_act(uid_t, const char *user, const char *where);
 uint64_t	 trust_refusals(void);
+
+/* provision.c: the provisioning socket */
+struct provision_stats {
+	uint64_t	answered, denied, bad, timeouts, busy;
+};
+int		 provision_open(const struct mp_config *, uid_t, gid_t);
+void		 provision_start(void);
+void		 provision_close(void);
+void		 provision_get_stats(struct provision_stats *);
 
 /* control.c */
 int		 control_open(const struct mp_config *, uid_t, gid_t);

@@ -38,7 +38,7 @@ int	config_lookup_accounts = 1;
 
 enum ktype {
 	T_UINT, T_DURATION, T_SIZE, T_BOOL, T_MODE, T_USER, T_GROUP, T_PATH,
-	T_SOCKPATH, T_LISTEN, T_CIDRS, T_NAMES, T_ENUM, T_DELIMS,
+	T_SOCKPATH, T_LISTEN, T_CIDRS, T_NAMES, T_ENUM, T_DELIMS, T_SERVERS,
 };
 
 struct key {
@@ -68,7 +68,10 @@ static const struct key config_keys[] = {
 	  "127.0.0.1:" MP_PORT " [::1]:" MP_PORT, 0, 0, NULL,
 	  "UDP addresses for registrations and pushes" },
 	{ "mailpushd", "key_file", T_PATH, O(key_file), MP_KEY_FILE, 1, 0,
-	  NULL, "server key (mailpushctl genkey)" },
+	  NULL, "server keys (mailpushctl genkey, mailpushctl key rotate)" },
+	{ "mailpushd", "key_grace", T_DURATION, O(key_grace), "7d", 0,
+	  365 * DAY, NULL,
+	  "tokens of the previous key are accepted this long after a rollover" },
 	{ "mailpushd", "auth", T_ENUM, O(auth), "token", 0, 0, "token|none",
 	  "token: registrations carry a MAC; none: trust the allow list" },
 	{ "mailpushd", "allow", T_CIDRS, O(allow), "", 0, 0, NULL,
@@ -104,6 +107,15 @@ static const struct key config_keys[] = {
 	  "defaults that do not exist are skipped" },
 	{ "events", "buffer_size", T_SIZE, O(event_buffer_size), "1M",
 	  64 * 1024, 256ULL << 20, NULL, "event socket receive buffer" },
+
+	{ "provision", "socket", T_SOCKPATH, O(provision_socket), "", 0, 0,
+	  NULL, "socket that hands out tokens (Dovecot plugin); empty: none" },
+	{ "provision", "socket_mode", T_MODE, O(provision_socket_mode), "0666",
+	  0, 0, NULL, "permissions of the provisioning socket" },
+	{ "provision", "servers", T_SERVERS, O(provision_servers), "", 0, 0,
+	  NULL, "notifiers clients are given, host:port, preferred first" },
+	{ "provision", "timeout", T_DURATION, O(provision_timeout), "2s", 10,
+	  30 * SEC, NULL, "time a provisioning request may take in all" },
 
 	{ "hook", "socket", T_SOCKPATH, O(hook_socket), "", 0, 0, NULL,
 	  "socket mailpush-hook writes to; empty: [events] socket" },
@@ -327,6 +339,30 @@ names_clear(char **v, size_t n)
 }
 
 static int
+add_server(struct parse *p, const struct key *k, const char *item)
+{
+	char *f = p->cfg->provision_servers;
+	size_t n = 1, fl = strlen(f), il = strlen(item);
+	const char *s;
+
+	if (!config_valid_server(item)) {
+		perr(p, k->section, k->name, "bad server \"%s\": must be "
+		    "HOST:PORT or [IPv6ADDR]:PORT with a port from 1 to 65535",
+		    item);
+		return -1;
+	}
+	for (s = f; *s != '\0'; s++)
+		n += *s == ' ';
+	if ((fl > 0 && n >= CONFIG_SERVER_MAX) ||
+	    fl + 1 + il >= CONFIG_SERVERS_MAX)
+		return list_full(p, k, "at most %d servers, 511 bytes in all",
+		    CONFIG_SERVER_MAX);
+	snprintf(f + fl, CONFIG_SERVERS_MAX - fl, "%s%s", fl > 0 ? " " : "",
+	    item);
+	return 0;
+}
+
+static int
 add_name(struct parse *p, const struct key *k, const char *item)
 {
 	char ***v, **n;
@@ -474,6 +510,10 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 			*n = 0;
 		}
 		return for_each_item(p, k, value, add_name);
+	case T_SERVERS:
+		if (!append)
+			p->cfg->provision_servers[0] = '\0';
+		return for_each_item(p, k, value, add_server);
 	case T_ENUM: {
 		const char *c = k->choices;
 		int idx = 0;
@@ -532,7 +572,8 @@ find_key(const struct key *table, size_t n, const char *section,
 static int
 is_list(const struct key *k)
 {
-	return k->type == T_LISTEN || k->type == T_CIDRS || k->type == T_NAMES;
+	return k->type == T_LISTEN || k->type == T_CIDRS || k->type == T_NAMES ||
+	    k->type == T_SERVERS;
 }
 
 /* Remember the text of a key for config_print; lists accumulate. */
@@ -603,7 +644,7 @@ static void
 section_header(struct parse *p, const char *name, size_t len)
 {
 	static const char *known[] = {
-		"mailpushd", "events", "hook", "names", "limits",
+		"mailpushd", "events", "provision", "hook", "names", "limits",
 	};
 	size_t i;
 
@@ -622,7 +663,7 @@ section_header(struct parse *p, const char *name, size_t len)
 		return;
 	}
 	perr(p, p->section, NULL, "unknown section (known: mailpushd, events, "
-	    "hook, names, limits, user NAME)");
+	    "provision, hook, names, limits, user NAME)");
 }
 
 static int

@@ -18,6 +18,8 @@
 #define CONFIG_LISTEN_MAX	16
 #define CONFIG_SOCKPATH_MAX	108	/* sizeof(sun_path) */
 #define CONFIG_NAME_MAX		64
+#define CONFIG_SERVERS_MAX	512	/* [provision] servers, as text */
+#define CONFIG_SERVER_MAX	16	/* host:port entries in it */
 
 enum { AUTH_TOKEN, AUTH_NONE };
 enum { ON_LIMIT_REFUSE, ON_LIMIT_EVICT_OLDEST };
@@ -49,6 +51,7 @@ struct mp_config {
 	struct config_listen listen[CONFIG_LISTEN_MAX];
 	size_t		n_listen;
 	char		key_file[PATH_MAX];
+	uint64_t	key_grace;		/* ms */
 	int		auth;
 	struct config_cidr *allow;
 	size_t		n_allow;
@@ -69,6 +72,12 @@ struct mp_config {
 	size_t		n_trusted_users;
 	int		trusted_users_set;	/* written in the file */
 	uint64_t	event_buffer_size;
+
+	/* [provision] */
+	char		provision_socket[CONFIG_SOCKPATH_MAX];	/* "": none */
+	unsigned	provision_socket_mode;
+	char		provision_servers[CONFIG_SERVERS_MAX];	/* space-separated */
+	uint64_t	provision_timeout;	/* ms */
 
 	/* [hook] */
 	char		hook_socket[CONFIG_SOCKPATH_MAX];	/* "": event_socket */
@@ -132,5 +141,7 @@ int	config_parse_duration(const char *, uint64_t *ms);
 int	config_parse_size(const char *, uint64_t *bytes);
 int	config_parse_listen(const char *, struct config_listen *);
 int	config_parse_cidr(const char *, struct config_cidr *);
+/* HOST:PORT or [V6]:PORT, a host name or address and a port 1..65535. */
+int	config_valid_server(const char *);
 
 #endif

@@ -291,3 +291,40 @@ config_addr_allowed(const struct mp_config *cfg, const struct sockaddr *sa)
 	return 0;
 }
 
+
+/*
+ * A notifier clients are told about: HOST:PORT (a DNS name or an IPv4
+ * address) or [IPv6]:PORT; at most 255 bytes.
+ */
+int
+config_valid_server(const char *s)
+{
+	struct in6_addr a6;
+	char host[256];
+	const char *colon;
+	uint16_t port;
+	size_t hl, i;
+
+	if (strlen(s) > 255)
+		return 0;
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			return 0;
+		hl = (size_t)(rb - s - 1);
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+		return inet_pton(AF_INET6, host, &a6) == 1 &&
+		    parse_port(rb + 2, &port) == 0;
+	}
+	if ((colon = strrchr(s, ':')) == NULL || colon == s ||
+	    memchr(s, ':', (size_t)(colon - s)) != NULL)
+		return 0;
+	hl = (size_t)(colon - s);
+	for (i = 0; i < hl; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' &&
+		    s[i] != '.' && s[i] != '_')
+			return 0;
+	return s[0] != '.' && s[0] != '-' && parse_port(colon + 1, &port) == 0;
+}

@@ -521,10 +521,12 @@ END_TEST
 START_TEST(token_matches)
 {
 	uint8_t tok[MP_TOKEN_LEN];
-	char hex[2 * MP_TOKEN_LEN + 2], s[80];
+	char hex[2 * MP_TOKEN_LEN + 4], s[80];
 
 	mpd_token(&P, "alice", tok);
-	sodium_bin2hex(hex, sizeof(hex), tok, sizeof(tok));
+	/* "ID:HEX"; the harness's key file has no id: key 1 */
+	memcpy(hex, "1:", 2);
+	sodium_bin2hex(hex + 2, sizeof(hex) - 2, tok, sizeof(tok));
 	strcat(hex, "\n");
 	ck_assert_int_eq(ops_ctl(&P, out, sizeof(out), err, sizeof(err),
 	    "token", "alice", NULL), 0);
@@ -536,7 +538,7 @@ START_TEST(token_matches)
 	    "token", "Alice", NULL), 0);
 	ck_assert_json(out);
 	ck_assert_int_eq(json_strval(out, "token", s, sizeof(s)), 0);
-	hex[64] = '\0';
+	hex[66] = '\0';
 	ck_assert_str_eq(s, hex);
 	ck_assert_int_eq(json_strval(out, "user", s, sizeof(s)), 0);
 	ck_assert_str_eq(s, "alice");
@@ -548,16 +550,20 @@ START_TEST(token_matches)
 	ck_assert_int_eq(write_text(P.key_file, "nonsense\n", 0600), 0);
 	ck_assert_int_eq(ops_ctl(&P, out, sizeof(out), err, sizeof(err),
 	    "token", "alice", NULL), 78);
-	ck_assert_msg(strstr(err, "not 64 hexadecimal digits") != NULL, "%s",
-	    err);
+	ck_assert_msg(strstr(err, "lines must be \"key ID HEX\"") != NULL,
+	    "%s", err);
 }
 END_TEST
 
+/* What genkey writes: a comment line, then "key 1 HEX". */
 static int
 is_key_text(const char *s)
 {
 	size_t i;
 
+	if ((s = strstr(s, "\nkey 1 ")) == NULL)
+		return 0;
+	s += 7;
 	for (i = 0; i < 64; i++)
 		if (!((s[i] >= '0' && s[i] <= '9') ||
 		    (s[i] >= 'a' && s[i] <= 'f')))
@@ -567,7 +573,7 @@ is_key_text(const char *s)
 
 START_TEST(genkey_mode_and_overwrite)
 {
-	char path[192], k1[128], k2[128];
+	char path[192], k1[512], k2[512];
 	struct stat st;
 	mode_t old;
 
@@ -588,20 +594,20 @@ START_TEST(genkey_mode_and_overwrite)
 	ck_assert_int_eq(lstat(path, &st), 0);
 	ck_assert(S_ISREG(st.st_mode));
 	ck_assert_uint_eq(st.st_mode & 07777, 0600);
-	ck_assert_int_eq(read_text(path, k1, sizeof(k1)), 65);
+	ck_assert_int_gt(read_text(path, k1, sizeof(k1)), 72);
 	ck_assert(is_key_text(k1));
 
 	/* never overwritten without -f */
 	ck_assert_int_eq(ops_ctl(&P, out, sizeof(out), err, sizeof(err),
 	    "genkey", NULL), 73);
 	ck_assert_msg(strstr(err, "exists") != NULL, "%s", err);
-	ck_assert_int_eq(read_text(path, k2, sizeof(k2)), 65);
+	ck_assert_int_gt(read_text(path, k2, sizeof(k2)), 72);
 	ck_assert_str_eq(k1, k2);
 
 	ck_assert_int_eq(ops_ctl(&P, out, sizeof(out), err, sizeof(err), "-j",
 	    "genkey", "-f", NULL), 0);
 	ck_assert_json(out);
-	ck_assert_int_eq(read_text(path, k2, sizeof(k2)), 65);
+	ck_assert_int_gt(read_text(path, k2, sizeof(k2)), 72);
 	ck_assert(is_key_text(k2));
 	ck_assert_str_ne(k1, k2);
 	ck_assert_int_eq(lstat(path, &st), 0);
