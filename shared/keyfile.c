@@ -34,6 +34,17 @@ word(const char **p, const char *end, const char **start)
 }
 
 static int
+all_hex(const char *w, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (!isxdigit((unsigned char)w[i]))
+			return 0;
+	return 1;
+}
+
+static int
 parse_id(const char *w, size_t len, uint8_t *id)
 {
 	unsigned v = 0;
@@ -138,6 +149,9 @@ keyfile_parse(const char *text, size_t len, struct mp_keys *k,
 				goto bad;
 			}
 			k->prev_retired = t;
+		} else if (lines == 1 && all_hex(w, wl)) {
+			*why = "not 64 hexadecimal digits (nor \"key ID HEX\")";
+			goto bad;
 		} else {
 			*why = "lines must be \"key ID HEX\" and at most one "
 			    "\"previous ID HEX RETIRED\"";
