@@ -29,7 +29,7 @@ WARN		:= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 		   -Wcast-qual -Wwrite-strings -Wno-format-nonliteral \
 		   -Wno-format-truncation
 HARDEN		:= -fstack-protector-strong -fPIE -fstack-clash-protection
-PKGS		:= libevent libsodium inih
+PKGS		:= libevent libsodium inih hiredis
 PKG_CFLAGS	:= $(shell $(PKG_CONFIG) --cflags $(PKGS) check 2>/dev/null)
 CPPFLAGS	+= -D_GNU_SOURCE -Ishared -Iclient \
 		   -DMP_CONFIG_FILE='"$(SYSCONFDIR)/mailpush/mailpushd.conf"' \
@@ -42,6 +42,7 @@ LIBS_EVENT	= $(shell $(PKG_CONFIG) --libs libevent)
 LIBS_SODIUM	= $(shell $(PKG_CONFIG) --libs libsodium)
 LIBS_INIH	= $(shell $(PKG_CONFIG) --libs inih)
 LIBS_CHECK	= $(shell $(PKG_CONFIG) --libs check)
+LIBS_HIREDIS	= $(shell $(PKG_CONFIG) --libs hiredis)
 
 SHARED_SRCS	:= $(wildcard shared/*.c)
 DAEMON_SRCS	:= $(filter-out notifier/main.c notifier/mailpushctl%.c, \
@@ -60,7 +61,7 @@ HELPERS		:= $(patsubst test/helpers/%.c,$(B)/test/%,$(HELPER_SRCS))
 MANPAGES	:= $(wildcard man/*.[1-8])
 
 DEBIAN_PKGS	:= gcc make pkg-config libevent-dev libinih-dev libsodium-dev \
-		   check mandoc dovecot-dev
+		   check mandoc dovecot-dev libhiredis-dev redis-server
 
 .PHONY: all deps check demo install lint clean e2e bench fuzz flood soak valgrind
 
@@ -88,7 +89,8 @@ $(B)/libmailpush-client.a: $(call obj,$(CLIENT_SRCS))
 	rm -f $@ && ar rcs $@ $^
 
 $(B)/mailpushd: $(B)/notifier/main.o $(B)/libdaemon.a $(B)/libshared.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_SODIUM) $(LIBS_INIH)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_SODIUM) $(LIBS_INIH) \
+	    $(LIBS_HIREDIS)
 $(B)/mailpushctl: $(B)/notifier/mailpushctl.o $(B)/notifier/mailpushctl-key.o \
     $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SODIUM) $(LIBS_INIH)
@@ -119,7 +121,7 @@ $(B)/test/%.o: ALL_CFLAGS += -Wno-cast-qual -Wno-missing-prototypes
 $(B)/test/check_mailpush: $(call obj,$(TEST_SRCS) $(TESTLIB_SRCS)) $(B)/libdaemon.a \
     $(B)/libmailpush-client.a $(B)/libshared.a | $(PROGS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_CHECK) $(LIBS_EVENT) \
-	    $(LIBS_SODIUM) $(LIBS_INIH)
+	    $(LIBS_SODIUM) $(LIBS_INIH) $(LIBS_HIREDIS)
 
 # The test suite with every daemon it starts under valgrind memcheck: an
 # error or a leak in mailpushd fails the test that started it.

@@ -271,6 +271,7 @@ cmd_status(struct evbuffer *out, int json)
 			json_str(out, mpd->cfg.state_file);
 		else
 			evbuffer_add_printf(out, "null");
+		cluster_status(out, 1);
 		evbuffer_add_printf(out, "}\n");
 		return;
 	}
@@ -286,6 +287,7 @@ cmd_status(struct evbuffer *out, int json)
 	evbuffer_add_printf(out, "event socket: %s\nstate file: %s\n",
 	    mpd->cfg.event_socket, mpd->cfg.state_file[0] != '\0' ?
 	    mpd->cfg.state_file : "none");
+	cluster_status(out, 0);
 }
 
 /* Stable names of the refusal reasons for stats (mailpush-protocol(7)). */
@@ -338,6 +340,7 @@ cmd_stats(struct evbuffer *out, int json)
 		evbuffer_add_printf(out, json ? "%s\"%s\":%" PRIu64 :
 		    "%s%-24s %" PRIu64 "\n", json && i ? "," : "", f[i].name,
 		    f[i].v);
+	cluster_stats(out, json);
 	if (json)
 		evbuffer_add_printf(out, ",\"registrations_active\":%" PRIu64
 		    ",\"registrations_pushing\":%" PRIu64

@@ -252,7 +252,7 @@ events_read(evutil_socket_t fd, short what, void *arg)
 		log_debug("event: %u new for %s in %s (uid %u) from uid %ld",
 		    ev.count, user, log_str(ev.mailbox), ev.uid,
 		    (long)cred->uid);
-		push_event(user, ev.mailbox, ev.count);
+		cluster_event(user, ev.mailbox, ev.count, ev.uid);
 	}
 	push_flush();
 }

@@ -414,6 +414,7 @@ keep_restart_only(const struct mp_config *o, struct mp_config *n)
 	KEEP_NUM(event_buffer_size, "[events] buffer_size");
 	KEEP_STR(provision_socket, "[provision] socket");
 	KEEP_NUM(provision_socket_mode, "[provision] socket_mode");
+	cluster_reload(o, n);
 #undef KEEP_STR
 #undef KEEP_NUM
 }
@@ -642,6 +643,8 @@ mailpushd_main(int argc, char *argv[])
 			exit(EX_CONFIG);
 		mpd_set_keys(&keys);
 	}
+	if (cluster_configure(&mpd->cfg, run_uid) != 0)
+		exit(EX_CONFIG);
 
 	signal(SIGPIPE, SIG_IGN);
 	event_set_log_callback(libevent_log);
@@ -694,6 +697,7 @@ mailpushd_main(int argc, char *argv[])
 	events_start();
 	provision_start();
 	control_start();
+	cluster_start();
 	ev_timer = evtimer_new(mpd->base, timer_cb, NULL);
 	ev_save = event_new(mpd->base, -1, EV_PERSIST, save_cb, NULL);
 	if (ev_timer == NULL || ev_save == NULL)
@@ -712,6 +716,7 @@ mailpushd_main(int argc, char *argv[])
 
 	mpd->state_dirty = 1;
 	save_state();
+	cluster_stop();
 	events_close();
 	provision_close();
 	control_close();

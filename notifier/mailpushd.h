@@ -167,6 +167,7 @@ void		 push_forget(struct reg *);
 void		 push_token(const char *, size_t, uint8_t[MP_TOKEN_LEN]);
 void		 push_resume(struct reg *);	/* refreshed: not unreachable */
 void		 push_send_error(const union mp_addr *to);
+void		 push_catchup(struct reg *);	/* cluster: may have missed mail */
 
 /* events.c: the event socket */
 int		 events_open(const struct mp_config *);
@@ -200,6 +201,18 @@ void		 control_close(void);
 /* state.c */
 int		 state_load(const char *path);
 int		 state_save(const char *path);
+
+/* cluster.c, cluster_msg.c: [cluster], mailpush-cluster(7) */
+struct evbuffer;
+int		 cluster_configure(const struct mp_config *, uid_t owner);
+void		 cluster_reload(const struct mp_config *, struct mp_config *);
+void		 cluster_start(void);
+void		 cluster_stop(void);
+int		 cluster_relaying(void);
+void		 cluster_event(const char *user, const char *mailbox,
+		    unsigned count, uint32_t uid);
+void		 cluster_status(struct evbuffer *, int json);
+void		 cluster_stats(struct evbuffer *, int json);
 
 /* limits.c: refusals and their rate-limited log */
 void		 limits_log_refusal(const char *user, unsigned reason,

@@ -39,6 +39,7 @@ int	config_lookup_accounts = 1;
 enum ktype {
 	T_UINT, T_DURATION, T_SIZE, T_BOOL, T_MODE, T_USER, T_GROUP, T_PATH,
 	T_SOCKPATH, T_LISTEN, T_CIDRS, T_NAMES, T_ENUM, T_DELIMS, T_SERVERS,
+	T_WORD, T_REDIS,
 };
 
 struct key {
@@ -154,6 +155,30 @@ static const struct key config_keys[] = {
 	{ "limits", "refusal_log_interval", T_DURATION,
 	  O(refusal_log_interval), "60s", 0, DAY, NULL,
 	  "one refusal log line per user per interval" },
+
+	{ "cluster", "role", T_ENUM, O(cluster_role), "none", 0, 0,
+	  "none|relay|notifier|relay+notifier",
+	  "none: one machine; relay: publish events; notifier: push them" },
+	{ "cluster", "redis", T_REDIS, O(redis), "127.0.0.1:6379", 0, 0, NULL,
+	  "Redis server: IPv4ADDR:PORT, [IPv6ADDR]:PORT or a socket path" },
+	{ "cluster", "redis_user", T_WORD, O(redis_user), "", 0, 0, NULL,
+	  "Redis ACL user; empty: the default user" },
+	{ "cluster", "redis_password_file", T_PATH, O(redis_password_file),
+	  "", 0, 0, NULL, "file holding the Redis password; empty: no AUTH" },
+	{ "cluster", "channel", T_WORD, O(cluster_channel), "mailpush", 1, 0,
+	  NULL, "Redis pub/sub channel of the events" },
+	{ "cluster", "connect_timeout", T_DURATION, O(redis_connect_timeout),
+	  "2s", 100, MIN, NULL, "longest wait for a Redis connection" },
+	{ "cluster", "reconnect_min", T_DURATION, O(redis_reconnect_min),
+	  "100ms", 10, MIN, NULL, "first delay before reconnecting" },
+	{ "cluster", "reconnect_max", T_DURATION, O(redis_reconnect_max),
+	  "5s", 100, 10 * MIN, NULL, "longest delay between reconnections" },
+	{ "cluster", "heartbeat_interval", T_DURATION, O(heartbeat_interval),
+	  "1s", 100, 10 * MIN, NULL, "how often each Redis link is checked" },
+	{ "cluster", "heartbeat_timeout", T_DURATION, O(heartbeat_timeout),
+	  "3s", 200, HOUR, NULL, "a link silent this long is reconnected" },
+	{ "cluster", "relay_buffer", T_UINT, O(relay_buffer), "10000", 1,
+	  10000000, NULL, "events a relay holds while Redis is away" },
 };
 #define N_KEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
 _Static_assert(N_KEYS <= sizeof(((struct mp_config *)0)->text) /
@@ -550,6 +575,39 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 		snprintf(field, 16, "%s", value);
 		return 0;
 	}
+	case T_WORD: {
+		const char *s;
+
+		if (strlen(value) >= CONFIG_WORD_MAX ||
+		    (*value == '\0' && k->min == 1)) {
+			perr(p, sect, k->name, "must be %d to %d characters",
+			    (int)k->min, CONFIG_WORD_MAX - 1);
+			return -1;
+		}
+		for (s = value; *s; s++)
+			if (!isgraph((unsigned char)*s)) {
+				perr(p, sect, k->name, "must be printable "
+				    "ASCII without spaces");
+				return -1;
+			}
+		snprintf(field, CONFIG_WORD_MAX, "%s", value);
+		return 0;
+	}
+	case T_REDIS: {
+		char host[64];
+		int port;
+
+		if (config_parse_redis(value, host, sizeof(host), &port) != 0) {
+			perr(p, sect, k->name, "bad Redis address \"%s\": "
+			    "must be IPv4ADDR:PORT, [IPv6ADDR]:PORT (an address, "
+			    "not a host name) or the absolute path of a Unix "
+			    "socket shorter than %d bytes", value,
+			    CONFIG_SOCKPATH_MAX);
+			return -1;
+		}
+		snprintf(field, CONFIG_SOCKPATH_MAX, "%s", value);
+		return 0;
+	}
 	}
 	abort();
 }
@@ -645,6 +703,7 @@ section_header(struct parse *p, const char *name, size_t len)
 {
 	static const char *known[] = {
 		"mailpushd", "events", "provision", "hook", "names", "limits",
+		"cluster",
 	};
 	size_t i;
 
@@ -663,7 +722,7 @@ section_header(struct parse *p, const char *name, size_t len)
 		return;
 	}
 	perr(p, p->section, NULL, "unknown section (known: mailpushd, events, "
-	    "provision, hook, names, limits, user NAME)");
+	    "provision, hook, names, limits, cluster, user NAME)");
 }
 
 static int
@@ -912,6 +971,16 @@ finish(struct parse *p)
 	    strlen(cfg->text[idx])) {
 		p->lineno = p->seen[idx];
 		perr(p, "mailpushd", "listen", "needs at least one address");
+	}
+	if (cfg->heartbeat_timeout <= cfg->heartbeat_interval) {
+		p->lineno = p->seen[key_index("cluster", "heartbeat_timeout")];
+		perr(p, "cluster", "heartbeat_timeout", "must be longer than "
+		    "heartbeat_interval");
+	}
+	if (cfg->redis_reconnect_max < cfg->redis_reconnect_min) {
+		p->lineno = p->seen[key_index("cluster", "reconnect_max")];
+		perr(p, "cluster", "reconnect_max", "must not be shorter than "
+		    "reconnect_min");
 	}
 	if (cfg->auth == AUTH_NONE && cfg->n_allow == 0) {
 		p->lineno = p->seen[key_index("mailpushd", "auth")];

@@ -23,6 +23,10 @@
 
 enum { AUTH_TOKEN, AUTH_NONE };
 enum { ON_LIMIT_REFUSE, ON_LIMIT_EVICT_OLDEST };
+/* [cluster] role: a bit mask, mailpush-cluster(7) */
+enum { CLUSTER_NONE = 0, CLUSTER_RELAY = 1, CLUSTER_NOTIFIER = 2,
+    CLUSTER_BOTH = 3 };
+#define CONFIG_WORD_MAX		64	/* [cluster] channel, redis_user */
 
 struct config_listen {
 	struct sockaddr_storage	ss;
@@ -99,6 +103,19 @@ struct mp_config {
 	int		on_limit;
 	uint64_t	refusal_log_interval;	/* ms */
 
+	/* [cluster]: mailpush-cluster(7) */
+	int		cluster_role;		/* CLUSTER_* */
+	char		redis[CONFIG_SOCKPATH_MAX];	/* ADDR:PORT or /path */
+	char		redis_user[CONFIG_WORD_MAX];	/* "": no ACL user */
+	char		redis_password_file[PATH_MAX];	/* "": no AUTH */
+	char		cluster_channel[CONFIG_WORD_MAX];
+	uint64_t	redis_connect_timeout;	/* ms */
+	uint64_t	redis_reconnect_min;	/* ms */
+	uint64_t	redis_reconnect_max;	/* ms */
+	uint64_t	heartbeat_interval;	/* ms */
+	uint64_t	heartbeat_timeout;	/* ms */
+	unsigned	relay_buffer;		/* events */
+
 	/* [user NAME] */
 	struct config_override *overrides;
 	size_t		n_overrides;
@@ -143,5 +160,7 @@ int	config_parse_listen(const char *, struct config_listen *);
 int	config_parse_cidr(const char *, struct config_cidr *);
 /* HOST:PORT or [V6]:PORT, a host name or address and a port 1..65535. */
 int	config_valid_server(const char *);
+/* [cluster] redis: IPv4ADDR:PORT, [IPv6ADDR]:PORT or an absolute path. */
+int	config_parse_redis(const char *, char *host, size_t hostlen, int *port);
 
 #endif
