@@ -13,8 +13,15 @@
  * reconnect in step.  Every heartbeat_interval the publishing link sends
  * a heartbeat (a PUBLISH of a heartbeat message for a notifier, which its
  * own subscription must see again: that round trip is the lag shown by
- * mailpushctl status; a PING for a relay alone); a link that has not
- * answered for heartbeat_timeout is dropped and reconnected.
+ * mailpushctl status; PUBSUB NUMSUB for a relay alone); a link that has
+ * not answered for heartbeat_timeout is dropped and reconnected.
+ *
+ * Pub/sub keeps nothing for a subscriber that is not there.  After Redis
+ * itself restarted, the relay's link may come back before the notifiers
+ * have subscribed again; so a relay whose link comes back holds its
+ * buffer until as many subscribers are back as it saw before the break
+ * (PUBSUB NUMSUB, asked every 100 ms), at most reconnect_max +
+ * connect_timeout + heartbeat_interval, and only then publishes.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -75,8 +82,13 @@ static char		*password;
 static size_t		 password_len;
 static uint64_t		 hb_seq;
 static int		 role;
+static int		 settled;	/* relay: subscribers are back */
+static long long	 subscribers = -1;	/* last count Redis gave */
+static long long	 expect_subs;	/* seen before the link broke */
+static int		 numsub_out;	/* a PUBSUB NUMSUB unanswered */
 
 static void link_connect(struct clink *);
+static void settle(const char *);
 static void link_drop(struct clink *, const char *why);
 
 static const char *
@@ -248,8 +260,15 @@ link_lost(struct clink *l, const char *why)
 	l->backoff *= 2;
 	if (l->backoff > mpd->cfg.redis_reconnect_max)
 		l->backoff = mpd->cfg.redis_reconnect_max;
-	if (!l->sub && (role & CLUSTER_RELAY))
+	if (!l->sub && (role & CLUSTER_RELAY)) {
+		if (was_ready && settled && subscribers > expect_subs)
+			expect_subs = subscribers;
+		else if (was_ready && settled)
+			expect_subs = subscribers < 0 ? 0 : subscribers;
+		settled = 0;
+		numsub_out = 0;
 		relay_link_lost();
+	}
 }
 
 /* Drop a live context from outside hiredis or from a reply callback. */
@@ -284,8 +303,63 @@ link_ready(struct clink *l)
 	l->warned = 0;
 	if (l->sub)
 		sub_ready();
-	else if (role & CLUSTER_RELAY)
-		relay_link_ready();
+	else if ((role & CLUSTER_RELAY) && expect_subs == 0)
+		settle(NULL);	/* nobody to wait for */
+	/* otherwise a relay publishes once the subscribers are back:
+	 * link_check asks */
+}
+
+/* The relay may publish: the subscribers it knew are back, or the wait
+ * is over. */
+static void
+settle(const char *how)
+{
+	settled = 1;
+	if (how != NULL)
+		log_info("relay: %s", how);
+	relay_link_ready();
+}
+
+static void
+numsub_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	char how[128];
+
+	(void)priv;
+	if (reply == NULL || pub.ac != ac)
+		return;
+	mpd_now();
+	numsub_out = 0;
+	pub.hb_sent = 0;
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+	    reply->element[1]->type != REDIS_REPLY_INTEGER) {
+		cluster_warn(&pub.warned, "Redis %s: PUBSUB NUMSUB answered "
+		    "%s (does the ACL user have +pubsub?)", where(),
+		    reply->type == REDIS_REPLY_ERROR ? reply->str :
+		    "something else");
+		if (!settled && (role & CLUSTER_RELAY))
+			settle("subscribers unknown: publishing now");
+		return;
+	}
+	subscribers = reply->element[1]->integer;
+	if (!settled && (role & CLUSTER_RELAY) && subscribers >= expect_subs) {
+		snprintf(how, sizeof(how), "%lld subscribers on the channel "
+		    "(%lld before): publishing", subscribers, expect_subs);
+		settle(expect_subs > 0 ? how : NULL);
+	}
+}
+
+static void
+ask_numsub(void)
+{
+	const char *ch = mpd->cfg.cluster_channel;
+
+	if (numsub_out)
+		return;
+	numsub_out = 1;
+	redisAsyncCommand(pub.ac, numsub_cb, NULL, "PUBSUB NUMSUB %b", ch,
+	    strlen(ch));
 }
 
 static void
@@ -419,7 +493,13 @@ static void pub_cb(redisAsyncContext *, void *, void *);
 int
 cluster_pub_ready(void)
 {
-	return pub.state == LINK_READY;
+	return pub.state == LINK_READY && settled;
+}
+
+void
+cluster_receivers(long long n)
+{
+	subscribers = n;
 }
 
 int
@@ -457,6 +537,8 @@ heartbeat_cb(redisAsyncContext *ac, void *r, void *priv)
 		link_drop(&pub, reply->str);
 		return;
 	}
+	if (reply->type == REDIS_REPLY_INTEGER)
+		subscribers = reply->integer;
 	pub.hb_sent = 0;
 }
 
@@ -470,7 +552,7 @@ send_heartbeat(void)
 
 	pub.hb_sent = pub.hb_last = mpd->now_ms;
 	if (!(role & CLUSTER_NOTIFIER)) {
-		redisAsyncCommand(pub.ac, heartbeat_cb, NULL, "PING");
+		ask_numsub();
 		return;
 	}
 	memset(&m, 0, sizeof(m));
@@ -506,6 +588,16 @@ link_check(struct clink *l)
 		}
 		break;
 	case LINK_READY:
+		if (!l->sub && (role & CLUSTER_RELAY) && !settled) {
+			if (now >= l->since + cfg->redis_reconnect_max +
+			    cfg->redis_connect_timeout + cfg->heartbeat_interval) {
+				snprintf(why, sizeof(why), "%lld of %lld "
+				    "subscribers back after the wait: "
+				    "publishing", subscribers, expect_subs);
+				settle(why);
+			} else
+				ask_numsub();
+		}
 		if (!l->sub) {
 			if (l->hb_sent != 0 &&
 			    now >= l->hb_sent + cfg->heartbeat_timeout) {
@@ -617,12 +709,12 @@ cluster_status(struct evbuffer *out, int json)
 		    "\"publish_link_for_ms\":%" PRIu64 ",\"subscribe_link\":"
 		    "\"%s\",\"subscribe_link_for_ms\":%" PRIu64 ",\"lag_ms\":%"
 		    PRId64 ",\"event_age_ms\":%" PRId64 ",\"buffer\":%zu,"
-		    "\"buffer_max\":%zu}", rn, where(), state_name(pub.state),
+		    "\"buffer_max\":%zu,\"subscribers\":%lld}", rn, where(), state_name(pub.state),
 		    now - pub.since, (role & CLUSTER_NOTIFIER) ?
 		    state_name(sub.state) : "off", (role & CLUSTER_NOTIFIER) ?
 		    now - sub.since : 0, cluster_st.lag_ms,
 		    cluster_st.event_age_ms, relay_pending(),
-		    relay_capacity());
+		    relay_capacity(), subscribers);
 		return;
 	}
 	evbuffer_add_printf(out, "cluster: %s, Redis %s, channel %s\n", rn,
@@ -645,9 +737,14 @@ cluster_status(struct evbuffer *out, int json)
 	if (cluster_st.event_age_ms >= 0)
 		evbuffer_add_printf(out, "last event age: %" PRId64 " ms\n",
 		    cluster_st.event_age_ms);
+	if (subscribers >= 0)
+		evbuffer_add_printf(out, "subscribers on the channel: %lld\n",
+		    subscribers);
 	if (role & CLUSTER_RELAY)
-		evbuffer_add_printf(out, "relay buffer: %zu of %zu events\n",
-		    relay_pending(), relay_capacity());
+		evbuffer_add_printf(out, "relay buffer: %zu of %zu events%s\n",
+		    relay_pending(), relay_capacity(), pub.state == LINK_READY &&
+		    !settled ? " (waiting for the subscribers to come back)" :
+		    "");
 }
 
 /* mailpushctl stats: the cluster's counters, after the others */

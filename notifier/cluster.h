@@ -86,7 +86,8 @@ void	sub_free(void);
 
 /* cluster.c, for cluster_msg.c */
 int	cluster_publish(const uint8_t *, size_t, uint64_t idx);
-int	cluster_pub_ready(void);
+int	cluster_pub_ready(void);	/* READY, and a relay settled */
+void	cluster_receivers(long long);	/* PUBLISH's answer */
 void	cluster_warn(uint64_t *last, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 

@@ -199,6 +199,7 @@ relay_confirmed(uint64_t idx, const redisReply *reply)
 		    "&%s?)", reply->str, mpd->cfg.cluster_channel);
 	} else if (reply->type == REDIS_REPLY_INTEGER) {
 		cluster_st.published++;
+		cluster_receivers(reply->integer);
 		if (reply->integer == 0)
 			cluster_st.unheard++;
 	}
