@@ -367,7 +367,8 @@ START_TEST(t_wrong_password)
 	ck_assert_int_eq(redis_prepare(&R), 0);
 	snprintf(R.extra[R.n_extra++], sizeof(R.extra[0]), "default off");
 	snprintf(R.extra[R.n_extra++], sizeof(R.extra[0]),
-	    "mailpush on >right-secret ~* &* +@all");
+	    "mailpush on >right-secret resetchannels &mailpush -@all "
+	    "+publish +subscribe +pubsub|numsub +ping");	/* as in the manual */
 	ck_assert_int_eq(redis_start(&R), 0);
 
 	snprintf(path, sizeof(path), "%s/pw-right", R.dir);

@@ -918,14 +918,14 @@ START_TEST(test_sections_keys)
 
 	load_fails("[limit]\nmax_context_size = 2\nalso = x\n",
 	    "t.conf:1: [limit]: unknown section (known: mailpushd, events, "
-	    "provision, hook, names, limits, user NAME)\n");
+	    "provision, hook, names, limits, cluster, user NAME)\n");
 	/* an empty unknown section is still an error */
 	load_fails("[mailpushd]\n[bogus]\n",
 	    "t.conf:2: [bogus]: unknown section (known: mailpushd, events, "
-	    "provision, hook, names, limits, user NAME)\n");
+	    "provision, hook, names, limits, cluster, user NAME)\n");
 	load_fails("[Limits]\n",
 	    "t.conf:1: [Limits]: unknown section (known: mailpushd, events, "
-	    "provision, hook, names, limits, user NAME)\n");
+	    "provision, hook, names, limits, cluster, user NAME)\n");
 	load_fails("[limits]\nmax_context = 2\n",
 	    "t.conf:2: [limits] max_context: unknown key\n");
 	/* a key in the wrong section */
@@ -1047,7 +1047,7 @@ START_TEST(test_user_sections)
 	    "name of 1 to 255 bytes\n");
 	load_fails("[username]\n",
 	    "t.conf:1: [username]: unknown section (known: mailpushd, events, "
-	    "provision, hook, names, limits, user NAME)\n");
+	    "provision, hook, names, limits, cluster, user NAME)\n");
 	load_fails("[user a b]\n",
 	    "t.conf:1: [user a b]: user name contains a space or control "
 	    "character\n");
@@ -1144,7 +1144,7 @@ START_TEST(test_continuation)
 	    "2)\n");
 	load_fails("[bogus]\na = 1\n  2\n",
 	    "t.conf:1: [bogus]: unknown section (known: mailpushd, events, "
-	    "provision, hook, names, limits, user NAME)\n");
+	    "provision, hook, names, limits, cluster, user NAME)\n");
 	/* nor does it join the first, duplicate-free definition */
 	ck_assert_int_eq(load_text("[mailpushd]\nlisten = 127.0.0.1:1\n"
 	    "listen = 127.0.0.1:2\n  127.0.0.1:3\n", &cfg), 1);
@@ -1310,7 +1310,7 @@ START_TEST(test_several_errors)
 	    "test/data/bad.conf:15: [limits] push_retries: continuation lines "
 	    "are only allowed for lists\n"
 	    "test/data/bad.conf:16: [nonsense]: unknown section (known: "
-	    "mailpushd, events, provision, hook, names, limits, user NAME)\n"
+	    "mailpushd, events, provision, hook, names, limits, cluster, user NAME)\n"
 	    "test/data/bad.conf:19: [user Carol] max_context_size: must be an "
 	    "integer from 0 to 1024\n"
 	    "test/data/bad.conf:20: [user Carol] colour: unknown key (a [user "
