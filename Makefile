@@ -173,6 +173,7 @@ demo: deps
 e2e: all
 	bash test/e2e/run.sh $(B)
 	bash test/e2e/lmtp.sh $(B)
+	bash test/e2e/provision.sh $(B)
 
 install: all install-dovecot-plugin
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
