@@ -28,6 +28,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "logesc.h"
 
 /*
  * Whether user and group names are looked up (getpwnam, getgrnam) while
@@ -229,29 +230,65 @@ struct parse {
 
 	char		*line;
 	size_t		 linecap;
+
+	/* config_load_for: a program that uses only some keys */
+	const char	*who;		/* NULL: strict (the daemon) */
+	const char *const *uses;	/* "section.key", NULL-terminated */
+	int		 ignored;	/* errors elsewhere, not logged */
+	char		 first_ignored[512];
 };
 
 static void perr(struct parse *, const char *section, const char *key,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* Does the lenient reader's program use this key? */
+static int
+uses_key(const struct parse *p, const char *section, const char *key)
+{
+	size_t sl;
+	int i;
+
+	if (section == NULL || key == NULL)
+		return 0;
+	sl = strlen(section);
+	for (i = 0; p->uses[i] != NULL; i++)
+		if (strncmp(p->uses[i], section, sl) == 0 &&
+		    p->uses[i][sl] == '.' && strcmp(p->uses[i] + sl + 1, key)
+		    == 0)
+			return 1;
+	return 0;
+}
+
 static void
 perr(struct parse *p, const char *section, const char *key, const char *fmt,
     ...)
 {
-	char msg[512];
+	char msg[512], line[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (section != NULL && key != NULL)
-		log_error("%s:%d: [%s] %s: %s", p->path, p->lineno, section,
-		    key, msg);
+		snprintf(line, sizeof(line), "%s:%d: [%s] %s: %s", p->path,
+		    p->lineno, section, key, msg);
 	else if (section != NULL)
-		log_error("%s:%d: [%s]: %s", p->path, p->lineno, section, msg);
+		snprintf(line, sizeof(line), "%s:%d: [%s]: %s", p->path,
+		    p->lineno, section, msg);
 	else
-		log_error("%s:%d: %s", p->path, p->lineno, msg);
-	p->errors++;
+		snprintf(line, sizeof(line), "%s:%d: %s", p->path, p->lineno,
+		    msg);
+	/* the file's bytes (names, values) are escaped for the log */
+	if (p->who == NULL) {
+		log_error("%s", log_str(line));
+		p->errors++;
+	} else if (uses_key(p, section, key))
+		/* set_key stored nothing: the value stays the default */
+		log_warnx("%s (%s uses the built-in default)", log_str(line),
+		    p->who);
+	else if (p->ignored++ == 0)
+		snprintf(p->first_ignored, sizeof(p->first_ignored), "%s",
+		    log_str(line));
 }
 
 /* A list has no room for `item': report it once for the whole list. */
@@ -989,8 +1026,9 @@ finish(struct parse *p)
 	}
 }
 
-int
-config_load(const char *path, struct mp_config *cfg)
+static int
+load(const char *path, struct mp_config *cfg, const char *who,
+    const char *const *uses)
 {
 	struct parse p;
 	int rc;
@@ -998,27 +1036,54 @@ config_load(const char *path, struct mp_config *cfg)
 	config_defaults(cfg);
 	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
 	init_parse(&p, cfg, path);
+	p.who = who;
+	p.uses = uses;
 	if ((p.fp = fopen(path, "r")) == NULL) {
+		if (who != NULL) {
+			log_warnx("%s: cannot open configuration file: %s (%s "
+			    "uses the built-in defaults)", path,
+			    strerror(errno), who);
+			return 0;
+		}
 		log_error("%s: cannot open configuration file: %s", path,
 		    strerror(errno));
 		return 1;
 	}
 	rc = ini_parse_stream(reader, &p, handler, &p);
 	if (ferror(p.fp)) {
-		log_error("%s: read error: %s", path, strerror(errno));
-		p.errors++;
+		log_raw(who ? MP_LOG_WARN : MP_LOG_ERR, "%s: read error: %s",
+		    path, strerror(errno));
+		if (who == NULL)
+			p.errors++;
 	}
 	fclose(p.fp);
 	free(p.line);
 	if (rc == -2)
 		fatalx("%s: out of memory", path);
-	if (rc > 0 && p.errors == 0) {
+	if (rc > 0 && p.errors == 0 && p.ignored == 0) {
 		/* inih found an error the reader did not foresee */
 		p.lineno = rc;
 		perr(&p, NULL, NULL, "syntax error");
 	}
 	finish(&p);
+	if (p.ignored > 0)
+		log_warnx("%s: %d error%s in parts %s does not use, ignored "
+		    "(first: %s)", path, p.ignored, p.ignored == 1 ? "" : "s",
+		    who, p.first_ignored);
 	return p.errors;
+}
+
+int
+config_load(const char *path, struct mp_config *cfg)
+{
+	return load(path, cfg, NULL, NULL);
+}
+
+int
+config_load_for(const char *path, struct mp_config *cfg, const char *who,
+    const char *const *uses)
+{
+	return load(path, cfg, who, uses);
 }
 
 void

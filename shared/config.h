@@ -135,6 +135,15 @@ void	config_defaults(struct mp_config *);
  * (0 on success).  The config must be released with config_free.
  */
 int	config_load(const char *path, struct mp_config *);
+/*
+ * The same, for a program that uses only the keys in `uses' ("section.key",
+ * NULL-terminated), such as mailpush-hook: a bad value of one of those is
+ * logged as a warning and the key keeps its built-in default; errors
+ * anywhere else are counted and logged as one line, naming `who'.  A file
+ * that cannot be opened means the built-in defaults.  Always returns 0.
+ */
+int	config_load_for(const char *path, struct mp_config *, const char *who,
+	    const char *const *uses);
 void	config_free(struct mp_config *);
 void	config_print(const struct mp_config *, FILE *);
 
