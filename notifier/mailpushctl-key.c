@@ -47,9 +47,13 @@ key_load(const struct mp_config *cfg, struct mp_keys *k)
 		return 0;
 	e = errno;
 	if (cfg->auth == AUTH_NONE && e == ENOENT) {
-		memset(k, 0, sizeof(*k));	/* as mailpushd does */
-		k->cur_id = 1;
-		return 0;
+		/* the daemon's key is random and only in its memory */
+		fprintf(stderr, "mailpushctl: key file %s: %s: with auth = "
+		    "none and no key file mailpushd uses a random key that "
+		    "nobody else knows; create the key file with mailpushctl "
+		    "genkey (and restart mailpushd) to hand out tokens\n",
+		    cfg->key_file, why);
+		return EX_CONFIG;
 	}
 	fprintf(stderr, "mailpushctl: key file %s: %s%s\n", cfg->key_file, why,
 	    e == ENOENT ? " (create it with mailpushctl genkey)" : "");

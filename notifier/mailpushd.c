@@ -46,6 +46,8 @@ static struct event	*ev_timer, *ev_save;
 static uint64_t		 armed;		/* deadline the timer is set for */
 static uid_t		 run_uid;
 static gid_t		 run_gid;
+static int		 key_random;	/* mpd->key is random, in memory */
+static int		 load_random;	/* mpd_load_key made or kept one */
 
 static __attribute__((noreturn)) void
 usage(void)
@@ -166,13 +168,26 @@ mpd_load_key(const struct mp_config *cfg, struct mp_keys *keys, uid_t owner)
 	int fd;
 
 	memset(keys, 0, sizeof(*keys));
+	load_random = 0;
 	if ((fd = open(cfg->key_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW))
 	    == -1) {
 		if (cfg->auth == AUTH_NONE && errno == ENOENT) {
-			/* auth = none: tokens only sign replies and pushes */
+			/*
+			 * auth = none: tokens only sign replies, pushes and
+			 * acks, but with a key anybody knows (the all-zero
+			 * key of old) anybody could forge them.  A random
+			 * key, kept in memory; a reload keeps it.
+			 */
 			keys->cur_id = 1;
-			log_info("%s: %s; auth = none, using the all-zero key",
-			    cfg->key_file, strerror(errno));
+			if (key_random)
+				memcpy(keys->cur, mpd->keys.cur, MP_KEY_LEN);
+			else
+				randombytes_buf(keys->cur, MP_KEY_LEN);
+			load_random = 1;
+			log_info("%s: %s; auth = none, using a random key kept "
+			    "in memory (tokens change at each start; create "
+			    "the key file with mailpushctl genkey to keep "
+			    "them)", cfg->key_file, strerror(errno));
 			return 0;
 		}
 		log_error("cannot open key file %s: %s (create it with "
@@ -459,6 +474,7 @@ mpd_reload(void)
 	config_free(&mpd->cfg);
 	mpd->cfg = ncfg;
 	mpd_set_keys(&nkeys);
+	key_random = load_random;
 	free(mpd->post_uids);
 	mpd->post_uids = uids;
 	mpd->n_post_uids = n_uids;
@@ -551,9 +567,33 @@ make_socket_dir(const char *path)
 		log_warn("mkdir %s", dir);
 }
 
+/*
+ * Before dropping privileges: a state file directory that exists must be
+ * safe (dirs_check).  One that does not exist is reported after the drop.
+ */
+static int
+check_state_dir(const char *path)
+{
+	char dir[PATH_MAX], *slash;
+	struct stat st;
+
+	if (path[0] == '\0')
+		return 0;
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		return 0;
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &st) == -1)
+		return 0;
+	return dirs_check(path, "state file", run_uid, run_gid);
+}
+
 /* After dropping privileges: can the state file be written at all? */
 static void
-check_state_dir(const char *path)
+check_state_writable(const char *path)
 {
 	char dir[PATH_MAX], *slash;
 
@@ -645,6 +685,7 @@ mailpushd_main(int argc, char *argv[])
 	}
 	if (cluster_configure(&mpd->cfg, run_uid) != 0)
 		exit(EX_CONFIG);
+	key_random = load_random;
 
 	signal(SIGPIPE, SIG_IGN);
 	event_set_log_callback(libevent_log);
@@ -660,6 +701,13 @@ mailpushd_main(int argc, char *argv[])
 	make_socket_dir(mpd->cfg.event_socket);
 	if (mpd->cfg.provision_socket[0] != '\0')
 		make_socket_dir(mpd->cfg.provision_socket);
+	if (dirs_check(mpd->cfg.control_socket, "control socket", run_uid,
+	    run_gid) != 0 || dirs_check(mpd->cfg.event_socket, "event socket",
+	    run_uid, run_gid) != 0 || (mpd->cfg.provision_socket[0] != '\0' &&
+	    dirs_check(mpd->cfg.provision_socket, "provisioning socket",
+	    run_uid, run_gid) != 0) || check_state_dir(mpd->cfg.state_file)
+	    != 0)
+		exit(EX_CONFIG);
 	if (control_open(&mpd->cfg, run_uid, run_gid) == -1) {
 		log_error("cannot open the control socket %s, not starting",
 		    mpd->cfg.control_socket);
@@ -671,7 +719,7 @@ mailpushd_main(int argc, char *argv[])
 		exit(EX_OSERR);
 	}
 	listeners_commit(&mpd->cfg, 1);
-	if (events_open(&mpd->cfg) == -1) {
+	if (events_open(&mpd->cfg, run_uid, run_gid) == -1) {
 		log_error("cannot open the event socket %s, not starting",
 		    mpd->cfg.event_socket);
 		control_close();
@@ -687,7 +735,7 @@ mailpushd_main(int argc, char *argv[])
 	if (!debug)
 		log_init("mailpushd", 0, verbose);
 	drop_privileges();
-	check_state_dir(mpd->cfg.state_file);
+	check_state_writable(mpd->cfg.state_file);
 	if (mpd->cfg.state_file[0] != '\0')
 		state_load(mpd->cfg.state_file);
 

@@ -170,7 +170,7 @@ void		 push_send_error(const union mp_addr *to);
 void		 push_catchup(struct reg *);	/* cluster: may have missed mail */
 
 /* events.c: the event socket */
-int		 events_open(const struct mp_config *);
+int		 events_open(const struct mp_config *, uid_t, gid_t);
 void		 events_start(void);
 void		 events_close(void);
 int		 events_resolve_users(const struct mp_config *, uid_t **, size_t *);
@@ -192,6 +192,11 @@ int		 provision_open(const struct mp_config *, uid_t, gid_t);
 void		 provision_start(void);
 void		 provision_close(void);
 void		 provision_get_stats(struct provision_stats *);
+
+/* dirs.c: socket and state directories */
+int		 dirs_check(const char *path, const char *what, uid_t, gid_t);
+int		 dirs_enter(const char *path, uid_t, gid_t);
+void		 dirs_leave(void);
 
 /* control.c */
 int		 control_open(const struct mp_config *, uid_t, gid_t);
