@@ -386,9 +386,10 @@ START_TEST(not_running)
 END_TEST
 
 /*
- * The daemon at its limit of control connections closes a new one at
- * once: mailpushctl must report an error, not die of SIGPIPE writing its
- * request (it did, silently, most of the time).
+ * The daemon at its limit of control connections: a new one closes the
+ * oldest (check_hardening.c has the slow clients), so mailpushctl is
+ * served; it must never die of SIGPIPE writing its request either (it
+ * did, silently, when the daemon turned new connections away).
  */
 START_TEST(busy_daemon)
 {
@@ -403,7 +404,7 @@ START_TEST(busy_daemon)
 		ck_assert_int_eq(connect(fds[i], (struct sockaddr *)&sun,
 		    sizeof(sun)), 0);
 	}
-	usleep(100000);		/* accepted; they time out after 1 s */
+	usleep(100000);		/* accepted; all 32 slots taken */
 	for (i = 0; i < 5; i++) {
 		rc = ops_ctl(&P, out, sizeof(out), err, sizeof(err), "status",
 		    NULL);
@@ -415,7 +416,7 @@ START_TEST(busy_daemon)
 			errors++;
 		}
 	}
-	ck_assert_int_gt(errors, 0);
+	ck_assert_int_eq(errors, 0);
 	for (i = 0; i < 32; i++)
 		close(fds[i]);
 }
