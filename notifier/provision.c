@@ -67,10 +67,13 @@ provision_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 	struct sockaddr_un sun;
 	struct stat st;
 	mode_t old;
-	int fd;
+	int fd, as_owner;
 
 	if (cfg->provision_socket[0] == '\0')
 		return 0;
+	/* in a directory of the daemon's user: as that user (dirs.c) */
+	if ((as_owner = dirs_enter(cfg->provision_socket, uid, gid)) == -1)
+		return -1;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s",
@@ -80,18 +83,18 @@ provision_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 		if (!S_ISSOCK(st.st_mode)) {
 			log_error("%s exists and is not a socket; not removing "
 			    "it", cfg->provision_socket);
-			return -1;
+			goto fail_unbound;
 		}
 		if (unlink(cfg->provision_socket) == -1) {
 			log_warn("cannot remove stale provisioning socket %s",
 			    cfg->provision_socket);
-			return -1;
+			goto fail_unbound;
 		}
 	}
 	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1) {
 		log_warn("provisioning socket");
-		return -1;
+		goto fail_unbound;
 	}
 	old = umask(0777 & ~cfg->provision_socket_mode);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
@@ -99,10 +102,13 @@ provision_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 		log_warn("cannot bind provisioning socket %s",
 		    cfg->provision_socket);
 		close(fd);
-		return -1;
+		goto fail_unbound;
 	}
 	umask(old);
-	if (geteuid() == 0 && lchown(cfg->provision_socket, uid, gid) == -1) {
+	if (as_owner)
+		dirs_leave();	/* born with its final owner */
+	else if (geteuid() == 0 && lchown(cfg->provision_socket, uid, gid) ==
+	    -1) {
 		log_warn("chown %s", cfg->provision_socket);
 		goto fail;
 	}
@@ -114,8 +120,15 @@ provision_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 	snprintf(prov_path, sizeof(prov_path), "%s", cfg->provision_socket);
 	return 0;
 fail:
-	unlink(cfg->provision_socket);
+	if (dirs_enter(cfg->provision_socket, uid, gid) != -1) {
+		unlink(cfg->provision_socket);
+		dirs_leave();
+	}
 	close(fd);
+	return -1;
+fail_unbound:
+	if (as_owner)
+		dirs_leave();
 	return -1;
 }
 
