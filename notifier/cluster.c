@@ -748,11 +748,11 @@ cluster_status(struct evbuffer *out, int json)
 }
 
 /* mailpushctl stats: the cluster's counters, after the others */
-void
-cluster_stats(struct evbuffer *out, int json)
+size_t
+cluster_metrics(struct metric *m, size_t max)
 {
 	const struct cluster_stats *s = &cluster_st;
-	struct { const char *name; uint64_t v; } f[] = {
+	struct metric f[] = {
 		{ "cluster_accepted", s->accepted },
 		{ "cluster_held", s->held },
 		{ "cluster_published", s->published },
@@ -773,11 +773,24 @@ cluster_stats(struct evbuffer *out, int json)
 		{ "cluster_buffer", relay_pending() },
 		{ "cluster_buffer_peak", s->buffer_peak },
 	};
-	size_t i;
+	size_t n = sizeof(f) / sizeof(f[0]);
 
 	if (role == CLUSTER_NONE)
-		return;
-	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		return 0;
+	if (n > max)
+		n = max;
+	memcpy(m, f, n * sizeof(f[0]));
+	return n;
+}
+
+/* The counters as JSON members (after others) or text lines. */
+void
+cluster_stats(struct evbuffer *out, int json)
+{
+	struct metric f[CLUSTER_METRICS_MAX];
+	size_t i, n = cluster_metrics(f, CLUSTER_METRICS_MAX);
+
+	for (i = 0; i < n; i++)
 		evbuffer_add_printf(out, json ? ",\"%s\":%" PRIu64 :
 		    "%-24s %" PRIu64 "\n", f[i].name, f[i].v);
 }

@@ -8,10 +8,12 @@
  * permissions; the peer's uid (SO_PEERCRED) is logged.  One request line
  * per connection:
  *
- *	[-j] status | stats | list [USER] | drop USER [ID] | reload
+ *	[-j] status | [-j|-p] stats | list [USER] | drop USER [ID] | reload
  *
  * answered by "ok" or "error: MESSAGE" on the first line, then the body
- * (text, or JSON with -j), then the daemon closes the connection.
+ * (text, JSON with -j, the Prometheus format with -p), then the daemon
+ * closes the connection.  A status that found problems (health.c) is
+ * answered "warn: N problems" instead of "ok", with the body.
  * When accept() runs out of descriptors, accepting pauses for a second.
  *
  * Slow clients cannot lock the socket: each connection has a total
@@ -271,11 +273,12 @@ count_reg(struct reg *r, void *arg)
 	c->by_state[r->state]++;
 }
 
-static void
+/* Returns the number of problems health.c found (0: healthy). */
+static size_t
 cmd_status(struct evbuffer *out, int json)
 {
 	uint32_t now = (uint32_t)(mpd->now_ms / 1000);
-	size_t i, nl;
+	size_t i, nl, problems;
 
 	if (json) {
 		evbuffer_add_printf(out, "{\"version\":\"%s\",\"pid\":%ld,"
@@ -301,8 +304,11 @@ cmd_status(struct evbuffer *out, int json)
 		else
 			evbuffer_add_printf(out, "null");
 		cluster_status(out, 1);
-		evbuffer_add_printf(out, "}\n");
-		return;
+		evbuffer_add_printf(out, ",\"problems\":[");
+		problems = health_report(out, 1);
+		evbuffer_add_printf(out, "],\"healthy\":%s}\n",
+		    problems == 0 ? "true" : "false");
+		return problems;
 	}
 	evbuffer_add_printf(out, "mailpushd %s running, pid %ld, up %" PRIu32
 	    "s\nconfiguration: %s\nregistrations: %zu for %zu users "
@@ -313,10 +319,20 @@ cmd_status(struct evbuffer *out, int json)
 		if (mpd->listeners[i].in_use)
 			evbuffer_add_printf(out, "listening on %s\n",
 			    mpd->listeners[i].conf.text);
-	evbuffer_add_printf(out, "event socket: %s\nstate file: %s\n",
-	    mpd->cfg.event_socket, mpd->cfg.state_file[0] != '\0' ?
-	    mpd->cfg.state_file : "none");
+	evbuffer_add_printf(out, "event socket: %s%s\ncontrol socket: %s%s\n"
+	    "state file: %s\n", mpd->cfg.event_socket,
+	    health_socket_state(mpd->cfg.event_socket),
+	    mpd->cfg.control_socket,
+	    health_socket_state(mpd->cfg.control_socket),
+	    mpd->cfg.state_file[0] != '\0' ? mpd->cfg.state_file : "none");
 	cluster_status(out, 0);
+	problems = health_report(out, 0);
+	if (problems == 0)
+		evbuffer_add_printf(out, "health: ok\n");
+	else
+		evbuffer_add_printf(out, "health: %zu problem%s\n", problems,
+		    problems == 1 ? "" : "s");
+	return problems;
 }
 
 /* Stable names of the refusal reasons for stats (mailpush-protocol(7)). */
@@ -325,12 +341,17 @@ static const char *const refusal_names[REASON_MAX + 1] = {
 	"address_limit", "not_allowed", "unknown", "bad_request",
 };
 
+/* Output formats of a request: text, -j JSON, -p Prometheus (stats). */
+#define FMT_TEXT	0
+#define FMT_JSON	1
+#define FMT_PROM	2
+
 static void
-cmd_stats(struct evbuffer *out, int json)
+cmd_stats(struct evbuffer *out, int fmt)
 {
 	const struct mp_stats *s = &mpd->stats;
 	struct count_arg c;
-	struct { const char *name; uint64_t v; } f[] = {
+	struct metric f[] = {
 		{ "events_in", s->events_in },
 		{ "events_malformed", s->events_bad },
 		{ "events_denied", s->events_denied },
@@ -359,37 +380,61 @@ cmd_stats(struct evbuffer *out, int json)
 		{ "registrations", registry_count() },
 		{ "registrations_peak", s->peak_registrations },
 	};
-	size_t i;
+	static const char *const by_state[3] = {
+		"registrations_active", "registrations_pushing",
+		"registrations_unreachable",
+	};
+	static char refused[REASON_MAX + 1][40];
+	struct metric all[sizeof(f) / sizeof(f[0]) + 3 + REASON_MAX +
+	    CLUSTER_METRICS_MAX];
+	size_t i, n, nf = sizeof(f) / sizeof(f[0]);
 
 	memset(&c, 0, sizeof(c));
 	registry_foreach(count_reg, &c);
-	if (json)
+	if (fmt == FMT_JSON) {
 		evbuffer_add(out, "{", 1);
-	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-		evbuffer_add_printf(out, json ? "%s\"%s\":%" PRIu64 :
-		    "%s%-24s %" PRIu64 "\n", json && i ? "," : "", f[i].name,
-		    f[i].v);
-	cluster_stats(out, json);
-	if (json)
+		for (i = 0; i < nf; i++)
+			evbuffer_add_printf(out, "%s\"%s\":%" PRIu64,
+			    i ? "," : "", f[i].name, f[i].v);
+		cluster_stats(out, 1);
 		evbuffer_add_printf(out, ",\"registrations_active\":%" PRIu64
 		    ",\"registrations_pushing\":%" PRIu64
 		    ",\"registrations_unreachable\":%" PRIu64 ",\"refused\":{",
 		    c.by_state[0], c.by_state[1], c.by_state[2]);
-	else
-		evbuffer_add_printf(out, "%-24s %" PRIu64 "\n%-24s %" PRIu64
-		    "\n%-24s %" PRIu64 "\n", "registrations_active",
-		    c.by_state[0], "registrations_pushing", c.by_state[1],
-		    "registrations_unreachable", c.by_state[2]);
-	for (i = 1; i <= REASON_MAX; i++) {
-		if (json)
+		for (i = 1; i <= REASON_MAX; i++)
 			evbuffer_add_printf(out, "%s\"%s\":%" PRIu64,
 			    i > 1 ? "," : "", refusal_names[i], s->refused[i]);
-		else
-			evbuffer_add_printf(out, "refused_%-16s %" PRIu64 "\n",
-			    refusal_names[i], s->refused[i]);
-	}
-	if (json)
 		evbuffer_add_printf(out, "}}\n");
+		return;
+	}
+	memcpy(all, f, sizeof(f));
+	n = nf;
+	for (i = 0; i < 3; i++) {
+		all[n].name = by_state[i];
+		all[n++].v = c.by_state[i];
+	}
+	for (i = 1; i <= REASON_MAX; i++) {
+		snprintf(refused[i], sizeof(refused[i]), "refused_%s",
+		    refusal_names[i]);
+		all[n].name = refused[i];
+		all[n++].v = s->refused[i];
+	}
+	n += cluster_metrics(all + n, CLUSTER_METRICS_MAX);
+	if (fmt == FMT_PROM) {
+		struct metrics_info info;
+		struct evbuffer *scratch = evbuffer_new();
+
+		if (scratch == NULL)
+			fatal("evbuffer_new");
+		info.version = MP_VERSION;
+		info.started = mpd->started;
+		info.users = registry_users();
+		info.table_bytes = registry_memory();
+		info.problems = health_report(scratch, 0);
+		evbuffer_free(scratch);
+		metrics_prometheus(out, all, n, &info);
+	} else
+		metrics_text(out, all, n);
 }
 
 struct list_arg {
@@ -570,9 +615,8 @@ cmd_reload(struct evbuffer *out, int json, char *err, size_t errlen)
 {
 	log_info("control: reload requested");
 	if (mpd_reload() != 0) {
-		snprintf(err, errlen, "reload failed: %s has errors (see the "
-		    "log); the old configuration stays in force",
-		    mpd->cfg.path);
+		snprintf(err, errlen, "reload failed: %s; the old "
+		    "configuration stays in force", mpd_reload_error());
 		return -1;
 	}
 	if (json) {
@@ -593,14 +637,17 @@ control_request(struct bufferevent *bev, char *line)
 {
 	struct evbuffer *body = evbuffer_new(), *out = bufferevent_get_output(bev);
 	char *argv[CONTROL_ARGS_MAX], *save = NULL, *tok, err[512] = "";
-	int argc = 0, json = 0, rc = 0, extra = 0;
+	int argc = 0, json = 0, rc = 0, extra = 0, fmt = FMT_TEXT;
+	size_t problems = 0;
 
 	if (body == NULL)
 		fatal("evbuffer_new");
 	for (tok = strtok_r(line, " \t\r", &save); tok != NULL;
 	    tok = strtok_r(NULL, " \t\r", &save)) {
-		if (argc == 0 && !json && strcmp(tok, "-j") == 0)
-			json = 1;
+		if (argc == 0 && fmt == FMT_TEXT && strcmp(tok, "-j") == 0)
+			json = 1, fmt = FMT_JSON;
+		else if (argc == 0 && fmt == FMT_TEXT && strcmp(tok, "-p") == 0)
+			fmt = FMT_PROM;
 		else if (argc < CONTROL_ARGS_MAX)
 			argv[argc++] = tok;
 		else
@@ -614,10 +661,13 @@ control_request(struct bufferevent *bev, char *line)
 		snprintf(err, sizeof(err), "too many arguments to \"%.32s\"",
 		    argv[0]);
 		rc = -1;
+	} else if (fmt == FMT_PROM && strcmp(argv[0], "stats") != 0) {
+		snprintf(err, sizeof(err), "-p (Prometheus) is for stats only");
+		rc = -1;
 	} else if (strcmp(argv[0], "status") == 0 && argc == 1)
-		cmd_status(body, json);
+		problems = cmd_status(body, json);
 	else if (strcmp(argv[0], "stats") == 0 && argc == 1)
-		cmd_stats(body, json);
+		cmd_stats(body, fmt);
 	else if (strcmp(argv[0], "list") == 0 && argc <= 2)
 		rc = cmd_list(body, json, argc == 2 ? argv[1] : NULL, err,
 		    sizeof(err));
@@ -632,7 +682,12 @@ control_request(struct bufferevent *bev, char *line)
 		rc = -1;
 	}
 	if (rc == 0) {
-		evbuffer_add_printf(out, "ok\n");
+		/* "warn" (status only): the body follows, problems listed */
+		if (problems > 0)
+			evbuffer_add_printf(out, "warn: %zu problem%s\n",
+			    problems, problems == 1 ? "" : "s");
+		else
+			evbuffer_add_printf(out, "ok\n");
 		evbuffer_add_buffer(out, body);
 	} else
 		evbuffer_add_printf(out, "error: %s\n", err);

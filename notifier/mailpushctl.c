@@ -4,7 +4,8 @@
  *
  * The control protocol is one request line ("[-j] COMMAND [ARGS]") and an
  * answer whose first line is "ok" or "error: MESSAGE" (see control.c).
- * Exit status: 0; 1 the daemon refused the request; sysexits(3) codes for
+ * Exit status: 0; 1 the daemon refused the request; 2 status found a
+ * problem (the daemon answered "warn: ..."); sysexits(3) codes for
  * everything else (64 usage, 65 bad user name, 69 daemon not running,
  * 73 cannot create the key, 74 I/O error, 77 permission denied,
  * 78 configuration or key file error).
@@ -38,8 +39,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: mailpushctl [-j] [-c file] [-s socket] command [arg ...]\n"
 	    "commands:\n"
-	    "  status              daemon status\n"
-	    "  stats               counters\n"
+	    "  status              daemon status and health checks\n"
+	    "  stats [-o format]   counters: text, json or prometheus\n"
 	    "  list [user]         registrations\n"
 	    "  drop user [id]      remove registrations\n"
 	    "  reload              re-read the configuration\n"
@@ -101,8 +102,14 @@ ctl_request(const char *path, const char *req)
 			    "member of the socket's group\n", path);
 			return EX_NOPERM;
 		}
-		fprintf(stderr, "mailpushctl: mailpushd is not running "
-		    "(%s: %s)\n", path, strerror(e));
+		if (e == ENOENT)
+			fprintf(stderr, "mailpushctl: control socket %s is "
+			    "missing: mailpushd is not running, or the socket "
+			    "was removed while it ran (then restart it)\n",
+			    path);
+		else
+			fprintf(stderr, "mailpushctl: mailpushd is not running "
+			    "(%s: %s)\n", path, strerror(e));
 		return EX_UNAVAILABLE;
 	}
 	/* MSG_NOSIGNAL: a daemon at its connection limit closes at once */
@@ -152,6 +159,12 @@ ctl_request(const char *path, const char *req)
 			if (strncmp(buf, "ok\n", 3) == 0) {
 				off -= 3;
 				memmove(buf, buf + 3, off + 1);
+			} else if (strncmp(buf, "warn: ", 6) == 0 &&
+			    nl != NULL) {
+				/* status found problems: they are in the body */
+				status = EX_PROBLEM;
+				off -= (size_t)(nl + 1 - buf);
+				memmove(buf, nl + 1, off + 1);
 			} else if (strncmp(buf, "error: ", 7) == 0 &&
 			    nl != NULL) {
 				status = EX_REFUSED;
@@ -166,7 +179,7 @@ ctl_request(const char *path, const char *req)
 			}
 			first = 0;
 		}
-		if (status == 0 && off > 0 &&
+		if (status != EX_REFUSED && off > 0 &&
 		    fwrite(buf, 1, off, stdout) != off) {
 			fprintf(stderr, "mailpushctl: stdout: %s\n",
 			    strerror(errno));
@@ -256,6 +269,25 @@ main(int argc, char *argv[])
 	} else if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "stats") == 0 ||
 	    strcmp(cmd, "reload") == 0) && argc == 1) {
 		snprintf(req, sizeof(req), "%s%s", json ? "-j " : "", cmd);
+		rc = ctl_request(sock, req);
+	} else if (strcmp(cmd, "stats") == 0 && argc == 3 &&
+	    strcmp(argv[1], "-o") == 0) {
+		const char *flag;
+
+		if (strcmp(argv[2], "text") == 0)
+			flag = json ? "-j " : "";
+		else if (strcmp(argv[2], "json") == 0)
+			flag = "-j ";
+		else if (strcmp(argv[2], "prometheus") == 0 && !json)
+			flag = "-p ";
+		else {
+			fprintf(stderr, "mailpushctl: stats -o: \"%.40s\" is "
+			    "not text, json or prometheus (nor with -j)\n",
+			    argv[2]);
+			config_free(&cfg);
+			return EX_USAGE;
+		}
+		snprintf(req, sizeof(req), "%sstats", flag);
 		rc = ctl_request(sock, req);
 	} else if ((strcmp(cmd, "list") == 0 && argc <= 2) ||
 	    (strcmp(cmd, "drop") == 0 && argc >= 2 && argc <= 3)) {

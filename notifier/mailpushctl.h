@@ -9,6 +9,7 @@
 #include "config.h"
 
 #define EX_REFUSED	1
+#define EX_PROBLEM	2	/* status found a problem */
 #define EX_USAGE	64
 #define EX_DATAERR	65
 #define EX_UNAVAILABLE	69

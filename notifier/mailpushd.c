@@ -111,8 +111,12 @@ save_state(void)
 	if (mpd->cfg.state_file[0] == '\0' || !mpd->state_dirty)
 		return;
 	mpd_now();
-	if (state_save(mpd->cfg.state_file) == 0)
+	errno = 0;
+	if (state_save(mpd->cfg.state_file) == 0) {
 		mpd->state_dirty = 0;
+		health_saved(0);
+	} else
+		health_saved(errno != 0 ? errno : EIO);
 }
 
 static void
@@ -154,6 +158,15 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/* Why the last reload failed, for mailpushctl reload (mpd_reload_error). */
+static char	reload_why[512];
+
+/* A key file problem: logged, and kept as the reason a reload gives. */
+#define key_error(...) do {						\
+	log_error(__VA_ARGS__);						\
+	snprintf(reload_why, sizeof(reload_why), __VA_ARGS__);		\
+} while (0)
+
 /*
  * Read the server keys (keyfile.h).  The file must be a regular file owned
  * by `owner' (the user the daemon runs as) and closed to group and others;
@@ -190,36 +203,36 @@ mpd_load_key(const struct mp_config *cfg, struct mp_keys *keys, uid_t owner)
 			    "them)", cfg->key_file, strerror(errno));
 			return 0;
 		}
-		log_error("cannot open key file %s: %s (create it with "
+		key_error("cannot open key file %s: %s (create it with "
 		    "mailpushctl genkey)", cfg->key_file, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) == -1) {
-		log_error("key file %s: %s", cfg->key_file, strerror(errno));
+		key_error("key file %s: %s", cfg->key_file, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		log_error("key file %s is not a regular file", cfg->key_file);
+		key_error("key file %s is not a regular file", cfg->key_file);
 		close(fd);
 		return -1;
 	}
 	if (st.st_uid != owner) {
-		log_error("key file %s must be owned by uid %ld (the user "
+		key_error("key file %s must be owned by uid %ld (the user "
 		    "mailpushd runs as), not uid %ld (chown it)",
 		    cfg->key_file, (long)owner, (long)st.st_uid);
 		close(fd);
 		return -1;
 	}
 	if (st.st_mode & 077) {
-		log_error("key file %s must not be accessible by group or "
+		key_error("key file %s must not be accessible by group or "
 		    "others (mode %04o; chmod 600 it)", cfg->key_file,
 		    (unsigned)(st.st_mode & 07777));
 		close(fd);
 		return -1;
 	}
 	if (keyfile_read_fd(fd, keys, &why) != 0) {
-		log_error("key file %s: %s (make a new one with mailpushctl "
+		key_error("key file %s: %s (make a new one with mailpushctl "
 		    "genkey)", cfg->key_file, why);
 		close(fd);
 		return -1;
@@ -447,23 +460,37 @@ mpd_reload(void)
 	struct mp_keys nkeys;
 	uid_t *uids = NULL, *tuids = NULL;
 	size_t n_uids = 0, n_tuids = 0;
-	int errors;
+	int errors, key_bad = 0;
 
 	errors = config_load(mpd->cfg.path, &ncfg);
-	if (errors == 0)
-		errors = events_resolve_users(&ncfg, &uids, &n_uids);
+	snprintf(reload_why, sizeof(reload_why), "%s has errors (see the "
+	    "log)", mpd->cfg.path);
+	if (errors == 0 && (errors = events_resolve_users(&ncfg, &uids,
+	    &n_uids)) != 0)
+		snprintf(reload_why, sizeof(reload_why), "%s: a user named in "
+		    "[events] allow_users does not exist (see the log)",
+		    mpd->cfg.path);
 	if (errors == 0)
 		trust_resolve(&ncfg, geteuid(), &tuids, &n_tuids);
+	/* the key is the problem, not the file: say so (mpd_load_key) */
 	if (errors == 0 && mpd_load_key(&ncfg, &nkeys, geteuid()) != 0)
-		errors = 1;
+		errors = key_bad = 1;
 	if (errors == 0) {
 		keep_restart_only(&mpd->cfg, &ncfg);
-		if (listeners_open(&ncfg) != 0)
+		if (listeners_open(&ncfg) != 0) {
 			errors = 1;
+			snprintf(reload_why, sizeof(reload_why), "a new UDP "
+			    "listen address of %s cannot be opened (see the "
+			    "log)", mpd->cfg.path);
+		}
 	}
 	if (errors != 0) {
-		log_error("reload failed: %s has errors; the old "
-		    "configuration stays in force", mpd->cfg.path);
+		if (key_bad)	/* its reason was logged just above */
+			log_error("reload failed because of the key file; the "
+			    "old configuration and key stay in force");
+		else
+			log_error("reload failed: %s; the old configuration "
+			    "stays in force", reload_why);
 		free(uids);
 		free(tuids);
 		config_free(&ncfg);
@@ -483,6 +510,12 @@ mpd_reload(void)
 	log_info("configuration reloaded from %s: %zu registrations kept",
 	    mpd->cfg.path, registry_count());
 	return 0;
+}
+
+const char *
+mpd_reload_error(void)
+{
+	return reload_why;
 }
 
 /*
@@ -732,6 +765,15 @@ mailpushd_main(int argc, char *argv[])
 		control_close();
 		exit(EX_OSERR);
 	}
+	/* mailpushctl status checks they stay what was made here */
+	health_watch("event socket", "the hook and the Dovecot driver cannot "
+	    "post events, so no pushes go out", mpd->cfg.event_socket,
+	    mpd->cfg.event_socket_mode);
+	health_watch("control socket", "mailpushctl cannot reach mailpushd",
+	    mpd->cfg.control_socket, mpd->cfg.control_socket_mode);
+	health_watch("provisioning socket", "IMAP clients get no token from "
+	    "the Dovecot plugin", mpd->cfg.provision_socket,
+	    mpd->cfg.provision_socket_mode);
 	if (!debug)
 		log_init("mailpushd", 0, verbose);
 	drop_privileges();

@@ -115,6 +115,7 @@ int		mailpushd_main(int, char *[]);
 uint64_t	mpd_now(void);		/* refreshes mpd->now_ms */
 void		mpd_rearm(void);
 int		mpd_reload(void);
+const char	*mpd_reload_error(void);	/* why the last one failed */
 int		mpd_load_key(const struct mp_config *, struct mp_keys *,
 		    uid_t owner);
 /* The key with this id if tokens made from it are accepted now, or NULL. */
@@ -218,11 +219,35 @@ void		 cluster_event(const char *user, const char *mailbox,
 		    unsigned count, uint32_t uid);
 void		 cluster_status(struct evbuffer *, int json);
 void		 cluster_stats(struct evbuffer *, int json);
+#define CLUSTER_METRICS_MAX	32
+struct metric;
+size_t		 cluster_metrics(struct metric *, size_t max);
 
 /* limits.c: refusals and their rate-limited log */
 void		 limits_log_refusal(const char *user, unsigned reason,
 		    unsigned limit, unsigned got, const union mp_addr *);
 void		 limits_log_eviction(const char *user, unsigned limit,
 		    const union mp_addr *evicted);
+
+/* health.c: what mailpushctl status checks */
+void		 health_watch(const char *what, const char *breaks,
+		    const char *path, unsigned mode);
+void		 health_saved(int err);		/* 0, or the save's errno */
+const char	*health_socket_state(const char *path);
+struct evbuffer;
+size_t		 health_report(struct evbuffer *, int json);
+
+/* metrics.c: stats as text and in the Prometheus format */
+struct metric {
+	const char	*name;
+	uint64_t	 v;
+};
+struct metrics_info {
+	const char	*version;
+	uint64_t	 started, users, table_bytes, problems;
+};
+void		 metrics_text(struct evbuffer *, const struct metric *, size_t);
+void		 metrics_prometheus(struct evbuffer *, const struct metric *,
+		    size_t, const struct metrics_info *);
 
 #endif

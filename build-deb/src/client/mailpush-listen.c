@@ -1,0 +1,540 @@
+/*
+ * mailpush-listen: the reference mailpush client, mailpush-listen(1).
+ * Registers for one user, keeps the registration refreshed, acknowledges
+ * pushes and prints one line per push or runs a command.  All protocol
+ * work is in the client library (mpclient.c); this file is options, the
+ * poll loop, signals and the -x child.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE		/* ppoll */
+#endif
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mailpush.h"
+#include "mpclient.h"
+#include "proto.h"
+
+#define LISTEN_EXIT_REFUSED	2
+#define LISTEN_EXIT_TIMEOUT	3
+#define LISTEN_DEFAULT_CONTEXT	"mailpush-listen"
+#define LISTEN_UNREGISTER_WAIT	1000	/* ms, at exit */
+#define LISTEN_TIME_LEN		48
+
+struct listen_push {
+	uint32_t	seq;
+	uint32_t	count;
+	uint32_t	new_messages;
+	uint32_t	total;
+	char		time[LISTEN_TIME_LEN];
+};
+
+struct listen {
+	const char	*user;
+	const char	*command;
+	char		*mailboxes;	/* -m names, newline-separated */
+	const char	*mailbox;	/* the -m name when there is one */
+	int		 once;
+	int		 verbose;
+	struct mpc	*mpc;
+	int		 got_push;
+	int		 refused;
+	pid_t		 child;		/* -x command running, or -1 */
+	int		 pending;	/* pushes waiting for the child */
+	struct listen_push next;	/* their sum, latest seq/total/time */
+	sigset_t	 oldmask;
+};
+
+static volatile sig_atomic_t listen_term;
+static volatile sig_atomic_t listen_chld;
+
+static void	usage(void) __attribute__((noreturn));
+static void	listen_oserr(const char *, const char *)
+		    __attribute__((noreturn));
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: mailpush-listen -s host[:port] -u user "
+	    "-K tokenfile [-1v] [-C context]\n"
+	    "\t[-m mailbox] [-t seconds] [-x command]\n");
+	exit(EX_USAGE);
+}
+
+/* A system call failed where nothing sensible can go on. */
+static void
+listen_oserr(const char *fmt, const char *arg)
+{
+	log_warn(fmt, arg);
+	exit(EX_OSERR);
+}
+
+static void
+listen_signal(int sig)
+{
+	if (sig == SIGCHLD)
+		listen_chld = 1;
+	else
+		listen_term = 1;
+}
+
+static uint64_t
+listen_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Wall-clock receive time, UTC with milliseconds: 2026-11-25T03:10:46.123Z */
+static void
+listen_timestamp(char buf[LISTEN_TIME_LEN])
+{
+	struct timespec ts;
+	struct tm tm;
+	char s[24];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, LISTEN_TIME_LEN, "%s.%03dZ", s,
+	    (int)(ts.tv_nsec / 1000000));
+}
+
+/*
+ * HOST, HOST:PORT, [V6], [V6]:PORT; a bare address with several colons is
+ * an IPv6 address without a port.  Exits EX_USAGE or EX_NOHOST.
+ */
+static void
+listen_resolve(const char *arg, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[NI_MAXHOST];
+	const char *port = MP_PORT, *p, *c;
+	struct addrinfo hints, *res;
+	size_t hl;
+	long n;
+	char *end;
+	int e;
+
+	if (arg[0] == '[') {
+		if ((p = strchr(arg, ']')) == NULL)
+			goto bad;
+		hl = (size_t)(p - arg - 1);
+		arg++;
+		p++;
+		if (*p == ':')
+			port = p + 1;
+		else if (*p != '\0')
+			goto bad;
+	} else if ((c = strchr(arg, ':')) != NULL && strchr(c + 1, ':') ==
+	    NULL) {
+		hl = (size_t)(c - arg);
+		port = c + 1;
+	} else
+		hl = strlen(arg);
+	if (hl == 0 || hl >= sizeof(host))
+		goto bad;
+	memcpy(host, arg, hl);
+	host[hl] = '\0';
+	errno = 0;
+	n = strtol(port, &end, 10);
+	if (*port == '\0' || *end != '\0' || errno != 0 || n < 1 ||
+	    n > 65535)
+		goto bad;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_protocol = IPPROTO_UDP;
+	hints.ai_flags = AI_NUMERICSERV;
+	if ((e = getaddrinfo(host, port, &hints, &res)) != 0) {
+		log_warnx("%s: %s", host, gai_strerror(e));
+		exit(EX_NOHOST);
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return;
+bad:
+	log_warnx("bad server address: %s", arg);
+	usage();
+}
+
+static void
+listen_spawn(struct listen *l, const struct listen_push *p)
+{
+	char v[4][16];
+	pid_t pid;
+
+	fflush(stdout);
+	if ((pid = fork()) == -1) {
+		log_warn("fork");
+		return;
+	}
+	if (pid == 0) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &l->oldmask, NULL);
+		snprintf(v[0], sizeof(v[0]), "%u", p->seq);
+		snprintf(v[1], sizeof(v[1]), "%u", p->count);
+		snprintf(v[2], sizeof(v[2]), "%u", p->new_messages);
+		snprintf(v[3], sizeof(v[3]), "%u", p->total);
+		if (setenv("MAILPUSH_USER", l->user, 1) == -1 ||
+		    setenv("MAILPUSH_SEQ", v[0], 1) == -1 ||
+		    setenv("MAILPUSH_COUNT", v[1], 1) == -1 ||
+		    setenv("MAILPUSH_NEW", v[2], 1) == -1 ||
+		    setenv("MAILPUSH_TOTAL", v[3], 1) == -1 ||
+		    setenv("MAILPUSH_TIME", p->time, 1) == -1 ||
+		    setenv("MAILPUSH_MAILBOX", l->mailbox, 1) == -1 ||
+		    setenv("MAILPUSH_MAILBOXES", l->mailboxes, 1) == -1)
+			_exit(127);
+		execl("/bin/sh", "sh", "-c", l->command, (char *)NULL);
+		_exit(127);
+	}
+	l->child = pid;
+}
+
+static void
+listen_reap(struct listen *l)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid != l->child)
+			continue;
+		l->child = -1;
+		if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+			log_warnx("command exited with status %d",
+			    WEXITSTATUS(status));
+		else if (WIFSIGNALED(status))
+			log_warnx("command killed by signal %d",
+			    WTERMSIG(status));
+	}
+	if (l->child == -1 && l->pending) {
+		l->pending = 0;
+		listen_spawn(l, &l->next);
+	}
+}
+
+static void
+listen_on_push(void *arg, const struct mpc_push *p)
+{
+	struct listen *l = arg;
+	struct listen_push lp;
+
+	if (l->once && l->got_push)
+		return;
+	l->got_push = 1;
+	lp.seq = p->seq;
+	lp.count = p->count;
+	lp.new_messages = p->new_messages;
+	lp.total = p->total;
+	listen_timestamp(lp.time);
+	if (l->command == NULL) {
+		printf("push user=%s seq=%u count=%u new=%u total=%u time=%s\n",
+		    p->user, lp.seq, lp.count, lp.new_messages, lp.total,
+		    lp.time);
+		return;
+	}
+	if (l->child == -1) {
+		listen_spawn(l, &lp);
+		return;
+	}
+	/* The command still runs: coalesce into one later run. */
+	if (l->pending) {
+		lp.count += l->next.count;
+		lp.new_messages += l->next.new_messages;
+	}
+	l->next = lp;
+	l->pending = 1;
+}
+
+static void
+listen_on_state(void *arg, enum mpc_event ev, const struct mpc_status *st)
+{
+	struct listen *l = arg;
+
+	if ((ev == MPC_EV_REGISTERED || ev == MPC_EV_REFRESHED) &&
+	    st->missed != 0 && l->verbose)
+		log_info("missed pushes: the server sent up to seq %u, "
+		    "the last seen was %u", st->server_seq, st->last_seq);
+	switch (ev) {
+	case MPC_EV_REGISTERED:
+		if (l->verbose)
+			log_info("registered id=%08x lifetime=%us", st->reg_id,
+			    st->lifetime);
+		break;
+	case MPC_EV_REFRESHED:
+		if (l->verbose > 1)
+			log_info("refreshed id=%08x lifetime=%us", st->reg_id,
+			    st->lifetime);
+		break;
+	case MPC_EV_LOST:
+		if (l->verbose)
+			log_info("re-registering: %s", st->why);
+		break;
+	case MPC_EV_STALE:
+		if (l->verbose)
+			log_info("clock differs from the server's by %llds, "
+			    "retrying", (long long)st->clock_offset);
+		break;
+	case MPC_EV_REFUSED:
+		l->refused = 1;
+		break;
+	case MPC_EV_UNREGISTERED:
+		if (l->verbose)
+			log_info("unregistered: %s", st->why);
+		break;
+	}
+}
+
+static void
+listen_on_debug(void *arg, const char *msg)
+{
+	struct listen *l = arg;
+
+	if (l->verbose > 1)
+		log_info("%s", msg);
+}
+
+/* Wait for readability or until deadline (listen_now clock). */
+static void
+listen_wait(struct listen *l, uint64_t deadline)
+{
+	struct pollfd pfd;
+	struct timespec ts, *tsp = NULL;
+	uint64_t now = listen_now(), ms;
+
+	if (deadline != UINT64_MAX) {
+		ms = deadline > now ? deadline - now : 0;
+		ts.tv_sec = (time_t)(ms / 1000);
+		ts.tv_nsec = (long)(ms % 1000) * 1000000;
+		tsp = &ts;
+	}
+	pfd.fd = mpc_fd(l->mpc);
+	pfd.events = POLLIN;
+	if (ppoll(&pfd, 1, tsp, &l->oldmask) > 0 && (pfd.revents & POLLIN))
+		mpc_input(l->mpc, listen_now());
+	if (listen_now() >= mpc_next_deadline(l->mpc))
+		mpc_tick(l->mpc, listen_now());
+}
+
+/* Unregister (best effort, bounded), then exit. */
+static void __attribute__((noreturn))
+listen_exit(struct listen *l, int status)
+{
+	uint64_t end = listen_now() + LISTEN_UNREGISTER_WAIT, d;
+
+	/* A REGISTERED may be waiting behind the signal that brought us. */
+	mpc_input(l->mpc, listen_now());
+	if (mpc_state(l->mpc, NULL) == MPC_REGISTERED &&
+	    mpc_unregister(l->mpc, listen_now()) == 0) {
+		while (mpc_state(l->mpc, NULL) == MPC_UNREGISTERING &&
+		    listen_now() < end) {
+			d = mpc_next_deadline(l->mpc);
+			listen_wait(l, d < end ? d : end);
+		}
+	}
+	mpc_free(l->mpc);
+	free(l->mailboxes);
+	fflush(stdout);
+	exit(status);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct listen l;
+	struct mpc_params pa;
+	struct mpc_callbacks cb;
+	struct mpc_status st;
+	struct sigaction sa;
+	struct sockaddr_storage ss;
+	socklen_t sslen = 0;
+	sigset_t mask;
+	const char *server = NULL, *tokenfile = NULL, *why;
+	const char *context = LISTEN_DEFAULT_CONTEXT;
+	uint64_t t_end = UINT64_MAX, d;
+	long timeout = 0;
+	char *end;
+	int ch;
+
+	memset(&l, 0, sizeof(l));
+	memset(&pa, 0, sizeof(pa));
+	l.child = -1;
+	log_init("mailpush-listen", 1, 0);
+
+	while ((ch = getopt(argc, argv, "1C:K:m:s:t:u:vx:")) != -1) {
+		switch (ch) {
+		case '1':
+			l.once = 1;
+			break;
+		case 'C':
+			context = optarg;
+			break;
+		case 'K':
+			tokenfile = optarg;
+			break;
+		case 'm':
+			if (pa.n_mailboxes == MP_MAILBOXES_MAX) {
+				log_warnx("more than %d mailboxes",
+				    MP_MAILBOXES_MAX);
+				usage();
+			}
+			if (*optarg == '\0' || strlen(optarg) > MP_MAILBOX_MAX) {
+				log_warnx("mailbox name empty or longer than "
+				    "%d bytes", MP_MAILBOX_MAX);
+				usage();
+			}
+			pa.mailboxes[pa.n_mailboxes++] = optarg;
+			break;
+		case 's':
+			server = optarg;
+			break;
+		case 't':
+			errno = 0;
+			timeout = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || errno != 0 ||
+			    timeout < 1 || timeout > INT_MAX / 1000) {
+				log_warnx("bad timeout: %s", optarg);
+				usage();
+			}
+			break;
+		case 'u':
+			l.user = optarg;
+			break;
+		case 'v':
+			l.verbose++;
+			break;
+		case 'x':
+			l.command = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (argc != optind || server == NULL || l.user == NULL ||
+	    tokenfile == NULL)
+		usage();
+	if (*l.user == '\0' || strlen(l.user) > MP_USER_MAX) {
+		log_warnx("user name empty or longer than %d bytes",
+		    MP_USER_MAX);
+		usage();
+	}
+	if (strlen(context) > MP_CONTEXT_MAX) {
+		log_warnx("context longer than %d bytes", MP_CONTEXT_MAX);
+		usage();
+	}
+	log_setverbose(l.verbose);
+	listen_resolve(server, &ss, &sslen);
+	if (proto_read_hexfile(tokenfile, pa.token, &why) == -1) {
+		log_warnx("%s: %s", tokenfile, why);
+		exit(EX_NOINPUT);
+	}
+	pa.user = l.user;
+	/* what a -x command is told about mailboxes (a push does not say) */
+	{
+		size_t i, n = 1;
+
+		for (i = 0; i < pa.n_mailboxes; i++)
+			n += strlen(pa.mailboxes[i]) + 1;
+		if ((l.mailboxes = calloc(1, n)) == NULL)
+			listen_oserr("%s", "calloc");
+		for (i = 0; i < pa.n_mailboxes; i++) {
+			if (i > 0)
+				strcat(l.mailboxes, "\n");
+			strcat(l.mailboxes, pa.mailboxes[i]);
+		}
+		l.mailbox = pa.n_mailboxes == 1 ? pa.mailboxes[0] : "";
+	}
+	pa.ctx = (const uint8_t *)context;
+	pa.ctx_len = strlen(context);
+
+	if (setvbuf(stdout, NULL, _IOLBF, 0) != 0)
+		listen_oserr("%s", "setvbuf");
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &mask, &l.oldmask) == -1)
+		listen_oserr("%s", "sigprocmask");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = listen_signal;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) == -1 ||
+	    sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGCHLD, &sa, NULL) == -1)
+		listen_oserr("%s", "sigaction");
+	/* ppoll unblocks only these; everything else stays as inherited. */
+	sigdelset(&l.oldmask, SIGINT);
+	sigdelset(&l.oldmask, SIGTERM);
+	sigdelset(&l.oldmask, SIGCHLD);
+
+	memset(&cb, 0, sizeof(cb));
+	cb.push = listen_on_push;
+	cb.state = listen_on_state;
+	cb.debug = listen_on_debug;
+	cb.arg = &l;
+	if ((l.mpc = mpc_new((struct sockaddr *)&ss, sslen, &pa, &cb)) ==
+	    NULL) {
+		if (errno == EINVAL) {
+			log_warnx("request too large for one datagram");
+			exit(EX_USAGE);
+		}
+		listen_oserr("socket to %s", server);
+	}
+	if (timeout > 0)
+		t_end = listen_now() + (uint64_t)timeout * 1000;
+	if (mpc_register(l.mpc, listen_now()) == -1)
+		log_warn("send to %s", server);
+
+	for (;;) {
+		if (listen_term)
+			listen_exit(&l, EX_OK);
+		if (listen_chld) {
+			listen_chld = 0;
+			listen_reap(&l);
+		}
+		/*
+		 * The two outcomes a script looks for are printed as
+		 * mailpush-listen(1) documents them, without the "warning: "
+		 * of log_warnx.
+		 */
+		if (l.refused) {
+			mpc_state(l.mpc, &st);
+			if (st.limit != 0)
+				log_info("registration refused: %s (limit %u)",
+				    st.why, st.limit);
+			else
+				log_info("registration refused: %s", st.why);
+			mpc_free(l.mpc);
+			exit(LISTEN_EXIT_REFUSED);
+		}
+		if (l.once && l.got_push && l.child == -1)
+			listen_exit(&l, EX_OK);
+		if (!l.got_push && listen_now() >= t_end) {
+			log_info("no push within %ld seconds", timeout);
+			listen_exit(&l, LISTEN_EXIT_TIMEOUT);
+		}
+		d = mpc_next_deadline(l.mpc);
+		if (!l.got_push && t_end < d)
+			d = t_end;
+		listen_wait(&l, d);
+	}
+}

@@ -1,0 +1,250 @@
+/*
+ * events.c: the event socket, where mailpush-hook and the Dovecot driver
+ * post new-mail events (one datagram each, see mailpush-hook(8)).
+ *
+ * The socket is writable by all (a hook run by Postfix has no supplementary
+ * groups); who may post is decided per datagram from the credentials the
+ * kernel attaches (SO_PASSCRED / SCM_CREDENTIALS) against [events]
+ * allow_users.  root may always post.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "log.h"
+#include "mailpushd.h"
+#include "user.h"
+
+#define EVENT_BATCH	64
+
+static int		 ev_fd = -1;
+static struct event	*ev_read;
+static char		 ev_path[CONFIG_SOCKPATH_MAX];
+
+static void events_read(evutil_socket_t, short, void *);
+static void events_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * A local user can write to the event socket as fast as it likes: bad or
+ * refused events are logged at most once a second, with the count of
+ * those held back.
+ */
+static void
+events_warn(const char *fmt, ...)
+{
+	static uint64_t last_s, held;
+	uint64_t now_s = mpd->now_ms / 1000;
+	char buf[512];
+	va_list ap;
+
+	if (now_s == last_s) {
+		held++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (held > 0)
+		log_warnx("%s (%llu more bad events held back)", buf,
+		    (unsigned long long)held);
+	else
+		log_warnx("%s", buf);
+	last_s = now_s;
+	held = 0;
+}
+
+int
+events_resolve_users(const struct mp_config *cfg, uid_t **uids, size_t *n)
+{
+	size_t i;
+	int errors = 0;
+
+	*uids = NULL;
+	*n = 0;
+	if (cfg->n_allow_users == 0)
+		return 0;
+	if ((*uids = calloc(cfg->n_allow_users, sizeof(uid_t))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < cfg->n_allow_users; i++) {
+		struct passwd *pw = getpwnam(cfg->allow_users[i]);
+
+		if (pw == NULL) {
+			log_error("%s: [events] allow_users: no such user "
+			    "\"%s\"", cfg->path, cfg->allow_users[i]);
+			errors++;
+			continue;
+		}
+		(*uids)[(*n)++] = pw->pw_uid;
+	}
+	return errors;
+}
+
+/* Bind a UNIX socket at path, refusing to steal one a live process uses. */
+int
+events_open(const struct mp_config *cfg)
+{
+	struct sockaddr_un sun;
+	int fd, on = 1, buf = (int)cfg->event_buffer_size;
+	struct stat st;
+	mode_t old;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", cfg->event_socket);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1) {
+		log_warn("event socket");
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		log_error("%s: another mailpushd is using this event socket",
+		    cfg->event_socket);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	/* remove a stale socket, and never anything else */
+	if (lstat(cfg->event_socket, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_error("%s exists and is not a socket; remove it "
+			    "or choose another [events] socket",
+			    cfg->event_socket);
+			return -1;
+		}
+		if (unlink(cfg->event_socket) == 0)
+			log_debug("removed stale event socket %s",
+			    cfg->event_socket);
+	}
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1) {
+		log_warn("event socket");
+		return -1;
+	}
+	/* the socket is born with its final mode: no chmod by path, which
+	 * would follow a link put in its place */
+	old = umask(0777 & ~cfg->event_socket_mode);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		log_warn("cannot bind event socket %s", cfg->event_socket);
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) == -1)
+		fatal("SO_PASSCRED");
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)) == -1)
+		log_warn("%s: receive buffer", cfg->event_socket);
+	ev_fd = fd;
+	snprintf(ev_path, sizeof(ev_path), "%s", cfg->event_socket);
+	return 0;
+}
+
+void
+events_start(void)
+{
+	ev_read = event_new(mpd->base, ev_fd, EV_READ | EV_PERSIST,
+	    events_read, NULL);
+	if (ev_read == NULL || event_add(ev_read, NULL) == -1)
+		fatalx("cannot watch the event socket");
+}
+
+void
+events_close(void)
+{
+	if (ev_read != NULL)
+		event_free(ev_read);
+	ev_read = NULL;
+	if (ev_fd != -1) {
+		close(ev_fd);
+		unlink(ev_path);
+	}
+	ev_fd = -1;
+}
+
+static int
+may_post(uid_t uid)
+{
+	size_t i;
+
+	if (uid == 0 || mpd->cfg.n_allow_users == 0 || uid == geteuid())
+		return 1;
+	for (i = 0; i < mpd->n_post_uids; i++)
+		if (mpd->post_uids[i] == uid)
+			return 1;
+	return 0;
+}
+
+static void
+events_read(evutil_socket_t fd, short what, void *arg)
+{
+	uint8_t buf[EVENT_MAX_LEN + 1];
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(struct ucred))];
+	} cmsg;
+	struct mp_event ev;
+	char user[MP_USER_MAX + 1];
+	const char *why;
+	int i;
+
+	(void)what;
+	(void)arg;
+	mpd_now();
+	for (i = 0; i < EVENT_BATCH; i++) {
+		struct iovec iov = { buf, sizeof(buf) };
+		struct msghdr msg;
+		struct cmsghdr *c;
+		struct ucred *cred = NULL;
+		ssize_t n;
+
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = cmsg.buf;
+		msg.msg_controllen = sizeof(cmsg.buf);
+		if ((n = recvmsg(fd, &msg, MSG_DONTWAIT)) == -1) {
+			if (errno != EAGAIN && errno != EINTR)
+				log_warn("event socket receive");
+			break;
+		}
+		for (c = CMSG_FIRSTHDR(&msg); c != NULL;
+		    c = CMSG_NXTHDR(&msg, c))
+			if (c->cmsg_level == SOL_SOCKET &&
+			    c->cmsg_type == SCM_CREDENTIALS)
+				cred = (struct ucred *)CMSG_DATA(c);
+		if (cred == NULL || !may_post(cred->uid)) {
+			mpd->stats.events_denied++;
+			events_warn("event from uid %ld refused: not in [events] "
+			    "allow_users", cred ? (long)cred->uid : -1L);
+			continue;
+		}
+		if (event_decode(buf, (size_t)n, &ev, &why) != 0) {
+			mpd->stats.events_bad++;
+			events_warn("malformed event from uid %ld: %s",
+			    (long)cred->uid, why);
+			continue;
+		}
+		if (user_normalize(&mpd->cfg.names, ev.user, ev.user_len, user,
+		    &why) != 0) {
+			mpd->stats.events_bad++;
+			events_warn("event from uid %ld: %s", (long)cred->uid,
+			    why);
+			continue;
+		}
+		mpd->stats.events_in++;
+		log_debug("event: %u new for %s in %s (uid %u)", ev.count,
+		    user, ev.mailbox, ev.uid);
+		push_event(user, ev.mailbox, ev.count);
+	}
+	push_flush();
+}

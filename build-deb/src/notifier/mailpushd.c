@@ -1,0 +1,723 @@
+/*
+ * mailpushd.c: main, options, privileges, signals, timers and reload.
+ *
+ * Start-up order (as eigrpd and smtpd do it): options; the configuration,
+ * checked before anything else so its errors reach the terminal; the user
+ * to run as and the key; the sockets (control socket first, so a running
+ * instance is recognised); then logging moves to syslog unless -d; dropping
+ * privileges; the saved registrations; the loop.  The daemon never forks:
+ * without -d it stays in the foreground and logs to syslog, which is what
+ * a service manager wants.  Signals are handled inside the loop by
+ * libevent, never in a handler.
+ *
+ * Exit status: 0 after SIGTERM or SIGINT; 64 usage; 69 another instance
+ * holds the control socket; 71 a socket could not be opened; 78 the
+ * configuration, the user or the key file is wrong; 1 anything else.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "mailpushd.h"
+
+/* sysexits(3) */
+#define EX_USAGE	64
+#define EX_UNAVAILABLE	69
+#define EX_OSERR	71
+#define EX_CONFIG	78
+
+struct mpd	*mpd;
+
+static struct event	*ev_timer, *ev_save;
+static uint64_t		 armed;		/* deadline the timer is set for */
+static uid_t		 run_uid;
+static gid_t		 run_gid;
+
+static __attribute__((noreturn)) void
+usage(void)
+{
+	fprintf(stderr, "usage: mailpushd [-dnv] [-c file]\n");
+	exit(EX_USAGE);
+}
+
+static uint64_t
+mpd_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t
+mpd_now(void)
+{
+	return mpd->now_ms = mpd_clock();
+}
+
+/* Keep the one libevent timer on the earliest registration deadline. */
+void
+mpd_rearm(void)
+{
+	uint64_t next = registry_next_deadline(), now;
+	struct timeval tv;
+
+	if (next == armed)
+		return;
+	armed = next;
+	if (next == 0) {
+		evtimer_del(ev_timer);
+		return;
+	}
+	/* a local clock: now_ms stays fixed for the whole callback, which
+	 * registry_run_timers relies on */
+	now = mpd_clock();
+	next = next > now ? next - now : 0;
+	tv.tv_sec = (time_t)(next / 1000);
+	tv.tv_usec = (suseconds_t)(next % 1000) * 1000;
+	evtimer_add(ev_timer, &tv);
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	armed = 0;
+	registry_run_timers(mpd_now());
+	push_flush();
+}
+
+static void
+save_state(void)
+{
+	if (mpd->cfg.state_file[0] == '\0' || !mpd->state_dirty)
+		return;
+	mpd_now();
+	errno = 0;
+	if (state_save(mpd->cfg.state_file) == 0) {
+		mpd->state_dirty = 0;
+		health_saved(0);
+	} else
+		health_saved(errno != 0 ? errno : EIO);
+}
+
+static void
+save_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	save_state();
+}
+
+static void
+arm_save_timer(void)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(mpd->cfg.state_save_interval / 1000);
+	tv.tv_usec = (suseconds_t)(mpd->cfg.state_save_interval % 1000) * 1000;
+	event_del(ev_save);
+	event_add(ev_save, &tv);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	switch (sig) {
+	case SIGHUP:
+		log_info("SIGHUP: reloading %s", mpd->cfg.path);
+		mpd_reload();
+		break;
+	case SIGTERM:
+	case SIGINT:
+		log_info("%s: saving state and exiting",
+		    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		event_base_loopbreak(mpd->base);
+		break;
+	}
+}
+
+/* Why the last reload failed, for mailpushctl reload (mpd_reload_error). */
+static char	reload_why[512];
+
+/* A key file problem: logged, and kept as the reason a reload gives. */
+#define key_error(...) do {						\
+	log_error(__VA_ARGS__);						\
+	snprintf(reload_why, sizeof(reload_why), __VA_ARGS__);		\
+} while (0)
+
+/*
+ * Read the server key.  The file must be a regular file owned by `owner'
+ * (the user the daemon runs as) and closed to group and others; it is read
+ * through the descriptor that was checked, so it cannot be swapped between
+ * the check and the read.
+ */
+int
+mpd_load_key(const struct mp_config *cfg, uint8_t key[MP_KEY_LEN],
+    uid_t owner)
+{
+	struct stat st;
+	const char *why;
+	int fd;
+
+	if ((fd = open(cfg->key_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW))
+	    == -1) {
+		if (cfg->auth == AUTH_NONE && errno == ENOENT) {
+			/* auth = none: tokens only sign replies and pushes */
+			memset(key, 0, MP_KEY_LEN);
+			log_info("%s: %s; auth = none, using the all-zero key",
+			    cfg->key_file, strerror(errno));
+			return 0;
+		}
+		key_error("cannot open key file %s: %s (create it with "
+		    "mailpushctl genkey)", cfg->key_file, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		key_error("key file %s: %s", cfg->key_file, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		key_error("key file %s is not a regular file", cfg->key_file);
+		close(fd);
+		return -1;
+	}
+	if (st.st_uid != owner) {
+		key_error("key file %s must be owned by uid %ld (the user "
+		    "mailpushd runs as), not uid %ld (chown it)",
+		    cfg->key_file, (long)owner, (long)st.st_uid);
+		close(fd);
+		return -1;
+	}
+	if (st.st_mode & 077) {
+		key_error("key file %s must not be accessible by group or "
+		    "others (mode %04o; chmod 600 it)", cfg->key_file,
+		    (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
+	if (proto_read_hexfd(fd, key, &why) != 0) {
+		key_error("key file %s: %s (make a new one with mailpushctl "
+		    "genkey)", cfg->key_file, why);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int
+listen_same(const struct config_listen *a, const struct config_listen *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+static int
+listener_find(const struct config_listen *c)
+{
+	size_t i;
+
+	for (i = 0; i < mpd->n_listeners; i++)
+		if (mpd->listeners[i].in_use &&
+		    listen_same(&mpd->listeners[i].conf, c))
+			return (int)i;
+	return -1;
+}
+
+static int
+listener_slot(void)
+{
+	size_t i;
+
+	for (i = 0; i < CONFIG_LISTEN_MAX; i++)
+		if (!mpd->listeners[i].in_use) {
+			if (i >= mpd->n_listeners)
+				mpd->n_listeners = i + 1;
+			return (int)i;
+		}
+	return -1;
+}
+
+/*
+ * The UDP listeners follow the configuration in two steps, so that a reload
+ * either gets every listener it asks for or changes nothing:
+ * listeners_open() opens (without starting) those of cfg not open yet; if
+ * one fails, the ones it opened are closed again and it returns -1.
+ * listeners_commit() then starts the new ones and closes those cfg lacks.
+ */
+static int	 fresh[CONFIG_LISTEN_MAX];
+
+static void
+listeners_abort(void)
+{
+	size_t i;
+
+	for (i = 0; i < CONFIG_LISTEN_MAX; i++)
+		if (fresh[i]) {
+			udp_close(&mpd->listeners[i]);
+			fresh[i] = 0;
+		}
+}
+
+static int
+listeners_open(const struct mp_config *cfg)
+{
+	size_t i;
+	int s;
+
+	memset(fresh, 0, sizeof(fresh));
+	for (i = 0; i < cfg->n_listen; i++) {
+		if (listener_find(&cfg->listen[i]) != -1)
+			continue;
+		if ((s = listener_slot()) == -1) {
+			log_error("cannot listen on %s: more than %d listeners "
+			    "at once (restart mailpushd instead)",
+			    cfg->listen[i].text, CONFIG_LISTEN_MAX);
+			listeners_abort();
+			return -1;
+		}
+		mpd->listeners[s].conf = cfg->listen[i];
+		mpd->listeners[s].fd = -1;
+		mpd->listeners[s].ev = NULL;
+		if (udp_open(&mpd->listeners[s], cfg) == -1) {
+			/* udp_open logged "cannot listen on ADDR: why" */
+			listeners_abort();
+			return -1;
+		}
+		fresh[s] = 1;
+	}
+	return 0;
+}
+
+struct move_arg {
+	int	from, to_v4, to_v6;
+};
+
+static void
+move_reg(struct reg *r, void *arg)
+{
+	struct move_arg *m = arg;
+
+	if (r->listener == m->from)
+		r->listener = (uint8_t)(r->addr.sa.sa_family == AF_INET ?
+		    m->to_v4 : m->to_v6);
+}
+
+static void
+listeners_commit(const struct mp_config *cfg, int starting)
+{
+	struct move_arg m;
+	size_t i, j;
+	int keep, buf = (int)cfg->udp_buffer_size;
+
+	for (i = 0; i < mpd->n_listeners; i++) {
+		struct mp_listener *l = &mpd->listeners[i];
+
+		if (!l->in_use)
+			continue;
+		if (fresh[i]) {
+			if (!starting)
+				udp_start(l);
+			log_info("listening on %s", l->conf.text);
+			fresh[i] = 0;
+			continue;
+		}
+		for (j = 0, keep = 0; j < cfg->n_listen; j++)
+			if (listen_same(&cfg->listen[j], &l->conf))
+				keep = 1;
+		if (keep) {
+			/* udp_buffer_size may have changed */
+			if (setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &buf,
+			    sizeof(buf)) == -1 || setsockopt(l->fd, SOL_SOCKET,
+			    SO_SNDBUF, &buf, sizeof(buf)) == -1)
+				log_warn("%s: socket buffer size",
+				    l->conf.text);
+			continue;
+		}
+		log_info("no longer listening on %s", l->conf.text);
+		udp_close(l);
+		/* its registrations are pushed to from a listener of their
+		 * address family that stays open, until they refresh */
+		m.from = (int)i;
+		m.to_v4 = m.to_v6 = (int)i;
+		for (j = 0; j < mpd->n_listeners; j++) {
+			const struct mp_listener *o = &mpd->listeners[j];
+
+			if (!o->in_use)
+				continue;
+			if (o->conf.ss.ss_family == AF_INET && m.to_v4 == (int)i)
+				m.to_v4 = (int)j;
+			if (o->conf.ss.ss_family == AF_INET6 && m.to_v6 == (int)i)
+				m.to_v6 = (int)j;
+		}
+		registry_foreach(move_reg, &m);
+	}
+}
+
+/* Keys only a restart applies: reload warns and keeps the running value. */
+static void
+keep_restart_only(const struct mp_config *o, struct mp_config *n)
+{
+#define KEEP_STR(f, name) do {						\
+	if (strcmp(o->f, n->f) != 0) {					\
+		log_warnx("reload: %s changed; it takes effect at the "	\
+		    "next restart", name);				\
+		memcpy(n->f, o->f, sizeof(n->f));			\
+	}								\
+} while (0)
+#define KEEP_NUM(f, name) do {						\
+	if (o->f != n->f) {						\
+		log_warnx("reload: %s changed; it takes effect at the "	\
+		    "next restart", name);				\
+		n->f = o->f;						\
+	}								\
+} while (0)
+	KEEP_STR(user, "[mailpushd] user");
+	KEEP_STR(group, "[mailpushd] group");
+	KEEP_STR(control_socket, "[mailpushd] control_socket");
+	KEEP_NUM(control_socket_mode, "[mailpushd] control_socket_mode");
+	KEEP_STR(control_socket_group, "[mailpushd] control_socket_group");
+	KEEP_STR(state_file, "[mailpushd] state_file");
+	KEEP_STR(event_socket, "[events] socket");
+	KEEP_NUM(event_socket_mode, "[events] socket_mode");
+	KEEP_NUM(event_buffer_size, "[events] buffer_size");
+#undef KEEP_STR
+#undef KEEP_NUM
+}
+
+/*
+ * Reload (SIGHUP, mailpushctl reload): parse the file into a fresh
+ * configuration, resolve its users, read its key and open its new
+ * listeners; only when all of that worked is it swapped in.  Otherwise the
+ * error is logged and nothing changes.  Registrations are never touched.
+ */
+int
+mpd_reload(void)
+{
+	struct mp_config ncfg;
+	uint8_t nkey[MP_KEY_LEN];
+	uid_t *uids = NULL;
+	size_t n_uids = 0;
+	int errors, key_bad = 0;
+
+	errors = config_load(mpd->cfg.path, &ncfg);
+	snprintf(reload_why, sizeof(reload_why), "%s has errors (see the "
+	    "log)", mpd->cfg.path);
+	if (errors == 0 && (errors = events_resolve_users(&ncfg, &uids,
+	    &n_uids)) != 0)
+		snprintf(reload_why, sizeof(reload_why), "%s: a user named in "
+		    "[events] allow_users does not exist (see the log)",
+		    mpd->cfg.path);
+	/* the key is the problem, not the file: say so (mpd_load_key) */
+	if (errors == 0 && mpd_load_key(&ncfg, nkey, geteuid()) != 0)
+		errors = key_bad = 1;
+	if (errors == 0) {
+		keep_restart_only(&mpd->cfg, &ncfg);
+		if (listeners_open(&ncfg) != 0) {
+			errors = 1;
+			snprintf(reload_why, sizeof(reload_why), "a new UDP "
+			    "listen address of %s cannot be opened (see the "
+			    "log)", mpd->cfg.path);
+		}
+	}
+	if (errors != 0) {
+		if (key_bad)	/* its reason was logged just above */
+			log_error("reload failed because of the key file; the "
+			    "old configuration and key stay in force");
+		else
+			log_error("reload failed: %s; the old configuration "
+			    "stays in force", reload_why);
+		free(uids);
+		config_free(&ncfg);
+		sodium_memzero(nkey, sizeof(nkey));
+		return -1;
+	}
+	listeners_commit(&ncfg, 0);
+	config_free(&mpd->cfg);
+	mpd->cfg = ncfg;
+	memcpy(mpd->key, nkey, sizeof(nkey));
+	sodium_memzero(nkey, sizeof(nkey));
+	free(mpd->post_uids);
+	mpd->post_uids = uids;
+	mpd->n_post_uids = n_uids;
+	arm_save_timer();
+	log_info("configuration reloaded from %s: %zu registrations kept",
+	    mpd->cfg.path, registry_count());
+	return 0;
+}
+
+const char *
+mpd_reload_error(void)
+{
+	return reload_why;
+}
+
+/*
+ * Who the daemon runs as: started as root, the [mailpushd] user and group
+ * (a start-up error if they do not exist); started as anybody else, itself,
+ * whatever the file says.
+ */
+static int
+resolve_run_user(const struct mp_config *cfg)
+{
+	struct passwd *pw;
+	struct group *gr;
+
+	run_uid = geteuid();
+	run_gid = getegid();
+	if (geteuid() != 0) {
+		if (cfg->user[0] != '\0' && ((pw = getpwnam(cfg->user)) == NULL
+		    || pw->pw_uid != run_uid))
+			log_info("not started as root: running as uid %ld, "
+			    "not as [mailpushd] user %s", (long)run_uid,
+			    cfg->user);
+		return 0;
+	}
+	if (cfg->user[0] == '\0') {
+		log_warnx("[mailpushd] user is empty: running as root");
+		return 0;
+	}
+	if ((pw = getpwnam(cfg->user)) == NULL) {
+		log_error("%s: [mailpushd] user: no such user \"%s\" (create "
+		    "it, or name another user)", cfg->path, cfg->user);
+		return -1;
+	}
+	run_uid = pw->pw_uid;
+	run_gid = pw->pw_gid;
+	if (cfg->group[0] != '\0') {
+		if ((gr = getgrnam(cfg->group)) == NULL) {
+			log_error("%s: [mailpushd] group: no such group \"%s\"",
+			    cfg->path, cfg->group);
+			return -1;
+		}
+		run_gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+static void
+drop_privileges(void)
+{
+	uid_t r, e, s;
+	gid_t rg, eg, sg;
+
+	if (geteuid() != 0 || run_uid == 0)
+		return;
+	if (setgroups(1, &run_gid) == -1)
+		fatal("setgroups");
+	if (setresgid(run_gid, run_gid, run_gid) == -1)
+		fatal("setresgid");
+	if (setresuid(run_uid, run_uid, run_uid) == -1)
+		fatal("setresuid");
+	if (getresuid(&r, &e, &s) == -1 || r != run_uid || e != run_uid ||
+	    s != run_uid || getresgid(&rg, &eg, &sg) == -1 || rg != run_gid ||
+	    eg != run_gid || sg != run_gid)
+		fatalx("privileges were not dropped");
+	log_info("running as uid %ld gid %ld", (long)run_uid, (long)run_gid);
+}
+
+/* Create the directory of a socket if it is missing (/run/mailpush). */
+static void
+make_socket_dir(const char *path)
+{
+	char dir[CONFIG_SOCKPATH_MAX], *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
+		return;
+	*slash = '\0';
+	if (mkdir(dir, 0755) == 0) {
+		log_info("created %s", dir);
+		if (geteuid() == 0 && chown(dir, run_uid, run_gid) == -1)
+			log_warn("chown %s", dir);
+	} else if (errno != EEXIST)
+		log_warn("mkdir %s", dir);
+}
+
+/* After dropping privileges: can the state file be written at all? */
+static void
+check_state_dir(const char *path)
+{
+	char dir[PATH_MAX], *slash;
+
+	if (path[0] == '\0')
+		return;
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		return;
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (access(dir, W_OK | X_OK) == -1)
+		log_error("state file directory %s is not writable by uid %ld "
+		    "(%s): registrations will not survive a restart", dir,
+		    (long)geteuid(), strerror(errno));
+}
+
+static void
+libevent_log(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_WARN)
+		log_warnx("libevent: %s", msg);
+	else
+		log_debug("libevent: %s", msg);
+}
+
+int
+mailpushd_main(int argc, char *argv[])
+{
+	const char *conffile = MP_CONFIG_FILE;
+	int ch, debug = 0, verbose = 0, check = 0, errors;
+	struct event *sigs[4];
+	static const int signums[4] = { SIGHUP, SIGTERM, SIGINT, 0 };
+	size_t i;
+
+	while ((ch = getopt(argc, argv, "c:dhnv")) != -1) {
+		switch (ch) {
+		case 'c':
+			conffile = optarg;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	/* Until the loop runs, messages go to standard error as well, so
+	 * start-up errors reach whoever started the daemon. */
+	log_init("mailpushd", 1, verbose);
+	if (sodium_init() < 0)
+		fatalx("libsodium failed to initialise");
+	if ((mpd = calloc(1, sizeof(*mpd))) == NULL)
+		fatal("calloc");
+
+	errors = config_load(conffile, &mpd->cfg);
+	if (errors == 0)
+		errors = events_resolve_users(&mpd->cfg, &mpd->post_uids,
+		    &mpd->n_post_uids);
+	if (errors != 0) {
+		fprintf(stderr, "mailpushd: %s: %d error%s, not starting\n",
+		    conffile, errors, errors == 1 ? "" : "s");
+		exit(EX_CONFIG);
+	}
+	if (check) {
+		config_print(&mpd->cfg, stdout);
+		exit(0);
+	}
+	if (resolve_run_user(&mpd->cfg) != 0)
+		exit(EX_CONFIG);
+	if (mpd_load_key(&mpd->cfg, mpd->key, run_uid) != 0)
+		exit(EX_CONFIG);
+
+	signal(SIGPIPE, SIG_IGN);
+	event_set_log_callback(libevent_log);
+	if ((mpd->base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	randombytes_buf(mpd->cookie_secret, sizeof(mpd->cookie_secret));
+	mpd_now();
+	mpd->started = (uint32_t)(mpd->now_ms / 1000);
+	registry_init();
+
+	/* The control socket first: it tells a running instance apart. */
+	make_socket_dir(mpd->cfg.control_socket);
+	make_socket_dir(mpd->cfg.event_socket);
+	if (control_open(&mpd->cfg, run_uid, run_gid) == -1) {
+		log_error("cannot open the control socket %s, not starting",
+		    mpd->cfg.control_socket);
+		exit(EX_UNAVAILABLE);
+	}
+	if (listeners_open(&mpd->cfg) != 0) {
+		log_error("cannot open the UDP listeners, not starting");
+		control_close();
+		exit(EX_OSERR);
+	}
+	listeners_commit(&mpd->cfg, 1);
+	if (events_open(&mpd->cfg) == -1) {
+		log_error("cannot open the event socket %s, not starting",
+		    mpd->cfg.event_socket);
+		control_close();
+		exit(EX_OSERR);
+	}
+	/* mailpushctl status checks they stay what was made here */
+	health_watch("event socket", "the hook and the Dovecot driver cannot "
+	    "post events, so no pushes go out", mpd->cfg.event_socket,
+	    mpd->cfg.event_socket_mode);
+	health_watch("control socket", "mailpushctl cannot reach mailpushd",
+	    mpd->cfg.control_socket, mpd->cfg.control_socket_mode);
+	if (!debug)
+		log_init("mailpushd", 0, verbose);
+	drop_privileges();
+	check_state_dir(mpd->cfg.state_file);
+	if (mpd->cfg.state_file[0] != '\0')
+		state_load(mpd->cfg.state_file);
+
+	for (i = 0; i < mpd->n_listeners; i++)
+		if (mpd->listeners[i].in_use)
+			udp_start(&mpd->listeners[i]);
+	events_start();
+	control_start();
+	ev_timer = evtimer_new(mpd->base, timer_cb, NULL);
+	ev_save = event_new(mpd->base, -1, EV_PERSIST, save_cb, NULL);
+	if (ev_timer == NULL || ev_save == NULL)
+		fatalx("cannot create timers");
+	arm_save_timer();
+	for (i = 0; signums[i] != 0; i++) {
+		sigs[i] = evsignal_new(mpd->base, signums[i], signal_cb, NULL);
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
+			fatalx("cannot watch signal %d", signums[i]);
+	}
+	mpd_rearm();
+	log_info("started: %zu registrations, %zu listeners, event socket %s",
+	    registry_count(), mpd->n_listeners, mpd->cfg.event_socket);
+
+	event_base_dispatch(mpd->base);
+
+	mpd->state_dirty = 1;
+	save_state();
+	events_close();
+	control_close();
+	for (i = 0; i < mpd->n_listeners; i++)
+		if (mpd->listeners[i].in_use)
+			udp_close(&mpd->listeners[i]);
+	for (i = 0; signums[i] != 0; i++)
+		event_free(sigs[i]);
+	event_free(ev_timer);
+	event_free(ev_save);
+	registry_free();
+	event_base_free(mpd->base);
+	free(mpd->post_uids);
+	config_free(&mpd->cfg);
+	sodium_memzero(mpd->key, sizeof(mpd->key));
+	free(mpd);
+	log_info("exiting");
+	return 0;
+}

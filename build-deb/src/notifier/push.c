@@ -1,0 +1,425 @@
+/*
+ * push.c: from new-mail events to PUSH datagrams.
+ *
+ * A push carries the messages counted since the last acknowledged push
+ * (count) and the running total; events that arrive within
+ * min_push_interval of the last push are added to the total and go out as
+ * one push when the interval is over, so no event is lost or counted
+ * twice.  New mail after the interval gets a new push even while the last
+ * one is unacknowledged (a lost acknowledgement must not delay the next
+ * mail by a retry interval); only the newest push is retransmitted, after
+ * push_retry_interval, doubling, push_retries times; then the registration
+ * is marked unreachable (it is kept; the next event or refresh tries
+ * again).
+ *
+ * Datagrams are queued and leave in batches through sendmmsg(2), one call
+ * per run of datagrams from the same listener: an event for a user with
+ * eight registrations costs one system call, not eight.
+ *
+ * A send error is counted against its registration and costs nobody
+ * else a push.  Errors that come back later as ICMP (udp.c reads them)
+ * name only a destination address: a ring of the last pushes sent maps it
+ * back to the registration.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "mailpushd.h"
+
+/* Datagrams per sendmmsg(2); PUSH_BATCH=1 builds the unbatched daemon
+ * that `make bench-batch' measures against. */
+#ifndef PUSH_BATCH
+#define PUSH_BATCH	64
+#endif
+#define BATCH	PUSH_BATCH
+#define PUSH_MAX (PROTO_PUSH_FIXED + MP_CONTEXT_MAX + PROTO_MAC_LEN)
+#define SENT_RING 256		/* recent pushes, for late send errors */
+
+static struct {
+	struct mmsghdr	msgs[BATCH];
+	struct iovec	iov[BATCH];
+	uint8_t		buf[BATCH][PUSH_MAX];
+	union mp_addr	to[BATCH];
+	struct reg	*reg[BATCH];
+	int		listener[BATCH];
+	unsigned	n;
+} Q;
+
+static struct {
+	union mp_addr	to;
+	uint32_t	id;
+} sent[SENT_RING];
+static unsigned	sent_next;
+
+static void
+sent_record(const union mp_addr *to, const struct reg *r)
+{
+	if (r == NULL)
+		return;
+	memcpy(&sent[sent_next].to, to, sizeof(*to));
+	sent[sent_next].id = r->id;
+	sent_next = (sent_next + 1) % SENT_RING;
+}
+
+/* An ICMP error for a datagram sent to `to': charge its registration. */
+void
+push_send_error(const union mp_addr *to)
+{
+	struct reg *r;
+	unsigned i, k;
+
+	for (i = 1; i <= SENT_RING; i++) {
+		k = (sent_next + SENT_RING - i) % SENT_RING;
+		if (sent[k].id == 0 || !addr_equal(&sent[k].to, to))
+			continue;
+		if ((r = registry_find(sent[k].id)) != NULL &&
+		    addr_equal(&r->addr, to))
+			r->failures++;
+		return;
+	}
+}
+
+static void
+send_batch(unsigned from, unsigned n)
+{
+	int listener = Q.listener[from];
+	struct mp_listener *l = &mpd->listeners[listener];
+	unsigned i, done = 0;
+	int rc, tries = 0;
+
+	while (done < n) {
+		rc = sendmmsg(l->fd, &Q.msgs[from + done], n - done, 0);
+		if (rc > 0) {
+			for (i = 0; i < (unsigned)rc; i++) {
+				mpd->stats.bytes_out +=
+				    Q.msgs[from + done + i].msg_len;
+				sent_record(&Q.to[from + done + i],
+				    Q.reg[from + done + i]);
+			}
+			done += (unsigned)rc;
+			tries = 0;
+			continue;
+		}
+		if (rc == -1 && errno == EINTR)
+			continue;
+		/* An error an earlier datagram caused (ICMP) is reported
+		 * by the next send, whichever: not this one's fault. */
+		if (udp_send_retry(listener, errno, ++tries))
+			continue;
+		/* The datagram at `done' failed (unreachable, no buffer
+		 * space...): count it against its registration, go on. */
+		mpd->stats.send_errors++;
+		if (Q.reg[from + done] != NULL)
+			Q.reg[from + done]->failures++;
+		log_debug("push to %s: %s", addr_str(&Q.to[from + done]),
+		    strerror(errno));
+		done++;
+		tries = 0;
+	}
+}
+
+/* Datagrams whose listener was closed by a reload: a send error each. */
+static void
+unsent(unsigned from, unsigned n)
+{
+	unsigned i;
+
+	for (i = from; i < from + n; i++) {
+		mpd->stats.send_errors++;
+		if (Q.reg[i] != NULL)
+			Q.reg[i]->failures++;
+	}
+}
+
+void
+push_flush(void)
+{
+	unsigned i, start = 0;
+
+	for (i = 1; i <= Q.n; i++)
+		if (i == Q.n || Q.listener[i] != Q.listener[start] ||
+		    !mpd->listeners[Q.listener[start]].in_use) {
+			if (mpd->listeners[Q.listener[start]].in_use)
+				send_batch(start, i - start);
+			else
+				unsent(start, i - start);
+			start = i;
+		}
+	Q.n = 0;
+	/* Every callback ends here: keep the timer on the next deadline. */
+	mpd_rearm();
+}
+
+/*
+ * HMAC-SHA256 with its key already hashed in (the key's two blocks are
+ * half the work of a MAC over a short message): one state for the server
+ * key, from which users' tokens are made, and one for the last token used,
+ * since an event for a user with eight registrations makes eight pushes
+ * under the same token.
+ */
+struct keyed {
+	uint8_t				key[32];
+	crypto_auth_hmacsha256_state	st;
+	int				ready;
+};
+static struct keyed server_key, last_token;
+
+static void
+keyed_mac(struct keyed *k, const uint8_t key[32], const uint8_t *in,
+    size_t len, uint8_t out[crypto_auth_hmacsha256_BYTES])
+{
+	crypto_auth_hmacsha256_state st;
+
+	if (!k->ready || sodium_memcmp(k->key, key, 32) != 0) {
+		crypto_auth_hmacsha256_init(&k->st, key, 32);
+		memcpy(k->key, key, 32);
+		k->ready = 1;
+	}
+	st = k->st;
+	crypto_auth_hmacsha256_update(&st, in, len);
+	crypto_auth_hmacsha256_final(&st, out);
+}
+
+static void
+queue_push(struct reg *r, const uint8_t *token)
+{
+	struct mp_push p;
+	unsigned i;
+	int len;
+
+	if (Q.n == BATCH)
+		push_flush();
+	i = Q.n;
+	memset(&p, 0, offsetof(struct mp_push, ctx));
+	p.reg_id = r->id;
+	p.seq = r->seq;
+	p.count = r->sent_total - r->acked_total;
+	p.total = r->sent_total;
+	p.server_time = r->last_push_ms / 1000;
+	p.ctx_len = r->ctx_len;
+	memcpy(p.ctx, r->ctx, r->ctx_len);
+	len = proto_push_encode(&p, NULL, Q.buf[i], sizeof(Q.buf[i]));
+	if (len < 0)
+		abort();
+	/* the MAC proto_push_encode would make, from the keyed state */
+	keyed_mac(&last_token, token, Q.buf[i], (size_t)len - PROTO_MAC_LEN,
+	    Q.buf[i] + len - PROTO_MAC_LEN);
+	memcpy(&Q.to[i], &r->addr, sizeof(r->addr));
+	Q.iov[i].iov_base = Q.buf[i];
+	Q.iov[i].iov_len = (size_t)len;
+	memset(&Q.msgs[i], 0, sizeof(Q.msgs[i]));
+	Q.msgs[i].msg_hdr.msg_name = &Q.to[i];
+	Q.msgs[i].msg_hdr.msg_namelen = addr_len(&r->addr);
+	Q.msgs[i].msg_hdr.msg_iov = &Q.iov[i];
+	Q.msgs[i].msg_hdr.msg_iovlen = 1;
+	Q.reg[i] = r;
+	Q.listener[i] = r->listener;
+	Q.n++;
+}
+
+/* A registration is going away: forget its queued datagrams' owner. */
+static void
+unqueue(struct reg *r)
+{
+	unsigned i;
+
+	for (i = 0; i < Q.n; i++)
+		if (Q.reg[i] == r)
+			Q.reg[i] = NULL;
+}
+
+/* proto_token(), from the keyed state of the server key */
+static void
+user_token(const struct mp_user *u, uint8_t token[MP_TOKEN_LEN])
+{
+	push_token(u->name, u->name_len, token);
+}
+
+/* A user's token (proto_token), from the keyed state of the server key. */
+void
+push_token(const char *name, size_t len, uint8_t token[MP_TOKEN_LEN])
+{
+	keyed_mac(&server_key, mpd->key, (const uint8_t *)name, len, token);
+}
+
+static void
+send_new_push(struct reg *r, const uint8_t *token)
+{
+	r->seq++;
+	r->sent_total = r->total;
+	r->last_push_ms = mpd->now_ms;
+	r->retries = 0;
+	r->state = REG_PUSHING;
+	queue_push(r, token);
+	r->push_at = mpd->now_ms + mpd->cfg.push_retry_interval;
+	registry_schedule(r);
+	mpd->stats.pushes++;
+	mpd->state_dirty = 1;
+}
+
+/*
+ * Something new to tell r: push now, or when the interval allows.  The
+ * user's token is made only when a push goes out (*have says whether
+ * token holds it already): most events in a burst are coalesced.
+ */
+static void
+kick(struct reg *r, uint8_t *token, int *have)
+{
+	uint64_t t = r->last_push_ms + mpd->cfg.min_push_interval;
+
+	if (r->total == r->sent_total)
+		return;		/* nothing new */
+	/*
+	 * Something new: push now, or once the interval since the last push
+	 * is over.  An unacknowledged push does not hold new mail back: the
+	 * new push counts everything since the last acknowledged one, so a
+	 * lost acknowledgement costs nothing but a larger count.
+	 */
+	if (r->seq == 0 || mpd->now_ms >= t) {
+		if (!*have) {
+			user_token(r->user, token);
+			*have = 1;
+		}
+		send_new_push(r, token);
+	} else if (r->push_at == 0 || r->push_at > t) {
+		r->push_at = t;
+		registry_schedule(r);
+	}
+}
+
+void
+push_event(const char *user, const char *mailbox, unsigned count)
+{
+	struct mp_user *u = registry_user(user, 0);
+	uint8_t token[MP_TOKEN_LEN];
+	struct reg *r;
+	int have_token = 0;
+
+	if (u == NULL) {
+		mpd->stats.events_no_user++;
+		return;
+	}
+	for (r = u->regs; r != NULL; r = r->user_next) {
+		if (!registry_wants(r, mailbox)) {
+			mpd->stats.events_filtered++;
+			continue;
+		}
+		r->total += count;
+		kick(r, token, &have_token);
+	}
+	mpd->state_dirty = 1;
+}
+
+void
+push_timer(struct reg *r, uint64_t now_ms)
+{
+	uint8_t token[MP_TOKEN_LEN];
+	const struct mp_config *cfg = &mpd->cfg;
+
+	user_token(r->user, token);
+	if (r->total != r->sent_total &&
+	    now_ms >= r->last_push_ms + cfg->min_push_interval) {
+		/* the coalescing window is over: a new push for new mail */
+		send_new_push(r, token);
+		return;
+	}
+	if (r->state != REG_PUSHING) {
+		/* new mail still inside the window waits for its end */
+		r->push_at = r->total != r->sent_total ?
+		    r->last_push_ms + cfg->min_push_interval : 0;
+		registry_schedule(r);
+		return;
+	}
+	if (r->retries < cfg->push_retries) {
+		r->retries++;
+		queue_push(r, token);
+		r->push_at = now_ms + (cfg->push_retry_interval << r->retries);
+		/* new mail waiting for the window goes at its end */
+		if (r->total != r->sent_total && r->push_at >
+		    r->last_push_ms + cfg->min_push_interval)
+			r->push_at = r->last_push_ms + cfg->min_push_interval;
+		mpd->stats.retransmits++;
+		registry_schedule(r);
+		return;
+	}
+	/* out of retries; new mail waiting for the window still goes at its
+	 * end (the window is not over: see the first case) */
+	r->state = REG_UNREACHABLE;
+	r->failures++;
+	r->push_at = r->total != r->sent_total ?
+	    r->last_push_ms + cfg->min_push_interval : 0;
+	mpd->stats.push_given_up++;
+	log_debug("push %u to %s at %s not acknowledged after %u retries",
+	    r->seq, r->user->name, addr_str(&r->addr), cfg->push_retries);
+	registry_schedule(r);
+}
+
+void
+push_ack(const union mp_addr *from, const uint8_t *buf, size_t len)
+{
+	uint8_t token[MP_TOKEN_LEN];
+	struct mp_ack a;
+	const char *why;
+	struct reg *r;
+	int have_token = 1;
+
+	if (proto_ack_decode(buf, len, &a, &why) != 0) {
+		mpd->stats.dgrams_bad++;
+		return;
+	}
+	if ((r = registry_find(a.reg_id)) == NULL) {
+		/* No answer: a REFUSED would be larger than the ACK. */
+		mpd->stats.acks_stale++;
+		return;
+	}
+	user_token(r->user, token);
+	if (proto_verify(buf, len, token) != 0) {
+		mpd->stats.dgrams_bad++;
+		log_debug("acknowledgement from %s: bad MAC", addr_str(from));
+		return;
+	}
+	if (a.seq != r->seq || r->state == REG_ACTIVE) {
+		mpd->stats.acks_stale++;
+		return;
+	}
+	mpd->stats.acks++;
+	r->acked_total = r->sent_total;
+	r->state = REG_ACTIVE;
+	r->last_ack = (uint32_t)(mpd->now_ms / 1000);
+	r->push_at = 0;
+	registry_schedule(r);
+	kick(r, token, &have_token);
+}
+
+void
+push_forget(struct reg *r)
+{
+	unqueue(r);	/* the ring of sent pushes checks ids when used */
+}
+
+/*
+ * The client has been heard from (REFRESH, or REGISTER replacing this
+ * registration): an unreachable registration is reachable again, and gets
+ * at once what it has not acknowledged.
+ */
+void
+push_resume(struct reg *r)
+{
+	uint8_t token[MP_TOKEN_LEN];
+
+	if (r->state != REG_UNREACHABLE)
+		return;
+	r->state = REG_ACTIVE;
+	if (r->total == r->acked_total)
+		return;
+	user_token(r->user, token);
+	send_new_push(r, token);
+}

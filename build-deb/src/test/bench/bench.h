@@ -1,0 +1,138 @@
+/*
+ * bench.h: the benchmarks of issue 8 (make bench), their shared helpers.
+ *
+ * Every benchmark runs the real mailpushd (started through the test
+ * harness in a temporary directory, loopback only) and a baseline in the
+ * same run, and reports its figure, the baseline and their ratio.  A
+ * benchmark never fails on a figure: only a broken setup (a daemon that
+ * does not start, pushes that never arrive) makes the program exit 1.
+ */
+#ifndef MP_BENCH_H
+#define MP_BENCH_H
+
+#include <sys/types.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "harness.h"
+
+#define BENCH_USER_FMT	"user%07u"	/* 11 bytes, like a local part */
+#define BENCH_CTX_LEN	16		/* the default maximum context */
+#define SINK_MAX	16
+
+struct bench_opts {
+	int		 quick;		/* BENCH_QUICK=1 / -q: CI-sized runs */
+	int		 verbose;
+	const char	*only;		/* comma-separated benchmark names */
+};
+
+extern struct bench_opts opts;
+
+/* One line of the final table. */
+struct result {
+	char		name[48];
+	char		figure[96];
+	char		baseline[96];
+	char		ratio[48];
+	char		target[48];
+	int		met;		/* 1 met, 0 missed, -1 not judged */
+};
+
+void		 result_add(const char *name, const char *figure,
+		    const char *baseline, const char *ratio, const char *target,
+		    int met);
+void		 results_print(void);
+
+void		 note(const char *, ...) __attribute__((format(printf, 1, 2)));
+void		 vnote(const char *, ...) __attribute__((format(printf, 1, 2)));
+int		 fail(const char *, ...) __attribute__((format(printf, 1, 2)));
+
+/* Clocks, in nanoseconds. */
+uint64_t	 mono_ns(void);
+uint64_t	 real_ns(void);
+uint64_t	 cpu_ns(pid_t);		/* CPU time a process has used */
+
+/* Statistics over a copy of v (v itself is not reordered). */
+double		 stat_pct(const double *v, size_t n, double pct);
+double		 stat_median(const double *v, size_t n);
+double		 stat_mean(const double *v, size_t n);
+
+/* The daemon under test. */
+int		 bd_create(struct mpd_proc *, const char *extra);
+int		 bd_start(struct mpd_proc *, int wait_ms);
+void		 bd_kill(struct mpd_proc *);
+void		 bd_destroy(struct mpd_proc *);
+long long	 bd_stat(struct mpd_proc *, const char *name);
+/* The configuration every benchmark daemon gets (more may follow). */
+extern const char bench_conf[];
+extern const char bench_conf_coalesce[];
+
+/*
+ * Registrations are loaded through the daemon's own state file: the
+ * format is learnt from a state file the daemon wrote for one real
+ * registration, so the benchmark follows the format wherever it goes.
+ */
+int		 state_template(void);
+/*
+ * users x per_user registrations for users first..first+users-1; reg j
+ * of user i goes to 127.0.0.1:ports[(i * per_user + j) % nports]; context
+ * (16 bytes) starts with i (big-endian) and j.
+ */
+int		 state_write(const struct mpd_proc *, unsigned first,
+		    unsigned users, unsigned per_user, const uint16_t *ports,
+		    unsigned nports);
+/* The user index a push for a state_write registration carries, or -1. */
+long		 push_user(const uint8_t *buf, size_t len);
+
+/* Receiving UDP sockets on 127.0.0.1 with a draining thread. */
+struct sink {
+	int			 n;
+	int			 fd[SINK_MAX];
+	uint16_t		 port[SINK_MAX];
+	pthread_t		 thr;
+	atomic_int		 stop;
+	atomic_ullong		 got[SINK_MAX];
+	atomic_ullong		 last_ns[SINK_MAX];	/* mono, last arrival */
+	atomic_ullong		 total;
+	atomic_ullong		 total_last_ns;
+};
+
+int		 sink_open(struct sink *, int n);
+void		 sink_close(struct sink *);
+/* Wait until total >= want, or idle_ms without any arrival, or max_ms. */
+uint64_t	 sink_wait(struct sink *, uint64_t want, int idle_ms,
+		    int max_ms);
+int		 udp_socket(uint16_t *port, int rcvbuf);
+
+/* Pre-encoded events. */
+struct evset {
+	size_t		 n;
+	uint8_t		*buf;		/* n slots of EVSLOT bytes */
+	uint8_t		*len;
+};
+#define EVSLOT		64
+
+int		 evset_make(struct evset *, size_t n, const unsigned *users);
+void		 evset_free(struct evset *);
+int		 event_connect(const char *path);
+/* Send events [from, to) with blocking sends; returns how many went. */
+size_t		 evset_send(int fd, const struct evset *, size_t from,
+		    size_t to);
+
+/* Spawn argv (posix_spawn, stdin/stdout optional) and wait; -1 on error. */
+pid_t		 spawn(char *const argv[], int in_fd, int out_fd);
+int		 reap(pid_t);
+
+/* The benchmarks. */
+int		 bench_push(void);
+int		 bench_intake(void);
+int		 bench_latency(void);
+int		 bench_memory_scaling(void);
+int		 bench_hook(void);
+int		 bench_e2e(void);
+int		 bench_register(void);
+
+#endif

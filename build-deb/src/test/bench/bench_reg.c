@@ -1,0 +1,352 @@
+/*
+ * bench_reg.c: registration rate with full authentication and the cookie.
+ *
+ * Every registration is a new user doing the whole handshake: REGISTER
+ * without a cookie, COOKIE, REGISTER with the cookie and a MAC under the
+ * user's token, REGISTERED.  32 client sockets each keep one handshake in
+ * flight.  The baseline runs the same client, with the same two
+ * exchanges of the same datagrams (and the same MAC work on the client),
+ * against a plain UDP echo server.
+ */
+#include <sys/types.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "bench.h"
+#include "proto.h"
+
+#define NSOCK		32
+#define REQ_SLOT	128
+#define REPS_MAX	9
+
+struct slot {
+	int		fd;
+	int		phase;		/* 0: first request out, 1: second */
+	unsigned	idx;
+	uint32_t	nonce;
+	uint64_t	sent_ns;
+	uint8_t		last[REQ_SLOT];
+	size_t		last_len;
+};
+
+struct regrun {
+	int		 echo;
+	unsigned	 user0;
+	size_t		 n, started, done;
+	uint8_t		(*token)[MP_TOKEN_LEN];
+	uint8_t		*first;		/* n pre-encoded first requests */
+	uint8_t		*first_len;
+	uint32_t	*first_nonce;
+	unsigned	 refused, resent, bad;
+	struct slot	 s[NSOCK];
+};
+
+static void
+fill_req(struct mp_request *rq, unsigned user, const uint8_t *cookie)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->type = PROTO_REGISTER;
+	rq->timestamp = (uint64_t)time(NULL);
+	rq->nonce = randombytes_random();
+	rq->user_len = (uint8_t)snprintf(rq->user, sizeof(rq->user),
+	    BENCH_USER_FMT, user);
+	rq->ctx_len = BENCH_CTX_LEN;
+	memset(rq->ctx, 0xa5, BENCH_CTX_LEN);
+	rq->ctx[0] = (uint8_t)(user >> 24);
+	rq->ctx[1] = (uint8_t)(user >> 16);
+	rq->ctx[2] = (uint8_t)(user >> 8);
+	rq->ctx[3] = (uint8_t)user;
+	if (cookie != NULL)
+		memcpy(rq->cookie, cookie, PROTO_COOKIE_LEN);
+}
+
+static int
+prepare(struct regrun *g, const struct mpd_proc *p)
+{
+	static struct mp_request rq;
+	size_t i;
+	int len;
+
+	g->token = malloc(g->n * sizeof(*g->token));
+	g->first = malloc(g->n * REQ_SLOT);
+	g->first_len = malloc(g->n);
+	g->first_nonce = malloc(g->n * sizeof(*g->first_nonce));
+	if (g->token == NULL || g->first == NULL || g->first_len == NULL ||
+	    g->first_nonce == NULL)
+		abort();
+	for (i = 0; i < g->n; i++) {
+		fill_req(&rq, g->user0 + (unsigned)i, NULL);
+		mpd_token(p, rq.user, g->token[i]);
+		if ((len = proto_request_encode(&rq, g->token[i],
+		    g->first + i * REQ_SLOT, REQ_SLOT)) < 0)
+			return fail("cannot encode a request");
+		g->first_len[i] = (uint8_t)len;
+		g->first_nonce[i] = rq.nonce;
+	}
+	return 0;
+}
+
+static void
+release(struct regrun *g)
+{
+	free(g->token);
+	free(g->first);
+	free(g->first_len);
+	free(g->first_nonce);
+}
+
+static void
+slot_send(struct slot *s, const uint8_t *buf, size_t len)
+{
+	memcpy(s->last, buf, len);
+	s->last_len = len;
+	s->sent_ns = mono_ns();
+	send(s->fd, buf, len, 0);
+}
+
+static void
+slot_next(struct regrun *g, struct slot *s)
+{
+	if (g->started == g->n) {
+		s->phase = -1;
+		return;
+	}
+	s->idx = (unsigned)g->started++;
+	s->phase = 0;
+	s->nonce = g->first_nonce[s->idx];
+	slot_send(s, g->first + (size_t)s->idx * REQ_SLOT,
+	    g->first_len[s->idx]);
+}
+
+static void
+slot_second(struct regrun *g, struct slot *s, const uint8_t *cookie)
+{
+	static struct mp_request rq;
+	uint8_t buf[REQ_SLOT];
+	int len;
+
+	fill_req(&rq, g->user0 + s->idx, cookie);
+	if ((len = proto_request_encode(&rq, g->token[s->idx], buf,
+	    sizeof(buf))) < 0)
+		abort();
+	s->phase = 1;
+	s->nonce = rq.nonce;
+	slot_send(s, buf, (size_t)len);
+}
+
+static void
+slot_reply(struct regrun *g, struct slot *s, const uint8_t *buf, size_t len)
+{
+	static const uint8_t dummy[PROTO_COOKIE_LEN] = { 1 };
+	struct mp_reply rp;
+	const char *why;
+
+	if (s->phase < 0)
+		return;
+	if (g->echo) {
+		if (len != s->last_len)
+			return;
+		if (s->phase == 0)
+			slot_second(g, s, dummy);
+		else {
+			g->done++;
+			slot_next(g, s);
+		}
+		return;
+	}
+	if (proto_reply_decode(buf, len, &rp, &why) != 0 ||
+	    rp.nonce != s->nonce) {
+		g->bad++;
+		return;
+	}
+	if (s->phase == 0 && rp.type == PROTO_COOKIE) {
+		slot_second(g, s, rp.cookie);
+		return;
+	}
+	if (s->phase == 1 && rp.type == PROTO_REGISTERED) {
+		g->done++;
+		slot_next(g, s);
+		return;
+	}
+	if (rp.type == PROTO_REFUSED) {
+		if (g->refused++ == 0)
+			note("  refused: %s", proto_reason_name(rp.reason));
+		g->done++;
+		slot_next(g, s);
+		return;
+	}
+	g->bad++;
+}
+
+/* Run g->n handshakes against 127.0.0.1:port; returns handshakes/s. */
+static double
+regrun(struct regrun *g, uint16_t port)
+{
+	struct epoll_event ev[NSOCK];
+	struct sockaddr_in sin;
+	uint8_t buf[2048];
+	uint64_t t0, deadline, last_scan;
+	ssize_t len;
+	int ep, i, k, nev;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(port);
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		return 0;
+	for (i = 0; i < NSOCK; i++) {
+		struct epoll_event e = { .events = EPOLLIN, .data.u32 =
+		    (uint32_t)i };
+		uint16_t myport;
+
+		g->s[i].fd = udp_socket(&myport, 1 << 20);
+		if (g->s[i].fd == -1 || connect(g->s[i].fd,
+		    (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+			fail("client socket: %s", strerror(errno));
+			close(ep);
+			return 0;
+		}
+		epoll_ctl(ep, EPOLL_CTL_ADD, g->s[i].fd, &e);
+	}
+	g->started = g->done = 0;
+	t0 = last_scan = mono_ns();
+	deadline = t0 + 60000000000ULL;
+	for (i = 0; i < NSOCK; i++)
+		slot_next(g, &g->s[i]);
+	while (g->done < g->n && mono_ns() < deadline) {
+		nev = epoll_wait(ep, ev, NSOCK, 100);
+		for (k = 0; k < nev; k++) {
+			struct slot *s = &g->s[ev[k].data.u32];
+
+			while ((len = recv(s->fd, buf, sizeof(buf),
+			    MSG_DONTWAIT)) > 0)
+				slot_reply(g, s, buf, (size_t)len);
+		}
+		if (mono_ns() - last_scan > 100000000ULL) {
+			last_scan = mono_ns();
+			for (i = 0; i < NSOCK; i++)
+				if (g->s[i].phase >= 0 && last_scan -
+				    g->s[i].sent_ns > 500000000ULL) {
+					g->resent++;
+					slot_send(&g->s[i], g->s[i].last,
+					    g->s[i].last_len);
+				}
+		}
+	}
+	t0 = mono_ns() - t0;
+	for (i = 0; i < NSOCK; i++)
+		close(g->s[i].fd);
+	close(ep);
+	if (g->done < g->n)
+		note("  only %zu of %zu handshakes done", g->done, g->n);
+	return (double)g->done / ((double)t0 / 1e9);
+}
+
+/* The plain UDP echo server. */
+struct echo {
+	int		fd;
+	uint16_t	port;
+	atomic_int	stop;
+	pthread_t	thr;
+};
+
+static void *
+echo_main(void *arg)
+{
+	struct echo *e = arg;
+	struct sockaddr_storage from;
+	socklen_t flen;
+	uint8_t buf[2048];
+	ssize_t n;
+
+	while (!atomic_load(&e->stop)) {
+		flen = sizeof(from);
+		n = recvfrom(e->fd, buf, sizeof(buf), 0,
+		    (struct sockaddr *)&from, &flen);
+		if (n <= 0)
+			continue;
+		sendto(e->fd, buf, (size_t)n, 0, (struct sockaddr *)&from,
+		    flen);
+	}
+	return NULL;
+}
+
+int
+bench_register(void)
+{
+	const unsigned reps = opts.quick ? 1 : 5;
+	const size_t n = opts.quick ? 3000 : 15000;
+	struct mpd_proc p;
+	struct regrun g;
+	struct echo e;
+	struct timeval tv = { 0, 50000 };
+	double d[REPS_MAX], b[REPS_MAX], md, mb;
+	long long r0, r1;
+	char fig[96], bas[96], rat[48];
+	unsigned r;
+	int rc = -1, sbuf = 4 << 20;
+
+	note("registration rate: %zu full handshakes per run, %d in flight, "
+	    "%u runs", n, NSOCK, reps);
+	memset(&p, 0, sizeof(p));
+	memset(&e, 0, sizeof(e));
+	if ((e.fd = udp_socket(&e.port, 4 << 20)) == -1)
+		return fail("echo socket: %s", strerror(errno));
+	setsockopt(e.fd, SOL_SOCKET, SO_SNDBUF, &sbuf, sizeof(sbuf));
+	setsockopt(e.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (pthread_create(&e.thr, NULL, echo_main, &e) != 0) {
+		close(e.fd);
+		return fail("pthread_create failed");
+	}
+	if (bd_create(&p, bench_conf) != 0 || bd_start(&p, 10000) != 0)
+		goto out;
+	r0 = bd_stat(&p, "registered");
+	for (r = 0; r < reps; r++) {
+		memset(&g, 0, sizeof(g));
+		g.n = n;
+		g.user0 = (unsigned)(r * n);
+		if (prepare(&g, &p) != 0) {
+			release(&g);
+			goto out;
+		}
+		d[r] = regrun(&g, (uint16_t)p.port);
+		if (g.resent || g.bad)
+			note("  run %u: %u resent, %u unexpected replies",
+			    r + 1, g.resent, g.bad);
+		g.echo = 1;
+		b[r] = regrun(&g, e.port);
+		release(&g);
+		note("  run %u: daemon %.0f registrations/s, echo %.0f "
+		    "handshakes/s", r + 1, d[r], b[r]);
+	}
+	r1 = bd_stat(&p, "registered");
+	if (r1 - r0 != (long long)(n * reps))
+		note("  daemon registered %lld, %zu asked", r1 - r0, n * reps);
+	md = stat_median(d, reps);
+	mb = stat_median(b, reps);
+	snprintf(fig, sizeof(fig), "%.0f registrations/s", md);
+	snprintf(bas, sizeof(bas), "%.0f handshakes/s (UDP echo, same "
+	    "client)", mb);
+	snprintf(rat, sizeof(rat), "%.2f", md / mb);
+	result_add("registration rate", fig, bas, rat, "ratio >= 0.5",
+	    md / mb >= 0.5);
+	rc = 0;
+out:
+	atomic_store(&e.stop, 1);
+	pthread_join(e.thr, NULL);
+	close(e.fd);
+	bd_destroy(&p);
+	return rc;
+}

@@ -1,0 +1,779 @@
+/*
+ * bench_util.c: what the benchmarks share: clocks and statistics, the
+ * daemon under test, registrations loaded through the state file, sink
+ * sockets with a draining thread, pre-encoded events, spawning.
+ */
+#include <sys/types.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "bench.h"
+#include "event.h"
+#include "proto.h"
+
+extern char **environ;
+
+struct bench_opts opts;
+
+/* Results */
+
+#define RESULTS_MAX	64
+static struct result results[RESULTS_MAX];
+static size_t n_results;
+
+void
+result_add(const char *name, const char *figure, const char *baseline,
+    const char *ratio, const char *target, int met)
+{
+	struct result *r;
+
+	printf("  => %-30s %s | baseline %s | %s | target %s: %s\n", name,
+	    figure, baseline, ratio, target,
+	    met == 1 ? "MET" : met == 0 ? "MISSED" : "-");
+	fflush(stdout);
+	if (n_results == RESULTS_MAX)
+		return;
+	r = &results[n_results++];
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	snprintf(r->figure, sizeof(r->figure), "%s", figure);
+	snprintf(r->baseline, sizeof(r->baseline), "%s", baseline);
+	snprintf(r->ratio, sizeof(r->ratio), "%s", ratio);
+	snprintf(r->target, sizeof(r->target), "%s", target);
+	r->met = met;
+}
+
+void
+results_print(void)
+{
+	size_t i;
+
+	printf("\n| benchmark | figure | baseline (same run) | ratio | "
+	    "target | met |\n|---|---|---|---|---|---|\n");
+	for (i = 0; i < n_results; i++) {
+		const struct result *r = &results[i];
+
+		printf("| %s | %s | %s | %s | %s | %s |\n", r->name, r->figure,
+		    r->baseline, r->ratio, r->target,
+		    r->met == 1 ? "yes" : r->met == 0 ? "**no**" : "-");
+	}
+	fflush(stdout);
+}
+
+void
+note(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+void
+vnote(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!opts.verbose)
+		return;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+int
+fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "mpbench: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return -1;
+}
+
+/* Clocks */
+
+static uint64_t
+clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	if (clock_gettime(id, &ts) == -1)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
+mono_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+uint64_t
+real_ns(void)
+{
+	return clock_ns(CLOCK_REALTIME);
+}
+
+uint64_t
+cpu_ns(pid_t pid)
+{
+	clockid_t id;
+
+	if (clock_getcpuclockid(pid, &id) != 0)
+		return 0;
+	return clock_ns(id);
+}
+
+/* Statistics */
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+double
+stat_pct(const double *v, size_t n, double pct)
+{
+	double *c, r;
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	if ((c = malloc(n * sizeof(*c))) == NULL)
+		abort();
+	memcpy(c, v, n * sizeof(*c));
+	qsort(c, n, sizeof(*c), cmp_double);
+	/* nearest rank */
+	i = (size_t)(pct / 100.0 * (double)n + 0.999999);
+	if (i > 0)
+		i--;
+	if (i >= n)
+		i = n - 1;
+	r = c[i];
+	free(c);
+	return r;
+}
+
+double
+stat_median(const double *v, size_t n)
+{
+	double *c, r;
+
+	if (n == 0)
+		return 0;
+	if ((c = malloc(n * sizeof(*c))) == NULL)
+		abort();
+	memcpy(c, v, n * sizeof(*c));
+	qsort(c, n, sizeof(*c), cmp_double);
+	r = n % 2 ? c[n / 2] : (c[n / 2 - 1] + c[n / 2]) / 2;
+	free(c);
+	return r;
+}
+
+double
+stat_mean(const double *v, size_t n)
+{
+	double s = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		s += v[i];
+	return n ? s / (double)n : 0;
+}
+
+/* The daemon */
+
+/*
+ * Long lifetimes and retry intervals keep timers out of the measured
+ * windows; no coalescing delay; big socket buffers; no table limits; the
+ * state file is written only at exit (and the benchmark kills the daemon).
+ */
+#define BENCH_CONF							\
+    "[events]\n"							\
+    "buffer_size = 8M\n"						\
+    "[mailpushd]\n"							\
+    "state_save_interval = 1d\n"					\
+    "udp_buffer_size = 16M\n"						\
+    "[limits]\n"							\
+    "max_registrations = 4000000\n"					\
+    "max_registrations_per_address = 0\n"				\
+    "registration_lifetime = 2h\n"					\
+    "push_retry_interval = 1h\n"
+const char bench_conf[] = BENCH_CONF "min_push_interval = 0\n";
+/* events after a push are coalesced (counted, pushed an hour later) */
+const char bench_conf_coalesce[] = BENCH_CONF "min_push_interval = 1h\n";
+
+/* The end of the daemon's log, for a start that failed. */
+static void
+log_tail(const struct mpd_proc *p)
+{
+	char line[512];
+	long pos;
+	FILE *fp;
+
+	if ((fp = fopen(p->log, "r")) == NULL)
+		return;
+	fseek(fp, 0, SEEK_END);
+	pos = ftell(fp);
+	fseek(fp, pos > 2048 ? pos - 2048 : 0, SEEK_SET);
+	while (fgets(line, sizeof(line), fp) != NULL)
+		fprintf(stderr, "  | %s", line);
+	fclose(fp);
+}
+
+/*
+ * The harness makes the directory, key and configuration and starts the
+ * daemon with -v; it is stopped at once and started again without -v by
+ * bd_start (debug logging of every event would be measured otherwise).
+ */
+int
+bd_create(struct mpd_proc *p, const char *extra)
+{
+	if (mpd_setup(p, extra) != 0) {
+		fail("mailpushd did not start (log %s)", p->log);
+		log_tail(p);
+		return -1;
+	}
+	if (mpd_stop(p) != 0) {
+		fail("mailpushd did not stop cleanly (log %s)", p->log);
+		return -1;
+	}
+	return 0;
+}
+
+int
+bd_start(struct mpd_proc *p, int wait_ms)
+{
+	int fd;
+
+	if ((p->pid = fork()) == -1)
+		return fail("fork: %s", strerror(errno));
+	if (p->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if ((fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644))
+		    == -1)
+			_exit(127);
+		dup2(fd, 2);
+		dup2(fd, 1);
+		close(fd);
+		if ((fd = open("/dev/null", O_RDONLY)) != -1) {
+			dup2(fd, 0);
+			close(fd);
+		}
+		/* MPBENCH_DAEMON: another build of mailpushd, for A/B runs */
+		execl(getenv("MPBENCH_DAEMON") != NULL ?
+		    getenv("MPBENCH_DAEMON") : BUILDDIR "/mailpushd",
+		    "mailpushd", "-d", "-c", p->conf, (char *)NULL);
+		_exit(127);
+	}
+	if (mpd_wait_ready(p, wait_ms) == 0)
+		return 0;
+	if (p->pid == -1) {
+		fail("mailpushd exited at start (log %s)", p->log);
+		log_tail(p);
+		return -1;
+	}
+	bd_kill(p);
+	fail("mailpushd did not answer within %d ms (log %s)", wait_ms, p->log);
+	log_tail(p);
+	return -1;
+}
+
+/* The benchmarks kill the daemon: saving a big table is not measured. */
+void
+bd_kill(struct mpd_proc *p)
+{
+	int status;
+
+	if (p->pid <= 0)
+		return;
+	if (getenv("MPBENCH_TERM") != NULL) {
+		/* a profiler around the daemon writes its data at exit */
+		uint64_t until = mono_ns() + 60000000000ULL;
+
+		kill(p->pid, SIGTERM);
+		while (mono_ns() < until)
+			if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+				p->pid = -1;
+				return;
+			} else
+				usleep(10000);
+	}
+	kill(p->pid, SIGKILL);
+	while (waitpid(p->pid, &status, 0) == -1 && errno == EINTR)
+		;
+	p->pid = -1;
+}
+
+void
+bd_destroy(struct mpd_proc *p)
+{
+	bd_kill(p);
+	if (p->dir[0] != '\0')
+		mpd_cleanup(p);
+	p->dir[0] = '\0';
+}
+
+long long
+bd_stat(struct mpd_proc *p, const char *name)
+{
+	long long v;
+	int i;
+
+	/* mailpushctl may be relinked by a build while we run: retry */
+	for (i = 0; i < 3; i++) {
+		if ((v = mpd_stat(p, name)) != -1)
+			return v;
+		usleep(200000);
+	}
+	return -1;
+}
+
+/* State file */
+
+#define TMPL_USER	"benchtemplate"
+#define TMPL_FIELDS	32
+
+static struct {
+	char	 header[128];
+	char	*tok[TMPL_FIELDS];
+	int	 ntok;
+	int	 i_id, i_user, i_port, i_listener, i_ctx;
+	char	 line[1024];
+} T;
+
+/*
+ * One registration through the real protocol, the daemon stopped (it
+ * writes its state), and that line taken apart: which field is the id,
+ * the user, the port, the listener and the context.
+ */
+int
+state_template(void)
+{
+	struct mpd_proc p;
+	struct tclient c;
+	struct mp_reply rp;
+	struct sockaddr_in sin;
+	socklen_t slen = sizeof(sin);
+	uint8_t ctx[BENCH_CTX_LEN];
+	char want_id[16], want_port[16], want_listener[64];
+	char want_ctx[2 * BENCH_CTX_LEN + 1], buf[1024], *s, *save = NULL;
+	FILE *fp;
+	int i, rc = -1;
+
+	if (T.ntok > 0)
+		return 0;
+	memset(&p, 0, sizeof(p));
+	p.pid = -1;
+	if (mpd_setup(&p, bench_conf) != 0) {
+		fail("mailpushd did not start (log %s)", p.log);
+		log_tail(&p);
+		goto out;
+	}
+	memset(ctx, 0x5a, sizeof(ctx));
+	if (tc_open(&c, &p, 0, NULL, TMPL_USER) != 0) {
+		fail("client socket: %s", strerror(errno));
+		goto out;
+	}
+	if (tc_register(&c, ctx, sizeof(ctx), &rp) != 0 ||
+	    rp.type != PROTO_REGISTERED) {
+		tc_close(&c);
+		fail("template registration failed (log %s)", p.log);
+		goto out;
+	}
+	getsockname(c.fd, (struct sockaddr *)&sin, &slen);
+	tc_close(&c);
+	if (mpd_stop(&p) != 0) {
+		fail("mailpushd did not stop cleanly (log %s)", p.log);
+		goto out;
+	}
+	snprintf(want_id, sizeof(want_id), "%08x", rp.reg_id);
+	snprintf(want_port, sizeof(want_port), "%u", ntohs(sin.sin_port));
+	snprintf(want_listener, sizeof(want_listener), "127.0.0.1:%d", p.port);
+	sodium_bin2hex(want_ctx, sizeof(want_ctx), ctx, sizeof(ctx));
+	if ((fp = fopen(p.state, "r")) == NULL) {
+		fail("%s: %s", p.state, strerror(errno));
+		goto out;
+	}
+	T.header[0] = T.line[0] = '\0';
+	while (fgets(buf, sizeof(buf), fp) != NULL) {
+		buf[strcspn(buf, "\n")] = '\0';
+		if (T.header[0] == '\0')
+			snprintf(T.header, sizeof(T.header), "%s", buf);
+		else if (strstr(buf, TMPL_USER) != NULL)
+			snprintf(T.line, sizeof(T.line), "%s", buf);
+		else if (strncmp(buf, "end ", 4) != 0)
+			vnote("state template: line ignored: %s", buf);
+	}
+	fclose(fp);
+	T.i_id = T.i_user = T.i_port = T.i_listener = T.i_ctx = -1;
+	T.ntok = 0;
+	for (s = strtok_r(T.line, " ", &save); s != NULL && T.ntok <
+	    TMPL_FIELDS; s = strtok_r(NULL, " ", &save)) {
+		i = T.ntok++;
+		T.tok[i] = s;
+		if (T.i_id == -1 && strcmp(s, want_id) == 0)
+			T.i_id = i;
+		else if (T.i_user == -1 && strcmp(s, TMPL_USER) == 0)
+			T.i_user = i;
+		else if (T.i_port == -1 && i > 0 &&
+		    strcmp(T.tok[i - 1], "127.0.0.1") == 0 &&
+		    strcmp(s, want_port) == 0)
+			T.i_port = i;
+		else if (T.i_listener == -1 && strcmp(s, want_listener) == 0)
+			T.i_listener = i;
+		else if (T.i_ctx == -1 && strcmp(s, want_ctx) == 0)
+			T.i_ctx = i;
+	}
+	if (T.i_id == -1 || T.i_user == -1 || T.i_port == -1 ||
+	    T.i_ctx == -1) {
+		fail("cannot read the state file format (%s)", p.state);
+		T.ntok = 0;
+		goto out;
+	}
+	vnote("state template: %d fields: id %d user %d port %d listener %d "
+	    "context %d", T.ntok, T.i_id, T.i_user, T.i_port, T.i_listener,
+	    T.i_ctx);
+	rc = 0;
+out:
+	bd_destroy(&p);
+	return rc;
+}
+
+int
+state_write(const struct mpd_proc *p, unsigned first, unsigned users,
+    unsigned per_user, const uint16_t *ports, unsigned nports)
+{
+	char user[32], id[16], port[8], listener[64];
+	char ctxhex[2 * BENCH_CTX_LEN + 1];
+	uint8_t ctx[BENCH_CTX_LEN];
+	unsigned i, j;
+	uint64_t k = 0;
+	FILE *fp;
+	int f;
+
+	if (state_template() != 0)
+		return -1;
+	if ((fp = fopen(p->state, "w")) == NULL)
+		return fail("%s: %s", p->state, strerror(errno));
+	setvbuf(fp, NULL, _IOFBF, 1 << 20);
+	snprintf(listener, sizeof(listener), "127.0.0.1:%d", p->port);
+	memset(ctx, 0xa5, sizeof(ctx));
+	fprintf(fp, "%s\n", T.header);
+	for (i = first; i < first + users; i++) {
+		snprintf(user, sizeof(user), BENCH_USER_FMT, i);
+		ctx[0] = (uint8_t)(i >> 24);
+		ctx[1] = (uint8_t)(i >> 16);
+		ctx[2] = (uint8_t)(i >> 8);
+		ctx[3] = (uint8_t)i;
+		for (j = 0; j < per_user; j++, k++) {
+			/* distinct, nonzero, spread like random ids */
+			snprintf(id, sizeof(id), "%08x",
+			    (uint32_t)((k + 1) * 2654435761u));
+			snprintf(port, sizeof(port), "%u",
+			    ports[((uint64_t)(i - first) * per_user + j) %
+			    nports]);
+			ctx[4] = (uint8_t)j;
+			sodium_bin2hex(ctxhex, sizeof(ctxhex), ctx,
+			    sizeof(ctx));
+			for (f = 0; f < T.ntok; f++) {
+				const char *t = T.tok[f];
+
+				if (f == T.i_id)
+					t = id;
+				else if (f == T.i_user)
+					t = user;
+				else if (f == T.i_port)
+					t = port;
+				else if (f == T.i_listener)
+					t = listener;
+				else if (f == T.i_ctx)
+					t = ctxhex;
+				if (f > 0)
+					putc_unlocked(' ', fp);
+				fputs_unlocked(t, fp);
+			}
+			putc_unlocked('\n', fp);
+		}
+	}
+	fprintf(fp, "end %llu\n", (unsigned long long)k);
+	if (fclose(fp) != 0)
+		return fail("%s: %s", p->state, strerror(errno));
+	return 0;
+}
+
+long
+push_user(const uint8_t *buf, size_t len)
+{
+	struct mp_push ps;
+	const char *why;
+
+	if (proto_push_decode(buf, len, &ps, &why) != 0 ||
+	    ps.ctx_len != BENCH_CTX_LEN)
+		return -1;
+	return (long)((uint32_t)ps.ctx[0] << 24 | (uint32_t)ps.ctx[1] << 16 |
+	    (uint32_t)ps.ctx[2] << 8 | ps.ctx[3]);
+}
+
+/* Sinks */
+
+int
+udp_socket(uint16_t *port, int rcvbuf)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd;
+
+	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
+	    sizeof(rcvbuf)) == -1)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == -1) {
+		close(fd);
+		return -1;
+	}
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+#define SINK_BATCH	64
+
+static void *
+sink_main(void *arg)
+{
+	struct sink *s = arg;
+	struct epoll_event ev[SINK_MAX];
+	static __thread uint8_t buf[SINK_BATCH][2048];
+	struct mmsghdr msgs[SINK_BATCH];
+	struct iovec iov[SINK_BATCH];
+	int ep, i, n, k, rc;
+
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		return NULL;
+	for (i = 0; i < s->n; i++) {
+		struct epoll_event e = { .events = EPOLLIN, .data.u32 =
+		    (uint32_t)i };
+
+		epoll_ctl(ep, EPOLL_CTL_ADD, s->fd[i], &e);
+	}
+	while (!atomic_load(&s->stop)) {
+		n = epoll_wait(ep, ev, SINK_MAX, 10);
+		for (k = 0; k < n; k++) {
+			i = (int)ev[k].data.u32;
+			for (;;) {
+				for (rc = 0; rc < SINK_BATCH; rc++) {
+					iov[rc].iov_base = buf[rc];
+					iov[rc].iov_len = sizeof(buf[rc]);
+					memset(&msgs[rc], 0, sizeof(msgs[rc]));
+					msgs[rc].msg_hdr.msg_iov = &iov[rc];
+					msgs[rc].msg_hdr.msg_iovlen = 1;
+				}
+				rc = recvmmsg(s->fd[i], msgs, SINK_BATCH,
+				    MSG_DONTWAIT, NULL);
+				if (rc <= 0)
+					break;
+				atomic_fetch_add(&s->got[i], (unsigned)rc);
+				atomic_store(&s->last_ns[i], mono_ns());
+				atomic_store(&s->total_last_ns, mono_ns());
+				atomic_fetch_add(&s->total, (unsigned)rc);
+				if (rc < SINK_BATCH)
+					break;
+			}
+		}
+	}
+	close(ep);
+	return NULL;
+}
+
+int
+sink_open(struct sink *s, int n)
+{
+	int i;
+
+	memset(s, 0, sizeof(*s));
+	if (n > SINK_MAX)
+		return fail("too many sinks");
+	for (i = 0; i < n; i++) {
+		if ((s->fd[i] = udp_socket(&s->port[i], 32 << 20)) == -1)
+			return fail("sink socket: %s", strerror(errno));
+		s->n++;
+	}
+	if (pthread_create(&s->thr, NULL, sink_main, s) != 0)
+		return fail("pthread_create failed");
+	return 0;
+}
+
+void
+sink_close(struct sink *s)
+{
+	int i;
+
+	if (s->n == 0)
+		return;
+	atomic_store(&s->stop, 1);
+	pthread_join(s->thr, NULL);
+	for (i = 0; i < s->n; i++)
+		close(s->fd[i]);
+	s->n = 0;
+}
+
+uint64_t
+sink_wait(struct sink *s, uint64_t want, int idle_ms, int max_ms)
+{
+	uint64_t start = mono_ns(), now, last;
+
+	for (;;) {
+		if (atomic_load(&s->total) >= want)
+			break;
+		now = mono_ns();
+		last = atomic_load(&s->total_last_ns);
+		if (last < start)
+			last = start;
+		if (now - last > (uint64_t)idle_ms * 1000000 ||
+		    now - start > (uint64_t)max_ms * 1000000)
+			break;
+		usleep(2000);
+	}
+	return atomic_load(&s->total);
+}
+
+/* Events */
+
+int
+evset_make(struct evset *e, size_t n, const unsigned *users)
+{
+	struct mp_event ev;
+	char user[32];
+	const char *why;
+	size_t i;
+	int len;
+
+	e->n = n;
+	e->buf = malloc(n * EVSLOT);
+	e->len = malloc(n);
+	if (e->buf == NULL || e->len == NULL)
+		return fail("out of memory");
+	for (i = 0; i < n; i++) {
+		snprintf(user, sizeof(user), BENCH_USER_FMT, users[i]);
+		if (event_set(&ev, user, "INBOX", 1, 0, &why) != 0 ||
+		    (len = event_encode(&ev, e->buf + i * EVSLOT, EVSLOT,
+		    &why)) < 0)
+			return fail("event: %s", why);
+		e->len[i] = (uint8_t)len;
+	}
+	return 0;
+}
+
+void
+evset_free(struct evset *e)
+{
+	free(e->buf);
+	free(e->len);
+	memset(e, 0, sizeof(*e));
+}
+
+int
+event_connect(const char *path)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+size_t
+evset_send(int fd, const struct evset *e, size_t from, size_t to)
+{
+	size_t i;
+
+	for (i = from; i < to; i++) {
+		if (send(fd, e->buf + i * EVSLOT, e->len[i], 0) == -1) {
+			if (errno == EINTR) {
+				i--;
+				continue;
+			}
+			fail("event send: %s", strerror(errno));
+			break;
+		}
+	}
+	return i - from;
+}
+
+/* Processes */
+
+pid_t
+spawn(char *const argv[], int in_fd, int out_fd)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int rc;
+
+	posix_spawn_file_actions_init(&fa);
+	if (in_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+	if (out_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+	rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		fail("spawn %s: %s", argv[0], strerror(rc));
+		return -1;
+	}
+	return pid;
+}
+
+int
+reap(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 +
+	    WTERMSIG(status);
+}

@@ -1,0 +1,36 @@
+# libFuzzer targets: make fuzz [FUZZ_SECONDS=60]
+# Built with clang -fsanitize=fuzzer,address,undefined into build-fuzz/;
+# each runs FUZZ_SECONDS from a copy of its seed corpus (test/fuzz/corpus/),
+# with leak detection on.  A crash, a leak or a sanitizer report fails.
+FUZZ_SECONDS	?= 60
+FUZZ_CC		?= clang
+FZ		:= build-fuzz
+FUZZ_TARGETS	:= request reply event config state
+FUZZ_CFLAGS	:= -std=gnu11 -g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer \
+		   -fsanitize=fuzzer-no-link,address,undefined \
+		   -fno-sanitize-recover=undefined -Ishared -Iclient -Inotifier \
+		   $(shell $(PKG_CONFIG) --cflags $(PKGS))
+FUZZ_LIBSRCS	:= $(SHARED_SRCS) $(CLIENT_SRCS) $(DAEMON_SRCS)
+
+$(FZ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FZ)/fuzz_%: $(FZ)/test/fuzz/fuzz_%.o $(patsubst %.c,$(FZ)/%.o,$(FUZZ_LIBSRCS))
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ \
+	    $(LIBS_EVENT) $(LIBS_SODIUM) $(LIBS_INIH)
+
+fuzz-build: $(addprefix $(FZ)/fuzz_,$(FUZZ_TARGETS))
+
+fuzz: deps fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    work=$(FZ)/corpus-$$t; rm -rf $$work; mkdir -p $$work; \
+	    cp test/fuzz/corpus/$$t/* $$work/ 2>/dev/null || true; \
+	    echo "== fuzz_$$t for $(FUZZ_SECONDS)s"; \
+	    ASAN_OPTIONS=detect_leaks=1 $(FZ)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -max_len=2048 -print_final_stats=1 -artifact_prefix=$(FZ)/crash-$$t- \
+	        $$work 2> $(FZ)/fuzz_$$t.log || { tail -60 $(FZ)/fuzz_$$t.log; exit 1; }; \
+	    grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added)' $(FZ)/fuzz_$$t.log | sed "s/^/  fuzz_$$t /"; \
+	done
+.PHONY: fuzz fuzz-build
+.PRECIOUS: $(FZ)/%.o
