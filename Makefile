@@ -8,6 +8,8 @@ LIBEXECDIR	?= $(PREFIX)/libexec
 MANDIR		?= $(PREFIX)/share/man
 SYSCONFDIR	?= $(PREFIX)/etc
 SYSTEMDUNITDIR	?= $(PREFIX)/lib/systemd/system
+SYSTEMDUSERUNITDIR ?= $(PREFIX)/lib/systemd/user
+DOCDIR		?= $(PREFIX)/share/doc/mailpush
 DESTDIR		?=
 
 PKG_CONFIG	?= pkg-config
@@ -61,11 +63,12 @@ HELPERS		:= $(patsubst test/helpers/%.c,$(B)/test/%,$(HELPER_SRCS))
 MANPAGES	:= $(wildcard man/*.[1-8])
 
 DEBIAN_PKGS	:= gcc make pkg-config libevent-dev libinih-dev libsodium-dev \
-		   check mandoc dovecot-dev libhiredis-dev redis-server
+		   check mandoc dovecot-dev libhiredis-dev redis-server prometheus
 
-.PHONY: all deps check demo install lint clean e2e bench fuzz flood soak valgrind
+.PHONY: all deps check demo install install-data lint clean e2e bench fuzz \
+	flood soak valgrind deb check-paths print-paths
 
-all: $(PROGS) $(HELPERS) dovecot-plugin
+all: $(PROGS) $(HELPERS) dovecot-plugin docs
 
 include deliver-hook/dovecot/Makefile.inc
 
@@ -76,6 +79,37 @@ $(PATHS_STAMP):
 	@mkdir -p $(B)
 	@rm -f $(B)/.paths-*
 	@touch $@
+
+# The manual, README and conf/ name the default paths (/usr/local/...);
+# their built copies in $(B)/man, $(B)/doc and $(B)/conf name this
+# build's, and are what `make install' installs.  Sources are never
+# rewritten.  paths.sed changes only when a path does.
+DOC_CONF	:= $(filter-out conf/README%,$(wildcard conf/*))
+DOCS		:= $(patsubst man/%,$(B)/man/%,$(MANPAGES)) $(B)/doc/README.md \
+		   $(patsubst conf/%,$(B)/conf/%,$(DOC_CONF))
+docs: $(DOCS)
+$(B)/paths.sed: FORCE
+	@mkdir -p $(B)
+	@printf '%s\n' \
+	    's|/usr/local/lib/systemd/system|$(SYSTEMDUNITDIR)|g' \
+	    's|/usr/local/lib/systemd/user|$(SYSTEMDUSERUNITDIR)|g' \
+	    's|/usr/local/share/doc/mailpush|$(DOCDIR)|g' \
+	    's|/usr/local/etc/mailpush|$(SYSCONFDIR)/mailpush|g' \
+	    's|/usr/local/libexec/mailpush|$(LIBEXECDIR)/mailpush|g' \
+	    's|/usr/local/sbin/mailpush|$(SBINDIR)/mailpush|g' \
+	    's|/usr/local/bin/mailpush|$(BINDIR)/mailpush|g' > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+$(B)/man/%: man/% $(B)/paths.sed
+	@mkdir -p $(dir $@)
+	sed -f $(B)/paths.sed $< > $@
+$(B)/doc/README.md: README.md $(B)/paths.sed
+	@mkdir -p $(dir $@)
+	sed -f $(B)/paths.sed $< > $@
+$(B)/conf/%: conf/% $(B)/paths.sed
+	@mkdir -p $(dir $@)
+	sed -f $(B)/paths.sed $< > $@
+.PHONY: docs FORCE
+FORCE:
 
 $(B)/%.o: %.c $(PATHS_STAMP)
 	@mkdir -p $(dir $@)
@@ -159,6 +193,7 @@ deps:
 check: deps
 	$(MAKE) all $(B)/test/check_mailpush
 	$(MAKE) lint
+	sh test/paths.sh $(B)
 	$(B)/test/check_mailpush
 
 lint:
@@ -175,30 +210,57 @@ e2e: all
 	bash test/e2e/lmtp.sh $(B)
 	bash test/e2e/provision.sh $(B)
 
-install: all install-dovecot-plugin
+install: all install-data install-dovecot-plugin
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
-	    $(DESTDIR)$(LIBEXECDIR)/mailpush $(DESTDIR)$(SYSCONFDIR)/mailpush \
-	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
-	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
+	    $(DESTDIR)$(LIBEXECDIR)/mailpush
 	install -m 755 $(B)/mailpushd $(B)/mailpushctl $(DESTDIR)$(SBINDIR)
 	install -m 755 $(B)/mailpush-hook $(DESTDIR)$(LIBEXECDIR)/mailpush
 	install -m 755 $(B)/mailpush-listen $(DESTDIR)$(BINDIR)
-	for m in $(MANPAGES); do \
-	    s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s; done
+
+# Everything but the programs: the manual, README and examples, the
+# configuration and the systemd units, with this build's paths.
+install-data: docs
+	install -d $(DESTDIR)$(SYSCONFDIR)/mailpush $(DESTDIR)$(DOCDIR)/examples \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSTEMDUSERUNITDIR)
+	for m in $(MANPAGES); do s=$${m##*.}; \
+	    install -m 644 $(B)/$$m $(DESTDIR)$(MANDIR)/man$$s; done
+	install -m 644 $(B)/doc/README.md $(DESTDIR)$(DOCDIR)
+	install -m 644 $(patsubst conf/%,$(B)/conf/%,$(DOC_CONF)) \
+	    $(DESTDIR)$(DOCDIR)/examples
 	@# never overwrite an existing configuration
-	sed 's|/usr/local/etc|$(SYSCONFDIR)|g' conf/mailpushd.conf \
-	    > $(DESTDIR)$(SYSCONFDIR)/mailpush/mailpushd.conf.example
-	chmod 644 $(DESTDIR)$(SYSCONFDIR)/mailpush/mailpushd.conf.example
+	install -m 644 $(B)/conf/mailpushd.conf \
+	    $(DESTDIR)$(SYSCONFDIR)/mailpush/mailpushd.conf.example
 	[ -e $(DESTDIR)$(SYSCONFDIR)/mailpush/mailpushd.conf ] || \
-	    cp -p $(DESTDIR)$(SYSCONFDIR)/mailpush/mailpushd.conf.example \
+	    install -m 644 $(B)/conf/mailpushd.conf \
 	    $(DESTDIR)$(SYSCONFDIR)/mailpush/mailpushd.conf
-	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
-	sed -e 's|/usr/local/sbin|$(SBINDIR)|g' \
-	    -e 's|/usr/local/etc|$(SYSCONFDIR)|g' conf/mailpushd.service \
-	    > $(DESTDIR)$(SYSTEMDUNITDIR)/mailpushd.service
+	install -m 644 $(B)/conf/mailpushd.service $(DESTDIR)$(SYSTEMDUNITDIR)
+	install -m 644 $(B)/conf/mailpush-listen.service \
+	    $(DESTDIR)$(SYSTEMDUSERUNITDIR)
+
+# For test/paths.sh: this build's paths, as shell assignments.
+print-paths:
+	@echo PREFIX=$(PREFIX) SBINDIR=$(SBINDIR) BINDIR=$(BINDIR) \
+	    LIBEXECDIR=$(LIBEXECDIR) MANDIR=$(MANDIR) SYSCONFDIR=$(SYSCONFDIR) \
+	    SYSTEMDUNITDIR=$(SYSTEMDUNITDIR) DOCDIR=$(DOCDIR) \
+	    SYSTEMDUSERUNITDIR=$(SYSTEMDUSERUNITDIR)
+
+# The installed manual names the installed paths, for two prefixes.
+check-paths: all
+	sh test/paths.sh $(B)
+
+# Debian packages (debian/), built from a copy of the tree in
+# build-deb/src; the .deb files land in build-deb/.
+deb:
+	rm -rf build-deb && mkdir -p build-deb/src
+	tar -cf - --exclude='./build*' --exclude=./.git . | \
+	    tar -xf - -C build-deb/src
+	cd build-deb/src && dpkg-buildpackage -us -uc -b
+	@ls -l build-deb/*.deb
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-deb
 
 include test/fuzz/fuzz.mk
 include test/bench/bench.mk

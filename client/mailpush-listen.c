@@ -46,6 +46,8 @@ struct listen_push {
 struct listen {
 	const char	*user;
 	const char	*command;
+	char		*mailboxes;	/* -m names, newline-separated */
+	const char	*mailbox;	/* the -m name when there is one */
 	int		 once;
 	int		 verbose;
 	struct mpc	*mpc;
@@ -198,7 +200,9 @@ listen_spawn(struct listen *l, const struct listen_push *p)
 		    setenv("MAILPUSH_COUNT", v[1], 1) == -1 ||
 		    setenv("MAILPUSH_NEW", v[2], 1) == -1 ||
 		    setenv("MAILPUSH_TOTAL", v[3], 1) == -1 ||
-		    setenv("MAILPUSH_TIME", p->time, 1) == -1)
+		    setenv("MAILPUSH_TIME", p->time, 1) == -1 ||
+		    setenv("MAILPUSH_MAILBOX", l->mailbox, 1) == -1 ||
+		    setenv("MAILPUSH_MAILBOXES", l->mailboxes, 1) == -1)
 			_exit(127);
 		execl("/bin/sh", "sh", "-c", l->command, (char *)NULL);
 		_exit(127);
@@ -349,6 +353,7 @@ listen_exit(struct listen *l, int status)
 		}
 	}
 	mpc_free(l->mpc);
+	free(l->mailboxes);
 	fflush(stdout);
 	exit(status);
 }
@@ -445,6 +450,21 @@ main(int argc, char *argv[])
 		exit(EX_NOINPUT);
 	}
 	pa.user = l.user;
+	/* what a -x command is told about mailboxes (a push does not say) */
+	{
+		size_t i, n = 1;
+
+		for (i = 0; i < pa.n_mailboxes; i++)
+			n += strlen(pa.mailboxes[i]) + 1;
+		if ((l.mailboxes = calloc(1, n)) == NULL)
+			listen_oserr("%s", "calloc");
+		for (i = 0; i < pa.n_mailboxes; i++) {
+			if (i > 0)
+				strcat(l.mailboxes, "\n");
+			strcat(l.mailboxes, pa.mailboxes[i]);
+		}
+		l.mailbox = pa.n_mailboxes == 1 ? pa.mailboxes[0] : "";
+	}
 	pa.ctx = (const uint8_t *)context;
 	pa.ctx_len = strlen(context);
 
