@@ -502,15 +502,36 @@ cluster_receivers(long long n)
 	subscribers = n;
 }
 
+/*
+ * The PUBLISH command for a message, in Redis's protocol (RESP), made
+ * once when the relay takes the event: sending it again after a
+ * reconnection costs nothing, and hiredis need not format it per event.
+ * Returns its length, or -1 if it does not fit.
+ */
 int
-cluster_publish(const uint8_t *buf, size_t len, uint64_t idx)
+cluster_format_publish(const uint8_t *msg, size_t len, uint8_t *out,
+    size_t outlen)
 {
 	const char *ch = mpd->cfg.cluster_channel;
+	int n;
 
+	n = snprintf((char *)out, outlen, "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s"
+	    "\r\n$%zu\r\n", strlen(ch), ch, len);
+	if (n < 0 || (size_t)n + len + 2 > outlen)
+		return -1;
+	memcpy(out + n, msg, len);
+	memcpy(out + n + len, "\r\n", 2);
+	return n + (int)len + 2;
+}
+
+int
+cluster_publish(const uint8_t *cmd, size_t len, uint64_t idx)
+{
 	if (pub.state != LINK_READY)
 		return -1;
-	return redisAsyncCommand(pub.ac, pub_cb, (void *)(uintptr_t)idx,
-	    "PUBLISH %b %b", ch, strlen(ch), buf, len) == REDIS_OK ? 0 : -1;
+	return redisAsyncFormattedCommand(pub.ac, pub_cb,
+	    (void *)(uintptr_t)idx, (const char *)cmd, len) == REDIS_OK ?
+	    0 : -1;
 }
 
 static void

@@ -85,7 +85,11 @@ void	sub_ready(void);		/* (re)subscribed: catch up */
 void	sub_free(void);
 
 /* cluster.c, for cluster_msg.c */
-int	cluster_publish(const uint8_t *, size_t, uint64_t idx);
+/* PUBLISH channel msg, formatted for cluster_publish */
+#define CMSG_CMD_MAX	(CMSG_MAX_LEN + 128)
+int	cluster_format_publish(const uint8_t *msg, size_t, uint8_t *out,
+	    size_t outlen);
+int	cluster_publish(const uint8_t *cmd, size_t, uint64_t idx);
 int	cluster_pub_ready(void);	/* READY, and a relay settled */
 void	cluster_receivers(long long);	/* PUBLISH's answer */
 void	cluster_warn(uint64_t *last, const char *, ...)

@@ -37,7 +37,8 @@
 #define ORIGINS_MAX	64		/* relays remembered */
 #define CATCHUP_GAP_MS	1000		/* gap-caused catch-ups at most */
 
-/* The relay's ring: held[i % cap] for head <= i < tail; sent <= tail. */
+/* The relay's ring: held[i % cap] for head <= i < tail; sent <= tail.
+ * Each holds its PUBLISH command, ready to send. */
 struct held {
 	uint16_t	len;
 	uint8_t		buf[];
@@ -214,7 +215,7 @@ static void
 relay_event(const char *user, const char *mailbox, unsigned count,
     uint32_t uid)
 {
-	uint8_t buf[CMSG_MAX_LEN];
+	uint8_t buf[CMSG_MAX_LEN], cmd[CMSG_CMD_MAX];
 	struct held *h;
 	const char *why;
 	struct cmsg m;
@@ -226,7 +227,9 @@ relay_event(const char *user, const char *mailbox, unsigned count,
 	m.seq = ++relay_seq;
 	m.time_ms = mpd->now_ms;
 	if (event_set(&m.ev, user, mailbox, count, uid, &why) != 0 ||
-	    (len = cmsg_encode(&m, buf, sizeof(buf))) < 0)
+	    (len = cmsg_encode(&m, buf, sizeof(buf))) < 0 ||
+	    (len = cluster_format_publish(buf, (size_t)len, cmd, sizeof(cmd)))
+	    < 0)
 		abort();	/* events.c decoded it: it fits */
 	if (tail - head == cap) {
 		/* full: the oldest goes; notifiers see the gap */
@@ -248,7 +251,7 @@ relay_event(const char *user, const char *mailbox, unsigned count,
 	if ((h = malloc(sizeof(*h) + (size_t)len)) == NULL)
 		fatal("malloc");
 	h->len = (uint16_t)len;
-	memcpy(h->buf, buf, (size_t)len);
+	memcpy(h->buf, cmd, (size_t)len);
 	ring[tail % cap] = h;
 	tail++;
 	if (tail - head > cluster_st.buffer_peak)

@@ -134,5 +134,6 @@ int		 bench_memory_scaling(void);
 int		 bench_hook(void);
 int		 bench_e2e(void);
 int		 bench_register(void);
+int		 bench_cluster(void);	/* bench_cluster.c: [cluster] */
 
 #endif

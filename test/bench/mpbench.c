@@ -7,7 +7,7 @@
  *
  * -q (or BENCH_QUICK=1 in the environment): short runs for CI.  -o runs
  * only the named benchmarks: push, intake, latency, memory, hook, e2e,
- * register.  Exit 0 whatever the figures; 1 if a benchmark could not run.
+ * register, cluster.  Exit 0 whatever the figures; 1 if a benchmark could not run.
  */
 #include <sys/types.h>
 #include <sys/utsname.h>
@@ -34,6 +34,7 @@ static const struct {
 	{ "e2e", bench_e2e },
 	{ "memory", bench_memory_scaling },
 	{ "register", bench_register },
+	{ "cluster", bench_cluster },
 };
 
 static void
