@@ -37,6 +37,10 @@ LIFETIME = int(os.environ["E2E_LIFETIME"])
 LMTP = os.environ.get("E2E_LMTP", "")	# script that switches to LMTP, or ""
 PER_USER = int(os.environ.get("E2E_PER_USER", "4"))
 TARGET = 20.0				# push at least this much sooner than IDLE
+# E2E_CLUSTER: the daemon is a [cluster] notifier fed through Redis by a
+# relay that run.sh started on the event socket; only the start and the
+# timed deliveries run (mailpush-cluster(7))
+CLUSTER = os.environ.get("E2E_CLUSTER", "")
 SENDER = "mailpush-e2e@localhost.localdomain"
 
 with open(os.path.join(T, "users.json")) as fh:
@@ -685,6 +689,11 @@ class E2E:
 			    % (uid, want))
 		ok("mailpushd started as root, now running as mailpush (uid %d)"
 		    % uid)
+		if CLUSTER:
+			wait_until(lambda: ctlj("status")["cluster"][
+			    "subscribe_link"] == "ready", 10,
+			    "the notifier subscribed to Redis", 0.05)
+			ok("notifier subscribed to the Redis channel")
 		for l in self.lis.values():
 			l.start()
 		users = self.wait_registered(15,
@@ -703,6 +712,21 @@ class E2E:
 		self.check_counts("timed deliveries")
 		ok("every message stored once, in the right Maildir, byte for "
 		    "byte; readable over IMAP when its push arrived")
+
+	def phase_cluster(self):
+		"""The timed deliveries through a relay and Redis; virtual users
+		through Dovecot LMTP and its driver when the first pass switched
+		Postfix to it (E2E_LMTP), else through pipe(8)."""
+		self.open_imap(USERS)
+		for i in range(PER_USER):
+			for u in USERS:
+				kind, relay = u["kind"], u["relay"]
+				if LMTP and kind == "pipe":
+					kind, relay = "lmtp", "private/dovecot-lmtp"
+				self.timed(u, u["addrs"][i % len(u["addrs"])], kind,
+				    relay)
+		self.quiet(self.counts(), 0.7, "after the messages through Redis")
+		self.check_counts("deliveries through Redis")
 
 	def phase_daemon_down(self, kill):
 		"""mailpushd stopped (its socket removed: ENOENT) or killed (a
@@ -924,7 +948,24 @@ class E2E:
 		    for u in USERS))
 		try:
 			self.phase_start()
-			self.phase_timed()
+			if CLUSTER:
+				self.phase_cluster()
+				st = ctlj("stats")
+				if st["cluster_received"] != len(self.rows) or \
+				    st["cluster_malformed"] or st["cluster_gaps"]:
+					fail("notifier: %d events from Redis for %d "
+					    "messages, %d malformed, %d gaps" % (
+					    st["cluster_received"], len(self.rows),
+					    st["cluster_malformed"], st["cluster_gaps"]))
+				ok("through the relay and Redis: %d events received, "
+				    "one per message" % st["cluster_received"])
+				# the speed target is the first pass's; here push
+				# must only beat IDLE
+				ratio = self.summary(self.rows, "through Redis")
+				if ratio < 1:
+					fail("through Redis, push slower than IDLE "
+					    "(median ratio %.1fx)" % ratio)
+				return
 			self.phase_daemon_down(kill=False)
 			self.phase_restart_with_state()
 			self.phase_daemon_down(kill=True)

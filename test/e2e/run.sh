@@ -11,7 +11,11 @@
 #
 # each followed by mailpushd -> mailpush-listen, one listener per user, and
 # timed against an IMAP IDLE connection of the same user.  The checks are in
-# e2e.py beside this file.
+# e2e.py beside this file.  Then the pipe and local pipelines once more with
+# the backend as a [cluster] relay: mailpush-hook -> mailpushd (relay) ->
+# redis-server (a Unix socket here) -> mailpushd (notifier) -> the
+# listeners (mailpush-cluster(7); skipped when redis-server is missing);
+# E2E_CLUSTER_ONLY=1 runs this pass alone.
 #
 # Needs root on a Debian 12 machine; installs postfix, dovecot-core and
 # dovecot-imapd (and dovecot-lmtpd) with debconf preseeding when they are
@@ -132,6 +136,8 @@ T=$(mktemp -d /tmp/mailpush-e2e.XXXXXX)
 chmod 755 "$T"
 CREATED_USERS=""
 PY=""
+RELAY=""
+REDIS=""
 BACKED_UP=no
 STARTED_DOVECOT=no
 STARTED_POSTFIX=no
@@ -156,6 +162,9 @@ cleanup() {
 	trap '' PIPE	# finish even when nobody reads the output any more
 	t=$(date +%s%N)
 	[ -n "$PY" ] && kill "$PY" 2>/dev/null && wait "$PY" 2>/dev/null
+	for pid in $RELAY $REDIS; do	# the cluster pass
+		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	done
 	for f in "$T"/pids/*; do	# left behind by e2e.py after a crash
 		[ -f "$f" ] || continue
 		pid=$(cat "$f")
@@ -465,6 +474,8 @@ EOF
 DEVLOG=capture
 [ -e /dev/log ] && DEVLOG=skip
 [ "$DEVLOG" = skip ] && say "note: /dev/log exists (a syslog daemon?): the hook's log line is not checked"
+SWITCHED=""
+if [ -z "${E2E_CLUSTER_ONLY:-}" ]; then
 E2E_T=$T E2E_B=$B E2E_MPCONF=$MPCONF E2E_UDP="127.0.0.1:$UDP_PORT" \
 E2E_IMAP_PORT=$IMAP_PORT E2E_STATE_FILE=$T/mp/state/registrations \
 E2E_EVSOCK=$EVSOCK E2E_POSTFIX_LOG=$T/postfix.log E2E_LIFETIME=$LIFETIME \
@@ -472,3 +483,51 @@ E2E_LMTP=$LMTP E2E_DEVLOG=$DEVLOG \
     python3 "$ROOT/test/e2e/e2e.py" 9>&- &
 PY=$!
 wait $PY	# in the background so that a signal reaches cleanup at once
+PY=""
+SWITCHED=$LMTP	# e2e.py switched Postfix to LMTP when it could
+fi
+
+# ---- the same backend as a cluster relay, through Redis ------------------------
+if [ ! -x /usr/bin/redis-server ]; then
+	say "skip the cluster pass: no redis-server (make deps installs it)"
+	exit 0
+fi
+t=$(date +%s%N)
+mkdir "$T/redis"
+/usr/bin/redis-server --port 0 --unixsocket "$T/redis/redis.sock" \
+    --unixsocketperm 777 --save "" --appendonly no --dir "$T/redis" \
+    --logfile "$T/redis/redis.log" 9>&- &
+REDIS=$!
+CLUSTER="cluster role notifier cluster redis $T/redis/redis.sock"
+# the notifier: the listeners' UDP port and control socket, its own event
+# socket and state; the relay: the hook's event socket
+sh "$ROOT/test/confset.sh" "$MPCONF" $CLUSTER \
+    mailpushd state_file "$T/mp/state/notifier" \
+    events socket "$T/mp/run/notifier-event.sock" > "$T/mp/notifier.conf"
+sh "$ROOT/test/confset.sh" "$MPCONF" $CLUSTER cluster role relay \
+    mailpushd listen "127.0.0.1:$(free_port udp)" \
+    mailpushd state_file "" \
+    mailpushd control_socket "$T/mp/run/relay.sock" > "$T/mp/relay.conf"
+for _ in $(seq 100); do
+	[ -S "$T/redis/redis.sock" ] && break
+	sleep 0.05
+done
+"$B/mailpushd" -d -c "$T/mp/relay.conf" > "$T/relay.log" 2>&1 9>&- &
+RELAY=$!
+for _ in $(seq 100); do
+	"$B/mailpushctl" -c "$T/mp/relay.conf" status 2>/dev/null |
+	    grep -q "publish link: ready" && break
+	sleep 0.05
+done
+"$B/mailpushctl" -c "$T/mp/relay.conf" status | grep -q "publish link: ready" ||
+    die "the relay is not connected to Redis (log $T/relay.log)"
+say "redis-server and the relay ready after $(ms "$t") ms"
+E2E_T=$T E2E_B=$B E2E_MPCONF=$T/mp/notifier.conf E2E_UDP="127.0.0.1:$UDP_PORT" \
+E2E_IMAP_PORT=$IMAP_PORT E2E_STATE_FILE=$T/mp/state/notifier \
+E2E_EVSOCK=$EVSOCK E2E_POSTFIX_LOG=$T/postfix.log E2E_LIFETIME=$LIFETIME \
+E2E_DEVLOG=skip E2E_CLUSTER=1 E2E_PER_USER=2 E2E_LMTP=$SWITCHED \
+    python3 "$ROOT/test/e2e/e2e.py" 9>&- &
+PY=$!
+wait $PY
+PY=""
+"$B/mailpushctl" -c "$T/mp/relay.conf" stats | grep -E "^(events_in|cluster_published|cluster_dropped) "
