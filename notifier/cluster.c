@@ -35,7 +35,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <sodium.h>
 
 #include <hiredis/hiredis.h>
@@ -90,16 +89,6 @@ static int		 numsub_out;	/* a PUBSUB NUMSUB unanswered */
 static void link_connect(struct clink *);
 static void settle(const char *);
 static void link_drop(struct clink *, const char *why);
-
-static const char *
-state_name(int s)
-{
-	static const char *const names[] = {
-		"off", "down", "connecting", "ready",
-	};
-
-	return names[s];
-}
 
 /* A warning at most once a minute per `last' (a link, a kind of fault). */
 void
@@ -192,6 +181,12 @@ cluster_configure(const struct mp_config *cfg, uid_t owner)
 	randombytes_buf(&cluster_origin, sizeof(cluster_origin));
 	cluster_st.lag_ms = cluster_st.event_age_ms = -1;
 	return 0;
+}
+
+int
+cluster_role(void)
+{
+	return role;
 }
 
 int
@@ -710,108 +705,19 @@ cluster_stop(void)
 	password = NULL;
 }
 
-/* mailpushctl status */
+/* What mailpushctl shows (cluster_ops.c). */
 void
-cluster_status(struct evbuffer *out, int json)
+cluster_view(struct cluster_view *v)
 {
-	const char *rn;
-	uint64_t now = mpd_now();
-
-	if (role == CLUSTER_NONE) {
-		if (json)
-			evbuffer_add_printf(out, ",\"cluster\":null");
-		return;
-	}
-	rn = role == CLUSTER_BOTH ? "relay+notifier" : role == CLUSTER_RELAY ?
-	    "relay" : "notifier";
-	if (json) {
-		evbuffer_add_printf(out, ",\"cluster\":{\"role\":\"%s\","
-		    "\"redis\":\"%s\",\"publish_link\":\"%s\","
-		    "\"publish_link_for_ms\":%" PRIu64 ",\"subscribe_link\":"
-		    "\"%s\",\"subscribe_link_for_ms\":%" PRIu64 ",\"lag_ms\":%"
-		    PRId64 ",\"event_age_ms\":%" PRId64 ",\"buffer\":%zu,"
-		    "\"buffer_max\":%zu,\"subscribers\":%lld}", rn, where(), state_name(pub.state),
-		    now - pub.since, (role & CLUSTER_NOTIFIER) ?
-		    state_name(sub.state) : "off", (role & CLUSTER_NOTIFIER) ?
-		    now - sub.since : 0, cluster_st.lag_ms,
-		    cluster_st.event_age_ms, relay_pending(),
-		    relay_capacity(), subscribers);
-		return;
-	}
-	evbuffer_add_printf(out, "cluster: %s, Redis %s, channel %s\n", rn,
-	    where(), mpd->cfg.cluster_channel);
-	evbuffer_add_printf(out, "redis publish link: %s for %" PRIu64 " ms%s%s\n",
-	    state_name(pub.state), now - pub.since, pub.state != LINK_READY &&
-	    pub.error[0] ? ", last error: " : "", pub.state != LINK_READY ?
-	    pub.error : "");
-	if (role & CLUSTER_NOTIFIER)
-		evbuffer_add_printf(out, "redis subscribe link: %s for %" PRIu64
-		    " ms%s%s\n", state_name(sub.state), now - sub.since,
-		    sub.state != LINK_READY && sub.error[0] ?
-		    ", last error: " : "", sub.state != LINK_READY ? sub.error :
-		    "");
-	if (cluster_st.lag_ms >= 0)
-		evbuffer_add_printf(out, "lag: %" PRId64 " ms (own heartbeat "
-		    "through Redis)\n", cluster_st.lag_ms);
-	else
-		evbuffer_add_printf(out, "lag: unknown\n");
-	if (cluster_st.event_age_ms >= 0)
-		evbuffer_add_printf(out, "last event age: %" PRId64 " ms\n",
-		    cluster_st.event_age_ms);
-	if (subscribers >= 0)
-		evbuffer_add_printf(out, "subscribers on the channel: %lld\n",
-		    subscribers);
-	if (role & CLUSTER_RELAY)
-		evbuffer_add_printf(out, "relay buffer: %zu of %zu events%s\n",
-		    relay_pending(), relay_capacity(), pub.state == LINK_READY &&
-		    !settled ? " (waiting for the subscribers to come back)" :
-		    "");
+	v->role = role;
+	v->pub.state = pub.state;
+	v->pub.since = pub.since;
+	v->pub.error = pub.error;
+	v->sub.state = (role & CLUSTER_NOTIFIER) ? sub.state : LINK_OFF;
+	v->sub.since = sub.since;
+	v->sub.error = sub.error;
+	v->subscribers = subscribers;
+	v->waiting = pub.state == LINK_READY && !settled &&
+	    (role & CLUSTER_RELAY);
 }
 
-/* mailpushctl stats: the cluster's counters, after the others */
-size_t
-cluster_metrics(struct metric *m, size_t max)
-{
-	const struct cluster_stats *s = &cluster_st;
-	struct metric f[] = {
-		{ "cluster_accepted", s->accepted },
-		{ "cluster_held", s->held },
-		{ "cluster_published", s->published },
-		{ "cluster_republished", s->republished },
-		{ "cluster_dropped", s->dropped },
-		{ "cluster_publish_errors", s->publish_errors },
-		{ "cluster_unheard", s->unheard },
-		{ "cluster_received", s->received },
-		{ "cluster_duplicates", s->duplicates },
-		{ "cluster_gaps", s->gaps },
-		{ "cluster_malformed", s->malformed },
-		{ "cluster_oversized", s->oversized },
-		{ "cluster_catchups", s->catchups },
-		{ "cluster_catchup_pushes", s->catchup_pushes },
-		{ "cluster_connects", s->connects },
-		{ "cluster_disconnects", s->disconnects },
-		{ "cluster_auth_failures", s->auth_failures },
-		{ "cluster_buffer", relay_pending() },
-		{ "cluster_buffer_peak", s->buffer_peak },
-	};
-	size_t n = sizeof(f) / sizeof(f[0]);
-
-	if (role == CLUSTER_NONE)
-		return 0;
-	if (n > max)
-		n = max;
-	memcpy(m, f, n * sizeof(f[0]));
-	return n;
-}
-
-/* The counters as JSON members (after others) or text lines. */
-void
-cluster_stats(struct evbuffer *out, int json)
-{
-	struct metric f[CLUSTER_METRICS_MAX];
-	size_t i, n = cluster_metrics(f, CLUSTER_METRICS_MAX);
-
-	for (i = 0; i < n; i++)
-		evbuffer_add_printf(out, json ? ",\"%s\":%" PRIu64 :
-		    "%-24s %" PRIu64 "\n", f[i].name, f[i].v);
-}

@@ -84,6 +84,21 @@ void	sub_message(const uint8_t *, size_t);
 void	sub_ready(void);		/* (re)subscribed: catch up */
 void	sub_free(void);
 
+/* cluster.c, for cluster_ops.c */
+struct cluster_link_view {
+	int		 state;		/* LINK_* */
+	uint64_t	 since;		/* ms */
+	const char	*error;		/* why it went down last, or "" */
+};
+struct cluster_view {
+	int			role;
+	struct cluster_link_view pub, sub;
+	long long		subscribers;	/* last count, -1: unknown */
+	int			waiting;	/* relay: for subscribers */
+};
+void	cluster_view(struct cluster_view *);
+int	cluster_role(void);		/* CLUSTER_* */
+
 /* cluster.c, for cluster_msg.c */
 /* PUBLISH channel msg, formatted for cluster_publish */
 #define CMSG_CMD_MAX	(CMSG_MAX_LEN + 128)

@@ -213,6 +213,19 @@ START_TEST(t_two_by_two)
 	ck_assert_int_eq(mpd_stat(&N[0], "cluster_dropped"), 0);
 	/* a relay pushes nothing itself */
 	ck_assert_int_eq(mpd_stat(&N[0], "pushes"), 0);
+	{
+		static char out[8192];
+
+		ck_assert_int_eq(mpd_ctl(&N[2], out, sizeof(out), "-j",
+		    "status", NULL), 0);
+		ck_assert_ptr_nonnull(strstr(out, "\"cluster\":{\"role\":"
+		    "\"notifier\""));
+		ck_assert_ptr_nonnull(strstr(out, "\"subscribe_link\":"
+		    "\"ready\""));
+		ck_assert_int_eq(mpd_ctl(&N[0], out, sizeof(out), "-j",
+		    "status", NULL), 0);
+		ck_assert_ptr_nonnull(strstr(out, "\"subscribers\":2"));
+	}
 	tc_close(&a);
 	tc_close(&b);
 	tc_close(&c2);
