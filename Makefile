@@ -133,7 +133,8 @@ $(B)/mailpushctl: $(B)/notifier/mailpushctl.o $(B)/notifier/mailpushctl-key.o \
 # shared libraries; see BENCHMARKS.md).  glibc warns that getpwnam needs
 # NSS at run time: the hook never looks up accounts (config.c).
 HOOK_STATIC	:= $(if $(filter 1,$(SANITIZE)),,$(wildcard /usr/lib/*/libinih.a))
-$(B)/mailpush-hook: $(B)/deliver-hook/mailpush-hook.o $(B)/libshared.a
+$(B)/mailpush-hook: $(B)/deliver-hook/mailpush-hook.o \
+    $(B)/deliver-hook/hookargs.o $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) $(if $(HOOK_STATIC),-static-pie) -o $@ $^ \
 	    $(if $(HOOK_STATIC),-l:libinih.a,$(LIBS_INIH)) > $@.ld 2>&1 || \
 	    { cat $@.ld; rm -f $@.ld; exit 1; }

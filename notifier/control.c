@@ -632,10 +632,15 @@ cmd_reload(struct evbuffer *out, int json, char *err, size_t errlen)
 
 #define CONTROL_ARGS_MAX	3
 
-static void
-control_request(struct bufferevent *bev, char *line)
+/*
+ * One request line (NUL-terminated, without its newline; it is cut into
+ * words in place) and its whole answer appended to out.  Also what the
+ * control fuzz target drives.
+ */
+void
+control_handle(char *line, struct evbuffer *out)
 {
-	struct evbuffer *body = evbuffer_new(), *out = bufferevent_get_output(bev);
+	struct evbuffer *body = evbuffer_new();
 	char *argv[CONTROL_ARGS_MAX], *save = NULL, *tok, err[512] = "";
 	int argc = 0, json = 0, rc = 0, extra = 0, fmt = FMT_TEXT;
 	size_t problems = 0;
@@ -748,7 +753,7 @@ control_read(struct bufferevent *bev, void *arg)
 	}
 	bufferevent_disable(bev, EV_READ);
 	bufferevent_setcb(bev, NULL, control_write, NULL, NULL);
-	control_request(bev, line);
+	control_handle(line, bufferevent_get_output(bev));
 	free(line);
 }
 

@@ -78,6 +78,8 @@ mpd_rearm(void)
 	uint64_t next = registry_next_deadline(), now;
 	struct timeval tv;
 
+	if (ev_timer == NULL)
+		return;		/* no loop yet (start-up, fuzz targets) */
 	if (next == armed)
 		return;
 	armed = next;

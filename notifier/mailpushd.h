@@ -203,6 +203,8 @@ void		 dirs_leave(void);
 int		 control_open(const struct mp_config *, uid_t, gid_t);
 void		 control_start(void);
 void		 control_close(void);
+struct evbuffer;
+void		 control_handle(char *line, struct evbuffer *out);
 
 /* state.c */
 int		 state_load(const char *path);

@@ -6,9 +6,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "fuzz_depth.h"
 #include "log.h"
 
 int LLVMFuzzerInitialize(int *, char ***);
@@ -54,6 +56,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the printout names the default user, which need not exist here */
 	if (config_load(path, &cfg) == 0 &&
 	    (cfg.user[0] == '\0' || getpwnam(cfg.user) != NULL)) {
+		if (memchr(data, '=', size) != NULL)
+			fuzz_deep();	/* a file with keys that loads */
 		/* a file that loads prints a file that loads the same */
 		FILE *mem = open_memstream(&buf, &len);
 		struct mp_config again;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "event.h"
+#include "fuzz_depth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -19,6 +20,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (event_decode(data, size, &ev, &why) != 0)
 		return 0;
+	fuzz_deep();
 	if (strlen(ev.user) != ev.user_len ||
 	    strlen(ev.mailbox) != ev.mailbox_len)
 		abort();

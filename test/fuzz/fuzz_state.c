@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "fuzz_depth.h"
 #include "log.h"
 #include "mailpushd.h"
 
@@ -72,6 +73,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mpd->now_ms = 1700000000000ULL;
 	registry_init();
 	(void)state_load(path);
+	if (registry_count() > 0)
+		fuzz_deep();	/* past the field checks of a reg line */
 	registry_free();
 	/* the file, or what was moved aside, goes */
 	if ((d = opendir(dir)) == NULL)
