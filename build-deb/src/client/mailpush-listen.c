@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keyfile.h"
 #include "log.h"
 #include "mailpush.h"
 #include "mpclient.h"
@@ -373,6 +374,7 @@ main(int argc, char *argv[])
 	uint64_t t_end = UINT64_MAX, d;
 	long timeout = 0;
 	char *end;
+	uint8_t key_id;	/* v1 requests carry none yet */
 	int ch;
 
 	memset(&l, 0, sizeof(l));
@@ -443,7 +445,7 @@ main(int argc, char *argv[])
 	}
 	log_setverbose(l.verbose);
 	listen_resolve(server, &ss, &sslen);
-	if (proto_read_hexfile(tokenfile, pa.token, &why) == -1) {
+	if (keyfile_token_read(tokenfile, &key_id, pa.token, &why) == -1) {
 		log_warnx("%s: %s", tokenfile, why);
 		exit(EX_NOINPUT);
 	}

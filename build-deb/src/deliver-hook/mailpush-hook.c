@@ -12,8 +12,11 @@
  *
  * The notifier is never a reason to defer or bounce mail: a missing socket,
  * a dead or slow daemon or a full queue cost at most the send timeout and
- * one log line.  The hook's own misconfiguration in wrapper mode costs the
- * push, not the delivery: the agent still runs.  Only when the agent's argv
+ * one log line.  The INI file is read forgivingly (config_load_for): an
+ * error in a part the hook does not use is one log line, an error in a
+ * key it uses means that key's default, so an administrator's half-edited
+ * file never costs pushes.  A usage error in wrapper mode costs the push,
+ * not the delivery: the agent still runs.  Only when the agent's argv
  * cannot be found does the hook exit EX_TEMPFAIL, so the MTA keeps the mail.
  *
  * Postfix runs it with a bare environment, an arbitrary uid and no
@@ -44,6 +47,7 @@
 #include "event.h"
 #include "evsend.h"
 #include "log.h"
+#include "logesc.h"
 #include "mailpush.h"
 
 #define HOOK_NAME		"mailpush-hook"
@@ -62,7 +66,6 @@ struct hook {
 	int		 help;
 	char		**agent;		/* NULL: standalone mode */
 	char		 err[512];		/* first usage error */
-	int		 conf_errors;
 
 	/* Filled by hook_prepare. */
 	char		 socket[CONFIG_SOCKPATH_MAX];
@@ -121,10 +124,11 @@ hook_defer(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (!hook_foreground) {
-		fprintf(stderr, "%s: %s (mail deferred)\n", HOOK_NAME, msg);
+		fprintf(stderr, "%s: %s (mail deferred)\n", HOOK_NAME,
+		    log_str(msg));
 		fflush(stderr);
 	}
-	log_error("%s (mail deferred)", msg);
+	log_error("%s (mail deferred)", log_str(msg));
 	exit(EX_TEMPFAIL);
 }
 
@@ -217,10 +221,15 @@ hook_options(struct hook *h, int argc, char **argv)
 		hook_usage_error(h, "option -h is not valid with an agent");
 }
 
+/* The keys of mailpushd.conf the hook uses; errors elsewhere are ignored. */
+static const char *const hook_keys[] = {
+	"events.socket", "hook.socket", "hook.timeout", NULL
+};
+
 /*
  * Work out the event and where it goes: user, mailbox, socket, timeout.
- * Returns 0, EX_USAGE (message in h->err) or EX_CONFIG (the loader has
- * logged each error; h->conf_errors counts them).
+ * Returns 0 or EX_USAGE (message in h->err).  Configuration errors are
+ * logged by the loader and never stop the event.
  */
 static int
 hook_prepare(struct hook *h)
@@ -263,10 +272,7 @@ hook_prepare(struct hook *h)
 	if (need_file) {
 		/* [mailpushd] user and group are not ours: no NSS lookups */
 		config_lookup_accounts = 0;
-		if ((h->conf_errors = config_load(h->conffile, &cfg)) != 0) {
-			config_free(&cfg);
-			return EX_CONFIG;
-		}
+		config_load_for(h->conffile, &cfg, HOOK_NAME, hook_keys);
 	} else
 		config_defaults(&cfg);
 	snprintf(h->socket, sizeof(h->socket), "%s", h->sockopt != NULL ?
@@ -293,11 +299,13 @@ hook_send(const struct hook *h)
 		return;
 	if (errno == ETIMEDOUT)
 		log_warnx("cannot notify mailpushd at %s for %s: timed out "
-		    "after %llums, the daemon's queue is full (%s)", h->socket,
-		    h->user, (unsigned long long)h->send_timeout, after);
+		    "after %llums, the daemon's queue is full (%s)",
+		    log_str(h->socket), log_str(h->user),
+		    (unsigned long long)h->send_timeout, after);
 	else
 		log_warnx("cannot notify mailpushd at %s for %s: %s (%s)",
-		    h->socket, h->user, strerror(errno), after);
+		    log_str(h->socket), log_str(h->user), strerror(errno),
+		    after);
 }
 
 /*
@@ -326,7 +334,7 @@ hook_run_agent(struct hook *h)
 		    "deferred)\n", HOOK_NAME, h->agent[0], strerror(e));
 		if (!hook_foreground)
 			log_error("cannot execute %s: %s (mail deferred)",
-			    h->agent[0], strerror(e));
+			    log_str(h->agent[0]), strerror(e));
 		return EX_TEMPFAIL;
 	}
 	while (waitpid(pid, &status, 0) == -1)
@@ -337,11 +345,11 @@ hook_run_agent(struct hook *h)
 		return WEXITSTATUS(status);
 	if (WIFSIGNALED(status)) {
 		log_error("%s killed by signal %d (%s) (mail deferred)",
-		    h->agent[0], WTERMSIG(status), strsignal(WTERMSIG(status)));
+		    log_str(h->agent[0]), WTERMSIG(status), strsignal(WTERMSIG(status)));
 		return EX_TEMPFAIL;
 	}
-	log_error("%s ended with wait status %#x (mail deferred)", h->agent[0],
-	    status);
+	log_error("%s ended with wait status %#x (mail deferred)",
+	    log_str(h->agent[0]), status);
 	return EX_TEMPFAIL;
 }
 
@@ -383,15 +391,9 @@ main(int argc, char *argv[])
 		else
 			prep = EX_USAGE;
 		if (prep == EX_USAGE) {
-			fprintf(stderr, "%s: %s\n", HOOK_NAME, h.err);
+			fprintf(stderr, "%s: %s\n", HOOK_NAME, log_str(h.err));
 			hook_usage(stderr);
 			return EX_USAGE;
-		}
-		if (prep != 0) {
-			log_error("%s: %d configuration error%s (no push)",
-			    h.conffile, h.conf_errors,
-			    h.conf_errors == 1 ? "" : "s");
-			return prep;
 		}
 		hook_send(&h);
 		return EX_OK;
@@ -403,11 +405,8 @@ main(int argc, char *argv[])
 	else
 		prep = EX_USAGE;
 	if (prep == EX_USAGE)
-		log_error("%s (running %s, no push)", h.err, h.agent[0]);
-	else if (prep != 0)
-		log_error("%s: %d configuration error%s (running %s, no "
-		    "push)", h.conffile, h.conf_errors,
-		    h.conf_errors == 1 ? "" : "s", h.agent[0]);
+		log_error("%s (running %s, no push)", log_str(h.err),
+		    log_str(h.agent[0]));
 	rc = hook_run_agent(&h);
 	if (rc == 0 && prep == 0)
 		hook_send(&h);

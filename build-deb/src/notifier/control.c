@@ -15,6 +15,12 @@
  * closes the connection.  A status that found problems (health.c) is
  * answered "warn: N problems" instead of "ok", with the body.
  * When accept() runs out of descriptors, accepting pauses for a second.
+ *
+ * Slow clients cannot lock the socket: each connection has a total
+ * deadline (CONTROL_DEADLINE_MS from accept to the last byte written, not
+ * an idle timeout that every byte renews), and when all slots are taken a
+ * new connection closes the oldest one instead of being turned away, so
+ * mailpushctl, which sends its request as it connects, is always served.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -40,12 +46,20 @@
 
 #define CONTROL_LINE_MAX	512
 #define CONTROL_CLIENTS_MAX	32
+#define CONTROL_DEADLINE_MS	2000
+
+struct ctl_conn {
+	struct bufferevent	*bev;		/* NULL: a free slot */
+	struct event		*deadline;
+	uint64_t		 since;		/* accept order */
+};
 
 static int		 ctl_fd = -1;
 static struct event	*ctl_ev, *ctl_pause;
 static char		 ctl_path[CONFIG_SOCKPATH_MAX];
 static int		 ctl_clients;
-static struct bufferevent *ctl_bevs[CONTROL_CLIENTS_MAX];	/* open ones */
+static uint64_t		 ctl_serial, ctl_warned;
+static struct ctl_conn	 ctl_conns[CONTROL_CLIENTS_MAX];	/* open ones */
 
 static void control_accept(evutil_socket_t, short, void *);
 static void control_free(struct bufferevent *);
@@ -56,50 +70,8 @@ control_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 	struct sockaddr_un sun;
 	struct stat st;
 	mode_t old;
-	int fd;
+	int fd = -1, as_owner;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", cfg->control_socket);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
-		log_warn("control socket");
-		return -1;
-	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-		log_error("%s: another mailpushd is running",
-		    cfg->control_socket);
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	if (lstat(cfg->control_socket, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			log_error("%s exists and is not a socket; not removing "
-			    "it", cfg->control_socket);
-			return -1;
-		}
-		if (unlink(cfg->control_socket) == -1) {
-			log_warn("cannot remove stale control socket %s",
-			    cfg->control_socket);
-			return -1;
-		}
-		log_debug("removed stale control socket %s",
-		    cfg->control_socket);
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0)) == -1) {
-		log_warn("control socket");
-		return -1;
-	}
-	/* the socket is born with its final mode: no chmod by path later */
-	old = umask(0777 & ~cfg->control_socket_mode);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		umask(old);
-		log_warn("cannot bind control socket %s", cfg->control_socket);
-		close(fd);
-		return -1;
-	}
-	umask(old);
 	if (cfg->control_socket_group[0] != '\0') {
 		struct group *gr = getgrnam(cfg->control_socket_group);
 
@@ -107,29 +79,86 @@ control_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 			log_error("%s: [mailpushd] control_socket_group: no "
 			    "such group \"%s\"", cfg->path,
 			    cfg->control_socket_group);
-			goto fail;
+			return -1;
 		}
 		gid = gr->gr_gid;
 	}
-	/* lchown: never follow a link someone put in the socket's place */
-	if (geteuid() == 0 && lchown(cfg->control_socket, uid, gid) == -1) {
-		log_warn("chown %s", cfg->control_socket);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", cfg->control_socket);
+	/* in a directory of the daemon's user: as that user (dirs.c) */
+	if ((as_owner = dirs_enter(cfg->control_socket, uid, gid)) == -1)
+		return -1;
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("control socket");
 		goto fail;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		log_error("%s: another mailpushd is running",
+		    cfg->control_socket);
+		goto fail;
+	}
+	close(fd);
+	fd = -1;
+	if (lstat(cfg->control_socket, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_error("%s exists and is not a socket; not removing "
+			    "it", cfg->control_socket);
+			goto fail;
+		}
+		if (unlink(cfg->control_socket) == -1) {
+			log_warn("cannot remove stale control socket %s",
+			    cfg->control_socket);
+			goto fail;
+		}
+		log_debug("removed stale control socket %s",
+		    cfg->control_socket);
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1) {
+		log_warn("control socket");
+		goto fail;
+	}
+	/* the socket is born with its final mode (and, as_owner, its final
+	 * owner and group): no chmod or chown by path later */
+	old = umask(0777 & ~cfg->control_socket_mode);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		log_warn("cannot bind control socket %s", cfg->control_socket);
+		goto fail;
+	}
+	umask(old);
+	if (as_owner)
+		dirs_leave();
+	/* lchown: never follow a link someone put in the socket's place; in
+	 * a directory only root can write */
+	else if (geteuid() == 0 && lchown(cfg->control_socket, uid, gid) == -1) {
+		log_warn("chown %s", cfg->control_socket);
+		goto fail_bound;
 	} else if (geteuid() != 0 && gid != getegid() &&
 	    lchown(cfg->control_socket, (uid_t)-1, gid) == -1) {
 		log_warn("chgrp %s", cfg->control_socket);
-		goto fail;
+		goto fail_bound;
 	}
 	if (listen(fd, 16) == -1) {
 		log_warn("listen %s", cfg->control_socket);
-		goto fail;
+		goto fail_bound;
 	}
 	ctl_fd = fd;
 	snprintf(ctl_path, sizeof(ctl_path), "%s", cfg->control_socket);
 	return 0;
-fail:
-	unlink(cfg->control_socket);
+fail_bound:
+	if (dirs_enter(cfg->control_socket, uid, gid) != -1) {
+		unlink(cfg->control_socket);
+		dirs_leave();
+	}
 	close(fd);
+	return -1;
+fail:
+	if (as_owner)
+		dirs_leave();
+	if (fd != -1)
+		close(fd);
 	return -1;
 }
 
@@ -159,8 +188,8 @@ control_close(void)
 
 	/* connections still open at shutdown */
 	for (i = 0; i < CONTROL_CLIENTS_MAX; i++)
-		if (ctl_bevs[i] != NULL)
-			control_free(ctl_bevs[i]);
+		if (ctl_conns[i].bev != NULL)
+			control_free(ctl_conns[i].bev);
 	if (ctl_ev != NULL)
 		event_free(ctl_ev);
 	if (ctl_pause != NULL)
@@ -274,6 +303,7 @@ cmd_status(struct evbuffer *out, int json)
 			json_str(out, mpd->cfg.state_file);
 		else
 			evbuffer_add_printf(out, "null");
+		cluster_status(out, 1);
 		evbuffer_add_printf(out, ",\"problems\":[");
 		problems = health_report(out, 1);
 		evbuffer_add_printf(out, "],\"healthy\":%s}\n",
@@ -295,6 +325,7 @@ cmd_status(struct evbuffer *out, int json)
 	    mpd->cfg.control_socket,
 	    health_socket_state(mpd->cfg.control_socket),
 	    mpd->cfg.state_file[0] != '\0' ? mpd->cfg.state_file : "none");
+	cluster_status(out, 0);
 	problems = health_report(out, 0);
 	if (problems == 0)
 		evbuffer_add_printf(out, "health: ok\n");
@@ -324,6 +355,7 @@ cmd_stats(struct evbuffer *out, int fmt)
 		{ "events_in", s->events_in },
 		{ "events_malformed", s->events_bad },
 		{ "events_denied", s->events_denied },
+		{ "trust_refused", trust_refusals() },
 		{ "events_no_registration", s->events_no_user },
 		{ "events_filtered", s->events_filtered },
 		{ "datagrams_in", s->dgrams_in },
@@ -353,7 +385,8 @@ cmd_stats(struct evbuffer *out, int fmt)
 		"registrations_unreachable",
 	};
 	static char refused[REASON_MAX + 1][40];
-	struct metric all[sizeof(f) / sizeof(f[0]) + 3 + REASON_MAX];
+	struct metric all[sizeof(f) / sizeof(f[0]) + 3 + REASON_MAX +
+	    CLUSTER_METRICS_MAX];
 	size_t i, n, nf = sizeof(f) / sizeof(f[0]);
 
 	memset(&c, 0, sizeof(c));
@@ -363,6 +396,7 @@ cmd_stats(struct evbuffer *out, int fmt)
 		for (i = 0; i < nf; i++)
 			evbuffer_add_printf(out, "%s\"%s\":%" PRIu64,
 			    i ? "," : "", f[i].name, f[i].v);
+		cluster_stats(out, 1);
 		evbuffer_add_printf(out, ",\"registrations_active\":%" PRIu64
 		    ",\"registrations_pushing\":%" PRIu64
 		    ",\"registrations_unreachable\":%" PRIu64 ",\"refused\":{",
@@ -385,6 +419,7 @@ cmd_stats(struct evbuffer *out, int fmt)
 		all[n].name = refused[i];
 		all[n++].v = s->refused[i];
 	}
+	n += cluster_metrics(all + n, CLUSTER_METRICS_MAX);
 	if (fmt == FMT_PROM) {
 		struct metrics_info info;
 		struct evbuffer *scratch = evbuffer_new();
@@ -666,10 +701,22 @@ control_free(struct bufferevent *bev)
 	int i;
 
 	for (i = 0; i < CONTROL_CLIENTS_MAX; i++)
-		if (ctl_bevs[i] == bev)
-			ctl_bevs[i] = NULL;
+		if (ctl_conns[i].bev == bev) {
+			event_free(ctl_conns[i].deadline);
+			memset(&ctl_conns[i], 0, sizeof(ctl_conns[i]));
+		}
 	bufferevent_free(bev);
 	ctl_clients--;
+}
+
+static void
+control_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	log_debug("control: connection closed after %d ms",
+	    CONTROL_DEADLINE_MS);
+	control_free(arg);
 }
 
 static void
@@ -719,7 +766,7 @@ control_accept(evutil_socket_t fd, short what, void *arg)
 	struct bufferevent *bev;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	struct timeval tv = { 1, 0 };
+	struct timeval tv = { 1, 0 }, dl;
 	int cfd, i;
 
 	(void)what;
@@ -736,9 +783,18 @@ control_accept(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (ctl_clients >= CONTROL_CLIENTS_MAX) {
-		log_warnx("control: too many connections");
-		close(cfd);
-		return;
+		/* make room: the oldest connection has had the most time */
+		int old = 0;
+
+		for (i = 1; i < CONTROL_CLIENTS_MAX; i++)
+			if (ctl_conns[i].since < ctl_conns[old].since)
+				old = i;
+		if (mpd_now() / 1000 != ctl_warned) {
+			ctl_warned = mpd->now_ms / 1000;
+			log_warnx("control: %d connections open: closing the "
+			    "oldest", CONTROL_CLIENTS_MAX);
+		}
+		control_free(ctl_conns[old].bev);
 	}
 	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
 		log_debug("control: connection from uid %ld",
@@ -748,13 +804,22 @@ control_accept(evutil_socket_t fd, short what, void *arg)
 		close(cfd);
 		return;
 	}
-	ctl_clients++;
 	for (i = 0; i < CONTROL_CLIENTS_MAX; i++)
-		if (ctl_bevs[i] == NULL) {
-			ctl_bevs[i] = bev;
+		if (ctl_conns[i].bev == NULL)
 			break;
-		}
+	if (i == CONTROL_CLIENTS_MAX)
+		abort();	/* ctl_clients is wrong */
+	if ((ctl_conns[i].deadline = evtimer_new(mpd->base, control_deadline,
+	    bev)) == NULL) {
+		bufferevent_free(bev);
+		return;
+	}
+	ctl_conns[i].bev = bev;
+	ctl_conns[i].since = ++ctl_serial;
+	ctl_clients++;
+	dl.tv_sec = CONTROL_DEADLINE_MS / 1000;
+	dl.tv_usec = (CONTROL_DEADLINE_MS % 1000) * 1000;
+	evtimer_add(ctl_conns[i].deadline, &dl);
 	bufferevent_setcb(bev, control_read, NULL, control_event, NULL);
-	bufferevent_set_timeouts(bev, &tv, &tv);
 	bufferevent_enable(bev, EV_READ);
 }

@@ -3,9 +3,11 @@
  * post new-mail events (one datagram each, see mailpush-hook(8)).
  *
  * The socket is writable by all (a hook run by Postfix has no supplementary
- * groups); who may post is decided per datagram from the credentials the
- * kernel attaches (SO_PASSCRED / SCM_CREDENTIALS) against [events]
- * allow_users.  root may always post.
+ * groups); who may post, and for whom, is decided per datagram from the
+ * credentials the kernel attaches (SO_PASSCRED / SCM_CREDENTIALS): the uid
+ * must be in [events] allow_users when that is set (root and the daemon's
+ * own uid always are), and it must be allowed to act for the event's user
+ * by the local trust rule (trust.c).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -22,6 +24,7 @@
 
 #include "event.h"
 #include "log.h"
+#include "logesc.h"
 #include "mailpushd.h"
 #include "user.h"
 
@@ -89,37 +92,74 @@ events_resolve_users(const struct mp_config *cfg, uid_t **uids, size_t *n)
 	return errors;
 }
 
-/* Bind a UNIX socket at path, refusing to steal one a live process uses. */
+/*
+ * How many datagrams the kernel queues on a UNIX datagram socket is
+ * net.unix.max_dgram_qlen when the socket is made, 10 by default, however
+ * large [events] buffer_size is; the hooks of a burst of deliveries then
+ * wait for the daemon, and give up after their timeout.  Say so, with the
+ * fix (systemd sets 512 at boot; a container or a system without it does
+ * not).
+ */
+#define EVENTS_QLEN_WANT	512
+#define EVENTS_QLEN_SYSCTL	"/proc/sys/net/unix/max_dgram_qlen"
+
+static void
+events_check_qlen(void)
+{
+	FILE *fp;
+	long qlen;
+
+	if ((fp = fopen(EVENTS_QLEN_SYSCTL, "r")) == NULL)
+		return;
+	if (fscanf(fp, "%ld", &qlen) == 1 && qlen < EVENTS_QLEN_WANT)
+		log_warnx("net.unix.max_dgram_qlen is %ld: the event socket "
+		    "queues at most %ld events, and hooks wait or lose pushes "
+		    "in a burst of deliveries; set it to %d before mailpushd "
+		    "starts (sysctl -w net.unix.max_dgram_qlen=%d, and "
+		    "net.unix.max_dgram_qlen = %d in /etc/sysctl.d/)",
+		    qlen, qlen, EVENTS_QLEN_WANT, EVENTS_QLEN_WANT,
+		    EVENTS_QLEN_WANT);
+	fclose(fp);
+}
+
+/*
+ * Bind a UNIX socket at path, refusing to steal one a live process uses.
+ * uid and gid: the daemon's user and group, the socket's owner.
+ */
 int
-events_open(const struct mp_config *cfg)
+events_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 {
 	struct sockaddr_un sun;
-	int fd, on = 1, buf = (int)cfg->event_buffer_size;
+	int fd = -1, on = 1, buf = (int)cfg->event_buffer_size, as_owner;
 	struct stat st;
 	mode_t old;
 
+	events_check_qlen();
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", cfg->event_socket);
+	/* in a directory of the daemon's user: as that user (dirs.c) */
+	if ((as_owner = dirs_enter(cfg->event_socket, uid, gid)) == -1)
+		return -1;
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1) {
 		log_warn("event socket");
-		return -1;
+		goto fail;
 	}
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
 		log_error("%s: another mailpushd is using this event socket",
 		    cfg->event_socket);
-		close(fd);
-		return -1;
+		goto fail;
 	}
 	close(fd);
+	fd = -1;
 	/* remove a stale socket, and never anything else */
 	if (lstat(cfg->event_socket, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			log_error("%s exists and is not a socket; remove it "
 			    "or choose another [events] socket",
 			    cfg->event_socket);
-			return -1;
+			goto fail;
 		}
 		if (unlink(cfg->event_socket) == 0)
 			log_debug("removed stale event socket %s",
@@ -128,7 +168,7 @@ events_open(const struct mp_config *cfg)
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1) {
 		log_warn("event socket");
-		return -1;
+		goto fail;
 	}
 	/* the socket is born with its final mode: no chmod by path, which
 	 * would follow a link put in its place */
@@ -136,10 +176,11 @@ events_open(const struct mp_config *cfg)
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 		umask(old);
 		log_warn("cannot bind event socket %s", cfg->event_socket);
-		close(fd);
-		return -1;
+		goto fail;
 	}
 	umask(old);
+	if (as_owner)
+		dirs_leave();
 	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) == -1)
 		fatal("SO_PASSCRED");
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)) == -1)
@@ -147,6 +188,12 @@ events_open(const struct mp_config *cfg)
 	ev_fd = fd;
 	snprintf(ev_path, sizeof(ev_path), "%s", cfg->event_socket);
 	return 0;
+fail:
+	if (as_owner)
+		dirs_leave();
+	if (fd != -1)
+		close(fd);
+	return -1;
 }
 
 void
@@ -241,10 +288,15 @@ events_read(evutil_socket_t fd, short what, void *arg)
 			    why);
 			continue;
 		}
+		if (!trust_may_act(cred->uid, user, "event socket")) {
+			mpd->stats.events_denied++;
+			continue;
+		}
 		mpd->stats.events_in++;
-		log_debug("event: %u new for %s in %s (uid %u)", ev.count,
-		    user, ev.mailbox, ev.uid);
-		push_event(user, ev.mailbox, ev.count);
+		log_debug("event: %u new for %s in %s (uid %u) from uid %ld",
+		    ev.count, user, log_str(ev.mailbox), ev.uid,
+		    (long)cred->uid);
+		cluster_event(user, ev.mailbox, ev.count, ev.uid);
 	}
 	push_flush();
 }

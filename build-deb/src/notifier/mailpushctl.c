@@ -29,21 +29,9 @@
 
 #include "config.h"
 #include "log.h"
+#include "mailpushctl.h"
 #include "proto.h"
 #include "user.h"
-
-#define EX_REFUSED	1
-#define EX_PROBLEM	2
-#define EX_USAGE	64
-#define EX_DATAERR	65
-#define EX_UNAVAILABLE	69
-#define EX_SOFTWARE	70
-#define EX_CANTCREAT	73
-#define EX_IOERR	74
-#define EX_NOPERM	77
-#define EX_CONFIG	78
-
-#define TIMEOUT_MS	10000
 
 static __attribute__((noreturn)) void
 usage(void)
@@ -56,12 +44,16 @@ usage(void)
 	    "  list [user]         registrations\n"
 	    "  drop user [id]      remove registrations\n"
 	    "  reload              re-read the configuration\n"
-	    "  token user          print a user's token\n"
-	    "  genkey [-f]         write a new key file\n");
+	    "  token user          print a user's token (ID:HEX)\n"
+	    "  genkey [-f]         write a new key file\n"
+	    "  key show            key ids and the grace period\n"
+	    "  key rotate          make a new current key, keep the old one "
+	    "for the grace\n"
+	    "  key retire          stop accepting the previous key now\n");
 	exit(EX_USAGE);
 }
 
-static void
+void
 json_str(FILE *fp, const char *s)
 {
 	fputc('"', fp);
@@ -78,7 +70,7 @@ json_str(FILE *fp, const char *s)
 	fputc('"', fp);
 }
 
-static int
+int
 ctl_request(const char *path, const char *req)
 {
 	struct sockaddr_un sun;
@@ -211,137 +203,6 @@ ctl_request(const char *path, const char *req)
 	return status;
 }
 
-static int
-cmd_token(const struct mp_config *cfg, const char *name, int json)
-{
-	uint8_t key[MP_KEY_LEN], token[MP_TOKEN_LEN];
-	char user[MP_USER_MAX + 1], hex[2 * MP_TOKEN_LEN + 1];
-	const char *why;
-	int e;
-
-	if (user_normalize(&cfg->names, name, strlen(name), user, &why) != 0) {
-		fprintf(stderr, "mailpushctl: bad user name: %s\n", why);
-		return EX_DATAERR;
-	}
-	errno = 0;
-	if (proto_read_hexfile(cfg->key_file, key, &why) != 0) {
-		e = errno;
-		if (cfg->auth == AUTH_NONE && e == ENOENT)
-			memset(key, 0, sizeof(key));	/* as mailpushd does */
-		else {
-			fprintf(stderr, "mailpushctl: key file %s: %s\n",
-			    cfg->key_file, why);
-			return e == EACCES || e == EPERM ? EX_NOPERM :
-			    EX_CONFIG;
-		}
-	}
-	proto_token(key, user, strlen(user), token);
-	proto_hex_encode(token, sizeof(token), hex);
-	sodium_memzero(key, sizeof(key));
-	if (json) {
-		printf("{\"user\":");
-		json_str(stdout, user);
-		printf(",\"token\":\"%s\"}\n", hex);
-	} else
-		printf("%s\n", hex);
-	sodium_memzero(token, sizeof(token));
-	sodium_memzero(hex, sizeof(hex));
-	return fflush(stdout) == 0 ? 0 : EX_IOERR;
-}
-
-/*
- * Write a new key: a temporary file beside the key file, mode 0600,
- * owned by the daemon's user when root runs this; then link(2) it into
- * place, which fails if the key exists (so the check cannot race), or
- * with -f rename(2) it over the old one.
- */
-static int
-cmd_genkey(const struct mp_config *cfg, int force, int json)
-{
-	uint8_t key[MP_KEY_LEN];
-	char hex[2 * MP_KEY_LEN + 2], tmp[PATH_MAX], dir[PATH_MAX];
-	int fd, dfd, rc = 0;
-	struct passwd *pw = NULL;
-	size_t len;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", cfg->key_file) >=
-	    (int)sizeof(tmp)) {
-		fprintf(stderr, "mailpushctl: %s: name too long\n",
-		    cfg->key_file);
-		return EX_CANTCREAT;
-	}
-	if (!force && access(cfg->key_file, F_OK) == 0)
-		goto exists;
-	if (geteuid() == 0 && cfg->user[0] != '\0' &&
-	    (pw = getpwnam(cfg->user)) == NULL) {
-		fprintf(stderr, "mailpushctl: [mailpushd] user %s does not "
-		    "exist; cannot give it the key\n", cfg->user);
-		return EX_CONFIG;
-	}
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
-		fprintf(stderr, "mailpushctl: cannot create %s: %s\n", tmp,
-		    strerror(errno));
-		return errno == EACCES ? EX_NOPERM : EX_CANTCREAT;
-	}
-	randombytes_buf(key, sizeof(key));
-	proto_hex_encode(key, sizeof(key), hex);
-	sodium_memzero(key, sizeof(key));
-	len = strlen(hex);
-	hex[len++] = '\n';
-	if (fchmod(fd, 0600) == -1 ||
-	    (pw != NULL && fchown(fd, pw->pw_uid, pw->pw_gid) == -1) ||
-	    write(fd, hex, len) != (ssize_t)len || fsync(fd) != 0) {
-		fprintf(stderr, "mailpushctl: %s: %s\n", tmp, strerror(errno));
-		rc = EX_IOERR;
-	}
-	sodium_memzero(hex, sizeof(hex));
-	if (close(fd) != 0 && rc == 0) {
-		fprintf(stderr, "mailpushctl: %s: %s\n", tmp, strerror(errno));
-		rc = EX_IOERR;
-	}
-	if (rc == 0 && force && rename(tmp, cfg->key_file) == -1) {
-		fprintf(stderr, "mailpushctl: cannot rename %s to %s: %s\n",
-		    tmp, cfg->key_file, strerror(errno));
-		rc = EX_CANTCREAT;
-	} else if (rc == 0 && !force && link(tmp, cfg->key_file) == -1) {
-		if (errno == EEXIST) {
-			unlink(tmp);
-			goto exists;
-		}
-		fprintf(stderr, "mailpushctl: cannot create %s: %s\n",
-		    cfg->key_file, strerror(errno));
-		rc = EX_CANTCREAT;
-	}
-	if (rc != 0 || !force)
-		unlink(tmp);
-	if (rc != 0)
-		return rc;
-	snprintf(dir, sizeof(dir), "%s", cfg->key_file);
-	if ((dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC))
-	    != -1) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-	if (json) {
-		printf("{\"key_file\":");
-		json_str(stdout, cfg->key_file);
-		printf(",\"owner\":");
-		if (pw != NULL)
-			json_str(stdout, pw->pw_name);
-		else
-			printf("null");
-		printf("}\n");
-	} else
-		printf("wrote a new key to %s%s%s\n", cfg->key_file,
-		    pw != NULL ? ", owned by " : "", pw != NULL ?
-		    pw->pw_name : "");
-	return fflush(stdout) == 0 ? 0 : EX_IOERR;
-exists:
-	fprintf(stderr, "mailpushctl: %s exists; genkey -f replaces it (and "
-	    "changes every user's token)\n", cfg->key_file);
-	return EX_CANTCREAT;
-}
-
 int
 main(int argc, char *argv[])
 {
@@ -382,7 +243,8 @@ main(int argc, char *argv[])
 	 * it refuses the file, status and list still work).
 	 */
 	if ((errors = config_load(conffile, &cfg)) != 0) {
-		if (strcmp(cmd, "token") == 0 || strcmp(cmd, "genkey") == 0) {
+		if (strcmp(cmd, "token") == 0 || strcmp(cmd, "genkey") == 0 ||
+		    strcmp(cmd, "key") == 0) {
 			config_free(&cfg);
 			return EX_CONFIG;
 		}
@@ -400,6 +262,10 @@ main(int argc, char *argv[])
 		if (argc > 2 || (argc == 2 && strcmp(argv[1], "-f") != 0))
 			usage();
 		rc = cmd_genkey(&cfg, argc == 2, json);
+	} else if (strcmp(cmd, "key") == 0 && argc == 2) {
+		rc = cmd_key(&cfg, argv[1], sock, json);
+		if (rc == -1)
+			usage();
 	} else if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "stats") == 0 ||
 	    strcmp(cmd, "reload") == 0) && argc == 1) {
 		snprintf(req, sizeof(req), "%s%s", json ? "-j " : "", cmd);

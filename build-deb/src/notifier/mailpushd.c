@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,6 +46,8 @@ static struct event	*ev_timer, *ev_save;
 static uint64_t		 armed;		/* deadline the timer is set for */
 static uid_t		 run_uid;
 static gid_t		 run_gid;
+static int		 key_random;	/* mpd->key is random, in memory */
+static int		 load_random;	/* mpd_load_key made or kept one */
 
 static __attribute__((noreturn)) void
 usage(void)
@@ -165,26 +168,39 @@ static char	reload_why[512];
 } while (0)
 
 /*
- * Read the server key.  The file must be a regular file owned by `owner'
- * (the user the daemon runs as) and closed to group and others; it is read
- * through the descriptor that was checked, so it cannot be swapped between
- * the check and the read.
+ * Read the server keys (keyfile.h).  The file must be a regular file owned
+ * by `owner' (the user the daemon runs as) and closed to group and others;
+ * it is read through the descriptor that was checked, so it cannot be
+ * swapped between the check and the read.
  */
 int
-mpd_load_key(const struct mp_config *cfg, uint8_t key[MP_KEY_LEN],
-    uid_t owner)
+mpd_load_key(const struct mp_config *cfg, struct mp_keys *keys, uid_t owner)
 {
 	struct stat st;
 	const char *why;
 	int fd;
 
+	memset(keys, 0, sizeof(*keys));
+	load_random = 0;
 	if ((fd = open(cfg->key_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW))
 	    == -1) {
 		if (cfg->auth == AUTH_NONE && errno == ENOENT) {
-			/* auth = none: tokens only sign replies and pushes */
-			memset(key, 0, MP_KEY_LEN);
-			log_info("%s: %s; auth = none, using the all-zero key",
-			    cfg->key_file, strerror(errno));
+			/*
+			 * auth = none: tokens only sign replies, pushes and
+			 * acks, but with a key anybody knows (the all-zero
+			 * key of old) anybody could forge them.  A random
+			 * key, kept in memory; a reload keeps it.
+			 */
+			keys->cur_id = 1;
+			if (key_random)
+				memcpy(keys->cur, mpd->keys.cur, MP_KEY_LEN);
+			else
+				randombytes_buf(keys->cur, MP_KEY_LEN);
+			load_random = 1;
+			log_info("%s: %s; auth = none, using a random key kept "
+			    "in memory (tokens change at each start; create "
+			    "the key file with mailpushctl genkey to keep "
+			    "them)", cfg->key_file, strerror(errno));
 			return 0;
 		}
 		key_error("cannot open key file %s: %s (create it with "
@@ -215,7 +231,7 @@ mpd_load_key(const struct mp_config *cfg, uint8_t key[MP_KEY_LEN],
 		close(fd);
 		return -1;
 	}
-	if (proto_read_hexfd(fd, key, &why) != 0) {
+	if (keyfile_read_fd(fd, keys, &why) != 0) {
 		key_error("key file %s: %s (make a new one with mailpushctl "
 		    "genkey)", cfg->key_file, why);
 		close(fd);
@@ -223,6 +239,30 @@ mpd_load_key(const struct mp_config *cfg, uint8_t key[MP_KEY_LEN],
 	}
 	close(fd);
 	return 0;
+}
+
+/* Install loaded keys; the current one is also mpd->key. */
+static void
+mpd_set_keys(struct mp_keys *keys)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	if (keys->prev_id != 0 && keys->prev_retired +
+	    (int64_t)(mpd->cfg.key_grace / 1000) > now)
+		log_info("key %u is current; tokens of key %u are accepted "
+		    "for %" PRId64 " s more", keys->cur_id, keys->prev_id,
+		    keys->prev_retired + (int64_t)(mpd->cfg.key_grace / 1000)
+		    - now);
+	memcpy(&mpd->keys, keys, sizeof(*keys));
+	memcpy(mpd->key, keys->cur, MP_KEY_LEN);
+	sodium_memzero(keys, sizeof(*keys));
+}
+
+const uint8_t *
+mpd_key(unsigned id)
+{
+	return keyfile_key(&mpd->keys, id, (int64_t)(mpd->now_ms / 1000),
+	    mpd->cfg.key_grace / 1000);
 }
 
 static int
@@ -400,6 +440,9 @@ keep_restart_only(const struct mp_config *o, struct mp_config *n)
 	KEEP_STR(event_socket, "[events] socket");
 	KEEP_NUM(event_socket_mode, "[events] socket_mode");
 	KEEP_NUM(event_buffer_size, "[events] buffer_size");
+	KEEP_STR(provision_socket, "[provision] socket");
+	KEEP_NUM(provision_socket_mode, "[provision] socket_mode");
+	cluster_reload(o, n);
 #undef KEEP_STR
 #undef KEEP_NUM
 }
@@ -414,9 +457,9 @@ int
 mpd_reload(void)
 {
 	struct mp_config ncfg;
-	uint8_t nkey[MP_KEY_LEN];
-	uid_t *uids = NULL;
-	size_t n_uids = 0;
+	struct mp_keys nkeys;
+	uid_t *uids = NULL, *tuids = NULL;
+	size_t n_uids = 0, n_tuids = 0;
 	int errors, key_bad = 0;
 
 	errors = config_load(mpd->cfg.path, &ncfg);
@@ -427,8 +470,10 @@ mpd_reload(void)
 		snprintf(reload_why, sizeof(reload_why), "%s: a user named in "
 		    "[events] allow_users does not exist (see the log)",
 		    mpd->cfg.path);
+	if (errors == 0)
+		trust_resolve(&ncfg, geteuid(), &tuids, &n_tuids);
 	/* the key is the problem, not the file: say so (mpd_load_key) */
-	if (errors == 0 && mpd_load_key(&ncfg, nkey, geteuid()) != 0)
+	if (errors == 0 && mpd_load_key(&ncfg, &nkeys, geteuid()) != 0)
 		errors = key_bad = 1;
 	if (errors == 0) {
 		keep_restart_only(&mpd->cfg, &ncfg);
@@ -447,18 +492,20 @@ mpd_reload(void)
 			log_error("reload failed: %s; the old configuration "
 			    "stays in force", reload_why);
 		free(uids);
+		free(tuids);
 		config_free(&ncfg);
-		sodium_memzero(nkey, sizeof(nkey));
+		sodium_memzero(&nkeys, sizeof(nkeys));
 		return -1;
 	}
 	listeners_commit(&ncfg, 0);
 	config_free(&mpd->cfg);
 	mpd->cfg = ncfg;
-	memcpy(mpd->key, nkey, sizeof(nkey));
-	sodium_memzero(nkey, sizeof(nkey));
+	mpd_set_keys(&nkeys);
+	key_random = load_random;
 	free(mpd->post_uids);
 	mpd->post_uids = uids;
 	mpd->n_post_uids = n_uids;
+	trust_set(tuids, n_tuids);
 	arm_save_timer();
 	log_info("configuration reloaded from %s: %zu registrations kept",
 	    mpd->cfg.path, registry_count());
@@ -553,9 +600,33 @@ make_socket_dir(const char *path)
 		log_warn("mkdir %s", dir);
 }
 
+/*
+ * Before dropping privileges: a state file directory that exists must be
+ * safe (dirs_check).  One that does not exist is reported after the drop.
+ */
+static int
+check_state_dir(const char *path)
+{
+	char dir[PATH_MAX], *slash;
+	struct stat st;
+
+	if (path[0] == '\0')
+		return 0;
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		return 0;
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &st) == -1)
+		return 0;
+	return dirs_check(path, "state file", run_uid, run_gid);
+}
+
 /* After dropping privileges: can the state file be written at all? */
 static void
-check_state_dir(const char *path)
+check_state_writable(const char *path)
 {
 	char dir[PATH_MAX], *slash;
 
@@ -590,7 +661,8 @@ mailpushd_main(int argc, char *argv[])
 	int ch, debug = 0, verbose = 0, check = 0, errors;
 	struct event *sigs[4];
 	static const int signums[4] = { SIGHUP, SIGTERM, SIGINT, 0 };
-	size_t i;
+	uid_t *tuids;
+	size_t i, n_tuids;
 
 	while ((ch = getopt(argc, argv, "c:dhnv")) != -1) {
 		switch (ch) {
@@ -635,8 +707,18 @@ mailpushd_main(int argc, char *argv[])
 	}
 	if (resolve_run_user(&mpd->cfg) != 0)
 		exit(EX_CONFIG);
-	if (mpd_load_key(&mpd->cfg, mpd->key, run_uid) != 0)
+	trust_resolve(&mpd->cfg, run_uid, &tuids, &n_tuids);
+	trust_set(tuids, n_tuids);
+	{
+		struct mp_keys keys;
+
+		if (mpd_load_key(&mpd->cfg, &keys, run_uid) != 0)
+			exit(EX_CONFIG);
+		mpd_set_keys(&keys);
+	}
+	if (cluster_configure(&mpd->cfg, run_uid) != 0)
 		exit(EX_CONFIG);
+	key_random = load_random;
 
 	signal(SIGPIPE, SIG_IGN);
 	event_set_log_callback(libevent_log);
@@ -650,6 +732,15 @@ mailpushd_main(int argc, char *argv[])
 	/* The control socket first: it tells a running instance apart. */
 	make_socket_dir(mpd->cfg.control_socket);
 	make_socket_dir(mpd->cfg.event_socket);
+	if (mpd->cfg.provision_socket[0] != '\0')
+		make_socket_dir(mpd->cfg.provision_socket);
+	if (dirs_check(mpd->cfg.control_socket, "control socket", run_uid,
+	    run_gid) != 0 || dirs_check(mpd->cfg.event_socket, "event socket",
+	    run_uid, run_gid) != 0 || (mpd->cfg.provision_socket[0] != '\0' &&
+	    dirs_check(mpd->cfg.provision_socket, "provisioning socket",
+	    run_uid, run_gid) != 0) || check_state_dir(mpd->cfg.state_file)
+	    != 0)
+		exit(EX_CONFIG);
 	if (control_open(&mpd->cfg, run_uid, run_gid) == -1) {
 		log_error("cannot open the control socket %s, not starting",
 		    mpd->cfg.control_socket);
@@ -661,9 +752,16 @@ mailpushd_main(int argc, char *argv[])
 		exit(EX_OSERR);
 	}
 	listeners_commit(&mpd->cfg, 1);
-	if (events_open(&mpd->cfg) == -1) {
+	if (events_open(&mpd->cfg, run_uid, run_gid) == -1) {
 		log_error("cannot open the event socket %s, not starting",
 		    mpd->cfg.event_socket);
+		control_close();
+		exit(EX_OSERR);
+	}
+	if (provision_open(&mpd->cfg, run_uid, run_gid) == -1) {
+		log_error("cannot open the provisioning socket %s, not "
+		    "starting", mpd->cfg.provision_socket);
+		events_close();
 		control_close();
 		exit(EX_OSERR);
 	}
@@ -673,10 +771,13 @@ mailpushd_main(int argc, char *argv[])
 	    mpd->cfg.event_socket_mode);
 	health_watch("control socket", "mailpushctl cannot reach mailpushd",
 	    mpd->cfg.control_socket, mpd->cfg.control_socket_mode);
+	health_watch("provisioning socket", "IMAP clients get no token from "
+	    "the Dovecot plugin", mpd->cfg.provision_socket,
+	    mpd->cfg.provision_socket_mode);
 	if (!debug)
 		log_init("mailpushd", 0, verbose);
 	drop_privileges();
-	check_state_dir(mpd->cfg.state_file);
+	check_state_writable(mpd->cfg.state_file);
 	if (mpd->cfg.state_file[0] != '\0')
 		state_load(mpd->cfg.state_file);
 
@@ -684,7 +785,9 @@ mailpushd_main(int argc, char *argv[])
 		if (mpd->listeners[i].in_use)
 			udp_start(&mpd->listeners[i]);
 	events_start();
+	provision_start();
 	control_start();
+	cluster_start();
 	ev_timer = evtimer_new(mpd->base, timer_cb, NULL);
 	ev_save = event_new(mpd->base, -1, EV_PERSIST, save_cb, NULL);
 	if (ev_timer == NULL || ev_save == NULL)
@@ -703,7 +806,9 @@ mailpushd_main(int argc, char *argv[])
 
 	mpd->state_dirty = 1;
 	save_state();
+	cluster_stop();
 	events_close();
+	provision_close();
 	control_close();
 	for (i = 0; i < mpd->n_listeners; i++)
 		if (mpd->listeners[i].in_use)
@@ -715,8 +820,10 @@ mailpushd_main(int argc, char *argv[])
 	registry_free();
 	event_base_free(mpd->base);
 	free(mpd->post_uids);
+	trust_free();
 	config_free(&mpd->cfg);
 	sodium_memzero(mpd->key, sizeof(mpd->key));
+	sodium_memzero(&mpd->keys, sizeof(mpd->keys));
 	free(mpd);
 	log_info("exiting");
 	return 0;

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "keyfile.h"
 #include "proto.h"
 
 /* A client address, kept small: IPv4 or IPv6 with port. */
@@ -94,7 +95,8 @@ struct mp_listener {
 struct mpd {
 	struct mp_config	 cfg;
 	struct event_base	*base;
-	uint8_t			 key[MP_KEY_LEN];
+	uint8_t			 key[MP_KEY_LEN];	/* keys.cur */
+	struct mp_keys		 keys;
 	uint8_t			 cookie_secret[32];
 	struct mp_listener	 listeners[CONFIG_LISTEN_MAX];
 	size_t			 n_listeners;
@@ -114,8 +116,10 @@ uint64_t	mpd_now(void);		/* refreshes mpd->now_ms */
 void		mpd_rearm(void);
 int		mpd_reload(void);
 const char	*mpd_reload_error(void);	/* why the last one failed */
-int		mpd_load_key(const struct mp_config *, uint8_t key[MP_KEY_LEN],
+int		mpd_load_key(const struct mp_config *, struct mp_keys *,
 		    uid_t owner);
+/* The key with this id if tokens made from it are accepted now, or NULL. */
+const uint8_t	*mpd_key(unsigned id);
 
 /* registry.c: the table */
 void		 registry_init(void);
@@ -164,12 +168,36 @@ void		 push_forget(struct reg *);
 void		 push_token(const char *, size_t, uint8_t[MP_TOKEN_LEN]);
 void		 push_resume(struct reg *);	/* refreshed: not unreachable */
 void		 push_send_error(const union mp_addr *to);
+void		 push_catchup(struct reg *);	/* cluster: may have missed mail */
 
 /* events.c: the event socket */
-int		 events_open(const struct mp_config *);
+int		 events_open(const struct mp_config *, uid_t, gid_t);
 void		 events_start(void);
 void		 events_close(void);
 int		 events_resolve_users(const struct mp_config *, uid_t **, size_t *);
+
+/* trust.c: who may act for whom on a local socket */
+void		 trust_resolve(const struct mp_config *, uid_t self, uid_t **,
+		    size_t *);
+void		 trust_set(uid_t *, size_t);
+void		 trust_free(void);
+int		 trust_is_trusted(uid_t);
+int		 trust_may_act(uid_t, const char *user, const char *where);
+uint64_t	 trust_refusals(void);
+
+/* provision.c: the provisioning socket */
+struct provision_stats {
+	uint64_t	answered, denied, bad, timeouts, busy;
+};
+int		 provision_open(const struct mp_config *, uid_t, gid_t);
+void		 provision_start(void);
+void		 provision_close(void);
+void		 provision_get_stats(struct provision_stats *);
+
+/* dirs.c: socket and state directories */
+int		 dirs_check(const char *path, const char *what, uid_t, gid_t);
+int		 dirs_enter(const char *path, uid_t, gid_t);
+void		 dirs_leave(void);
 
 /* control.c */
 int		 control_open(const struct mp_config *, uid_t, gid_t);
@@ -179,6 +207,21 @@ void		 control_close(void);
 /* state.c */
 int		 state_load(const char *path);
 int		 state_save(const char *path);
+
+/* cluster.c, cluster_msg.c: [cluster], mailpush-cluster(7) */
+struct evbuffer;
+int		 cluster_configure(const struct mp_config *, uid_t owner);
+void		 cluster_reload(const struct mp_config *, struct mp_config *);
+void		 cluster_start(void);
+void		 cluster_stop(void);
+int		 cluster_relaying(void);
+void		 cluster_event(const char *user, const char *mailbox,
+		    unsigned count, uint32_t uid);
+void		 cluster_status(struct evbuffer *, int json);
+void		 cluster_stats(struct evbuffer *, int json);
+#define CLUSTER_METRICS_MAX	32
+struct metric;
+size_t		 cluster_metrics(struct metric *, size_t max);
 
 /* limits.c: refusals and their rate-limited log */
 void		 limits_log_refusal(const char *user, unsigned reason,

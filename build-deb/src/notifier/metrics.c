@@ -34,7 +34,8 @@ metrics_text(struct evbuffer *out, const struct metric *m, size_t n)
 
 /* Names (of the text output) that are gauges, not counters. */
 static const char *const metrics_gauges[] = {
-	"registrations", "registrations_peak", NULL,
+	"registrations", "registrations_peak", "cluster_buffer",
+	"cluster_buffer_peak", NULL,
 };
 
 /* Better names and help texts where the text name is not enough. */

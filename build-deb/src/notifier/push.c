@@ -423,3 +423,17 @@ push_resume(struct reg *r)
 	user_token(r->user, token);
 	send_new_push(r, token);
 }
+
+/*
+ * A cluster notifier may have missed events for r (mailpush-cluster(7)):
+ * one push now, with the next sequence number and the counts as far as
+ * this daemon knows them, so the client looks at its mailbox.
+ */
+void
+push_catchup(struct reg *r)
+{
+	uint8_t token[MP_TOKEN_LEN];
+
+	user_token(r->user, token);
+	send_new_push(r, token);
+}

@@ -413,6 +413,17 @@ state_load(const char *path)
 		close(fd);
 		return -1;
 	}
+	/* a file somebody else could have written is not believed */
+	if (st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+		log_error("state file %s is owned by uid %ld with mode %04o; "
+		    "it must be owned by uid %ld (the user mailpushd runs as) "
+		    "and writable by nobody else: not loading it, starting "
+		    "with no registrations (chown and chmod 600 it, or remove "
+		    "it)", path, (long)st.st_uid, (unsigned)(st.st_mode & 07777),
+		    (long)geteuid());
+		close(fd);
+		return -1;
+	}
 	if ((fp = fdopen(fd, "r")) == NULL) {
 		log_error("cannot read state file %s: %s; starting with no "
 		    "registrations", path, strerror(errno));

@@ -28,6 +28,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "logesc.h"
 
 /*
  * Whether user and group names are looked up (getpwnam, getgrnam) while
@@ -38,7 +39,8 @@ int	config_lookup_accounts = 1;
 
 enum ktype {
 	T_UINT, T_DURATION, T_SIZE, T_BOOL, T_MODE, T_USER, T_GROUP, T_PATH,
-	T_SOCKPATH, T_LISTEN, T_CIDRS, T_NAMES, T_ENUM, T_DELIMS,
+	T_SOCKPATH, T_LISTEN, T_CIDRS, T_NAMES, T_ENUM, T_DELIMS, T_SERVERS,
+	T_WORD, T_REDIS,
 };
 
 struct key {
@@ -68,7 +70,10 @@ static const struct key config_keys[] = {
 	  "127.0.0.1:" MP_PORT " [::1]:" MP_PORT, 0, 0, NULL,
 	  "UDP addresses for registrations and pushes" },
 	{ "mailpushd", "key_file", T_PATH, O(key_file), MP_KEY_FILE, 1, 0,
-	  NULL, "server key (mailpushctl genkey)" },
+	  NULL, "server keys (mailpushctl genkey, mailpushctl key rotate)" },
+	{ "mailpushd", "key_grace", T_DURATION, O(key_grace), "7d", 0,
+	  365 * DAY, NULL,
+	  "tokens of the previous key are accepted this long after a rollover" },
 	{ "mailpushd", "auth", T_ENUM, O(auth), "token", 0, 0, "token|none",
 	  "token: registrations carry a MAC; none: trust the allow list" },
 	{ "mailpushd", "allow", T_CIDRS, O(allow), "", 0, 0, NULL,
@@ -98,8 +103,21 @@ static const struct key config_keys[] = {
 	  NULL, "permissions of the event socket" },
 	{ "events", "allow_users", T_NAMES, O(allow_users), "", 0, 0, NULL,
 	  "system users who may post events; empty: any" },
+	{ "events", "trusted_users", T_NAMES, O(trusted_users),
+	  "root postfix dovecot vmail", 0, 0, NULL,
+	  "users who may post for any user (others only for themselves); "
+	  "defaults that do not exist are skipped" },
 	{ "events", "buffer_size", T_SIZE, O(event_buffer_size), "1M",
 	  64 * 1024, 256ULL << 20, NULL, "event socket receive buffer" },
+
+	{ "provision", "socket", T_SOCKPATH, O(provision_socket), "", 0, 0,
+	  NULL, "socket that hands out tokens (Dovecot plugin); empty: none" },
+	{ "provision", "socket_mode", T_MODE, O(provision_socket_mode), "0666",
+	  0, 0, NULL, "permissions of the provisioning socket" },
+	{ "provision", "servers", T_SERVERS, O(provision_servers), "", 0, 0,
+	  NULL, "notifiers clients are given, host:port, preferred first" },
+	{ "provision", "timeout", T_DURATION, O(provision_timeout), "2s", 10,
+	  30 * SEC, NULL, "time a provisioning request may take in all" },
 
 	{ "hook", "socket", T_SOCKPATH, O(hook_socket), "", 0, 0, NULL,
 	  "socket mailpush-hook writes to; empty: [events] socket" },
@@ -138,6 +156,30 @@ static const struct key config_keys[] = {
 	{ "limits", "refusal_log_interval", T_DURATION,
 	  O(refusal_log_interval), "60s", 0, DAY, NULL,
 	  "one refusal log line per user per interval" },
+
+	{ "cluster", "role", T_ENUM, O(cluster_role), "none", 0, 0,
+	  "none|relay|notifier|relay+notifier",
+	  "none: one machine; relay: publish events; notifier: push them" },
+	{ "cluster", "redis", T_REDIS, O(redis), "127.0.0.1:6379", 0, 0, NULL,
+	  "Redis server: IPv4ADDR:PORT, [IPv6ADDR]:PORT or a socket path" },
+	{ "cluster", "redis_user", T_WORD, O(redis_user), "", 0, 0, NULL,
+	  "Redis ACL user; empty: the default user" },
+	{ "cluster", "redis_password_file", T_PATH, O(redis_password_file),
+	  "", 0, 0, NULL, "file holding the Redis password; empty: no AUTH" },
+	{ "cluster", "channel", T_WORD, O(cluster_channel), "mailpush", 1, 0,
+	  NULL, "Redis pub/sub channel of the events" },
+	{ "cluster", "connect_timeout", T_DURATION, O(redis_connect_timeout),
+	  "2s", 100, MIN, NULL, "longest wait for a Redis connection" },
+	{ "cluster", "reconnect_min", T_DURATION, O(redis_reconnect_min),
+	  "100ms", 10, MIN, NULL, "first delay before reconnecting" },
+	{ "cluster", "reconnect_max", T_DURATION, O(redis_reconnect_max),
+	  "5s", 100, 10 * MIN, NULL, "longest delay between reconnections" },
+	{ "cluster", "heartbeat_interval", T_DURATION, O(heartbeat_interval),
+	  "1s", 100, 10 * MIN, NULL, "how often each Redis link is checked" },
+	{ "cluster", "heartbeat_timeout", T_DURATION, O(heartbeat_timeout),
+	  "3s", 200, HOUR, NULL, "a link silent this long is reconnected" },
+	{ "cluster", "relay_buffer", T_UINT, O(relay_buffer), "10000", 1,
+	  10000000, NULL, "events a relay holds while Redis is away" },
 };
 #define N_KEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
 _Static_assert(N_KEYS <= sizeof(((struct mp_config *)0)->text) /
@@ -188,29 +230,65 @@ struct parse {
 
 	char		*line;
 	size_t		 linecap;
+
+	/* config_load_for: a program that uses only some keys */
+	const char	*who;		/* NULL: strict (the daemon) */
+	const char *const *uses;	/* "section.key", NULL-terminated */
+	int		 ignored;	/* errors elsewhere, not logged */
+	char		 first_ignored[512];
 };
 
 static void perr(struct parse *, const char *section, const char *key,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* Does the lenient reader's program use this key? */
+static int
+uses_key(const struct parse *p, const char *section, const char *key)
+{
+	size_t sl;
+	int i;
+
+	if (section == NULL || key == NULL)
+		return 0;
+	sl = strlen(section);
+	for (i = 0; p->uses[i] != NULL; i++)
+		if (strncmp(p->uses[i], section, sl) == 0 &&
+		    p->uses[i][sl] == '.' && strcmp(p->uses[i] + sl + 1, key)
+		    == 0)
+			return 1;
+	return 0;
+}
+
 static void
 perr(struct parse *p, const char *section, const char *key, const char *fmt,
     ...)
 {
-	char msg[512];
+	char msg[512], line[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (section != NULL && key != NULL)
-		log_error("%s:%d: [%s] %s: %s", p->path, p->lineno, section,
-		    key, msg);
+		snprintf(line, sizeof(line), "%s:%d: [%s] %s: %s", p->path,
+		    p->lineno, section, key, msg);
 	else if (section != NULL)
-		log_error("%s:%d: [%s]: %s", p->path, p->lineno, section, msg);
+		snprintf(line, sizeof(line), "%s:%d: [%s]: %s", p->path,
+		    p->lineno, section, msg);
 	else
-		log_error("%s:%d: %s", p->path, p->lineno, msg);
-	p->errors++;
+		snprintf(line, sizeof(line), "%s:%d: %s", p->path, p->lineno,
+		    msg);
+	/* the file's bytes (names, values) are escaped for the log */
+	if (p->who == NULL) {
+		log_error("%s", log_str(line));
+		p->errors++;
+	} else if (uses_key(p, section, key))
+		/* set_key stored nothing: the value stays the default */
+		log_warnx("%s (%s uses the built-in default)", log_str(line),
+		    p->who);
+	else if (p->ignored++ == 0)
+		snprintf(p->first_ignored, sizeof(p->first_ignored), "%s",
+		    log_str(line));
 }
 
 /* A list has no room for `item': report it once for the whole list. */
@@ -299,25 +377,72 @@ add_cidr(struct parse *p, const struct key *k, const char *item)
 	return 0;
 }
 
+/* The name list a T_NAMES key fills. */
+static void
+names_of(struct mp_config *cfg, const struct key *k, char ****v, size_t **n)
+{
+	if (k->off == O(trusted_users)) {
+		*v = &cfg->trusted_users;
+		*n = &cfg->n_trusted_users;
+	} else {
+		*v = &cfg->allow_users;
+		*n = &cfg->n_allow_users;
+	}
+}
+
+static void
+names_clear(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int
+add_server(struct parse *p, const struct key *k, const char *item)
+{
+	char *f = p->cfg->provision_servers;
+	size_t n = 1, fl = strlen(f), il = strlen(item);
+	const char *s;
+
+	if (!config_valid_server(item)) {
+		perr(p, k->section, k->name, "bad server \"%s\": must be "
+		    "HOST:PORT or [IPv6ADDR]:PORT with a port from 1 to 65535",
+		    item);
+		return -1;
+	}
+	for (s = f; *s != '\0'; s++)
+		n += *s == ' ';
+	if ((fl > 0 && n >= CONFIG_SERVER_MAX) ||
+	    fl + 1 + il >= CONFIG_SERVERS_MAX)
+		return list_full(p, k, "at most %d servers, 511 bytes in all",
+		    CONFIG_SERVER_MAX);
+	snprintf(f + fl, CONFIG_SERVERS_MAX - fl, "%s%s", fl > 0 ? " " : "",
+	    item);
+	return 0;
+}
+
 static int
 add_name(struct parse *p, const struct key *k, const char *item)
 {
-	struct mp_config *cfg = p->cfg;
-	char **n;
+	char ***v, **n;
+	size_t *count;
 
+	names_of(p->cfg, k, &v, &count);
 	if (!config_valid_sysname(item)) {
 		perr(p, k->section, k->name, "bad user name \"%s\": "
 		    CONFIG_SYSNAME_RULE, item);
 		return -1;
 	}
-	if (cfg->n_allow_users >= CONFIG_ALLOW_MAX)
+	if (*count >= CONFIG_ALLOW_MAX)
 		return list_full(p, k, "at most %d users", CONFIG_ALLOW_MAX);
-	if ((n = reallocarray(cfg->allow_users, cfg->n_allow_users + 1,
-	    sizeof(*n))) == NULL || (n[cfg->n_allow_users] = strdup(item)) ==
-	    NULL)
-		fatal("allow_users");
-	cfg->allow_users = n;
-	cfg->n_allow_users++;
+	if ((n = reallocarray(*v, *count + 1, sizeof(*n))) == NULL ||
+	    (n[*count] = strdup(item)) == NULL)
+		fatal("%s", k->name);
+	*v = n;
+	(*count)++;
 	return 0;
 }
 
@@ -438,15 +563,19 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 		return for_each_item(p, k, value, add_cidr);
 	case T_NAMES:
 		if (!append) {
-			size_t i;
+			char ***names;
+			size_t *n;
 
-			for (i = 0; i < p->cfg->n_allow_users; i++)
-				free(p->cfg->allow_users[i]);
-			free(p->cfg->allow_users);
-			p->cfg->allow_users = NULL;
-			p->cfg->n_allow_users = 0;
+			names_of(p->cfg, k, &names, &n);
+			names_clear(*names, *n);
+			*names = NULL;
+			*n = 0;
 		}
 		return for_each_item(p, k, value, add_name);
+	case T_SERVERS:
+		if (!append)
+			p->cfg->provision_servers[0] = '\0';
+		return for_each_item(p, k, value, add_server);
 	case T_ENUM: {
 		const char *c = k->choices;
 		int idx = 0;
@@ -483,6 +612,39 @@ set_key(struct parse *p, const struct key *k, void *base, const char *value,
 		snprintf(field, 16, "%s", value);
 		return 0;
 	}
+	case T_WORD: {
+		const char *s;
+
+		if (strlen(value) >= CONFIG_WORD_MAX ||
+		    (*value == '\0' && k->min == 1)) {
+			perr(p, sect, k->name, "must be %d to %d characters",
+			    (int)k->min, CONFIG_WORD_MAX - 1);
+			return -1;
+		}
+		for (s = value; *s; s++)
+			if (!isgraph((unsigned char)*s)) {
+				perr(p, sect, k->name, "must be printable "
+				    "ASCII without spaces");
+				return -1;
+			}
+		snprintf(field, CONFIG_WORD_MAX, "%s", value);
+		return 0;
+	}
+	case T_REDIS: {
+		char host[64];
+		int port;
+
+		if (config_parse_redis(value, host, sizeof(host), &port) != 0) {
+			perr(p, sect, k->name, "bad Redis address \"%s\": "
+			    "must be IPv4ADDR:PORT, [IPv6ADDR]:PORT (an address, "
+			    "not a host name) or the absolute path of a Unix "
+			    "socket shorter than %d bytes", value,
+			    CONFIG_SOCKPATH_MAX);
+			return -1;
+		}
+		snprintf(field, CONFIG_SOCKPATH_MAX, "%s", value);
+		return 0;
+	}
 	}
 	abort();
 }
@@ -505,7 +667,8 @@ find_key(const struct key *table, size_t n, const char *section,
 static int
 is_list(const struct key *k)
 {
-	return k->type == T_LISTEN || k->type == T_CIDRS || k->type == T_NAMES;
+	return k->type == T_LISTEN || k->type == T_CIDRS || k->type == T_NAMES ||
+	    k->type == T_SERVERS;
 }
 
 /* Remember the text of a key for config_print; lists accumulate. */
@@ -576,7 +739,8 @@ static void
 section_header(struct parse *p, const char *name, size_t len)
 {
 	static const char *known[] = {
-		"mailpushd", "events", "hook", "names", "limits",
+		"mailpushd", "events", "provision", "hook", "names", "limits",
+		"cluster",
 	};
 	size_t i;
 
@@ -595,7 +759,7 @@ section_header(struct parse *p, const char *name, size_t len)
 		return;
 	}
 	perr(p, p->section, NULL, "unknown section (known: mailpushd, events, "
-	    "hook, names, limits, user NAME)");
+	    "provision, hook, names, limits, cluster, user NAME)");
 }
 
 static int
@@ -663,6 +827,8 @@ handler(void *user, const char *section, const char *name, const char *value)
 	p->seen[idx] = p->lineno;
 	p->last_key = k;
 	p->last_idx = idx;
+	if (k->off == O(trusted_users))
+		p->cfg->trusted_users_set = 1;
 	if (set_key(p, k, p->cfg, value, 0) == 0)
 		set_text(p, idx, value, 0);
 	return 1;
@@ -843,6 +1009,16 @@ finish(struct parse *p)
 		p->lineno = p->seen[idx];
 		perr(p, "mailpushd", "listen", "needs at least one address");
 	}
+	if (cfg->heartbeat_timeout <= cfg->heartbeat_interval) {
+		p->lineno = p->seen[key_index("cluster", "heartbeat_timeout")];
+		perr(p, "cluster", "heartbeat_timeout", "must be longer than "
+		    "heartbeat_interval");
+	}
+	if (cfg->redis_reconnect_max < cfg->redis_reconnect_min) {
+		p->lineno = p->seen[key_index("cluster", "reconnect_max")];
+		perr(p, "cluster", "reconnect_max", "must not be shorter than "
+		    "reconnect_min");
+	}
 	if (cfg->auth == AUTH_NONE && cfg->n_allow == 0) {
 		p->lineno = p->seen[key_index("mailpushd", "auth")];
 		perr(p, "mailpushd", "auth", "none requires an allow list of "
@@ -850,8 +1026,9 @@ finish(struct parse *p)
 	}
 }
 
-int
-config_load(const char *path, struct mp_config *cfg)
+static int
+load(const char *path, struct mp_config *cfg, const char *who,
+    const char *const *uses)
 {
 	struct parse p;
 	int rc;
@@ -859,27 +1036,54 @@ config_load(const char *path, struct mp_config *cfg)
 	config_defaults(cfg);
 	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
 	init_parse(&p, cfg, path);
+	p.who = who;
+	p.uses = uses;
 	if ((p.fp = fopen(path, "r")) == NULL) {
+		if (who != NULL) {
+			log_warnx("%s: cannot open configuration file: %s (%s "
+			    "uses the built-in defaults)", path,
+			    strerror(errno), who);
+			return 0;
+		}
 		log_error("%s: cannot open configuration file: %s", path,
 		    strerror(errno));
 		return 1;
 	}
 	rc = ini_parse_stream(reader, &p, handler, &p);
 	if (ferror(p.fp)) {
-		log_error("%s: read error: %s", path, strerror(errno));
-		p.errors++;
+		log_raw(who ? MP_LOG_WARN : MP_LOG_ERR, "%s: read error: %s",
+		    path, strerror(errno));
+		if (who == NULL)
+			p.errors++;
 	}
 	fclose(p.fp);
 	free(p.line);
 	if (rc == -2)
 		fatalx("%s: out of memory", path);
-	if (rc > 0 && p.errors == 0) {
+	if (rc > 0 && p.errors == 0 && p.ignored == 0) {
 		/* inih found an error the reader did not foresee */
 		p.lineno = rc;
 		perr(&p, NULL, NULL, "syntax error");
 	}
 	finish(&p);
+	if (p.ignored > 0)
+		log_warnx("%s: %d error%s in parts %s does not use, ignored "
+		    "(first: %s)", path, p.ignored, p.ignored == 1 ? "" : "s",
+		    who, p.first_ignored);
 	return p.errors;
+}
+
+int
+config_load(const char *path, struct mp_config *cfg)
+{
+	return load(path, cfg, NULL, NULL);
+}
+
+int
+config_load_for(const char *path, struct mp_config *cfg, const char *who,
+    const char *const *uses)
+{
+	return load(path, cfg, who, uses);
 }
 
 void
@@ -887,9 +1091,8 @@ config_free(struct mp_config *cfg)
 {
 	size_t i;
 
-	for (i = 0; i < cfg->n_allow_users; i++)
-		free(cfg->allow_users[i]);
-	free(cfg->allow_users);
+	names_clear(cfg->allow_users, cfg->n_allow_users);
+	names_clear(cfg->trusted_users, cfg->n_trusted_users);
 	free(cfg->allow);
 	free(cfg->overrides);
 	for (i = 0; i < N_KEYS; i++)

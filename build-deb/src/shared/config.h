@@ -18,9 +18,15 @@
 #define CONFIG_LISTEN_MAX	16
 #define CONFIG_SOCKPATH_MAX	108	/* sizeof(sun_path) */
 #define CONFIG_NAME_MAX		64
+#define CONFIG_SERVERS_MAX	512	/* [provision] servers, as text */
+#define CONFIG_SERVER_MAX	16	/* host:port entries in it */
 
 enum { AUTH_TOKEN, AUTH_NONE };
 enum { ON_LIMIT_REFUSE, ON_LIMIT_EVICT_OLDEST };
+/* [cluster] role: a bit mask, mailpush-cluster(7) */
+enum { CLUSTER_NONE = 0, CLUSTER_RELAY = 1, CLUSTER_NOTIFIER = 2,
+    CLUSTER_BOTH = 3 };
+#define CONFIG_WORD_MAX		64	/* [cluster] channel, redis_user */
 
 struct config_listen {
 	struct sockaddr_storage	ss;
@@ -49,6 +55,7 @@ struct mp_config {
 	struct config_listen listen[CONFIG_LISTEN_MAX];
 	size_t		n_listen;
 	char		key_file[PATH_MAX];
+	uint64_t	key_grace;		/* ms */
 	int		auth;
 	struct config_cidr *allow;
 	size_t		n_allow;
@@ -65,7 +72,16 @@ struct mp_config {
 	unsigned	event_socket_mode;
 	char		**allow_users;		/* NULL: anybody may post */
 	size_t		n_allow_users;
+	char		**trusted_users;	/* may act for any user */
+	size_t		n_trusted_users;
+	int		trusted_users_set;	/* written in the file */
 	uint64_t	event_buffer_size;
+
+	/* [provision] */
+	char		provision_socket[CONFIG_SOCKPATH_MAX];	/* "": none */
+	unsigned	provision_socket_mode;
+	char		provision_servers[CONFIG_SERVERS_MAX];	/* space-separated */
+	uint64_t	provision_timeout;	/* ms */
 
 	/* [hook] */
 	char		hook_socket[CONFIG_SOCKPATH_MAX];	/* "": event_socket */
@@ -87,6 +103,19 @@ struct mp_config {
 	int		on_limit;
 	uint64_t	refusal_log_interval;	/* ms */
 
+	/* [cluster]: mailpush-cluster(7) */
+	int		cluster_role;		/* CLUSTER_* */
+	char		redis[CONFIG_SOCKPATH_MAX];	/* ADDR:PORT or /path */
+	char		redis_user[CONFIG_WORD_MAX];	/* "": no ACL user */
+	char		redis_password_file[PATH_MAX];	/* "": no AUTH */
+	char		cluster_channel[CONFIG_WORD_MAX];
+	uint64_t	redis_connect_timeout;	/* ms */
+	uint64_t	redis_reconnect_min;	/* ms */
+	uint64_t	redis_reconnect_max;	/* ms */
+	uint64_t	heartbeat_interval;	/* ms */
+	uint64_t	heartbeat_timeout;	/* ms */
+	unsigned	relay_buffer;		/* events */
+
 	/* [user NAME] */
 	struct config_override *overrides;
 	size_t		n_overrides;
@@ -106,6 +135,15 @@ void	config_defaults(struct mp_config *);
  * (0 on success).  The config must be released with config_free.
  */
 int	config_load(const char *path, struct mp_config *);
+/*
+ * The same, for a program that uses only the keys in `uses' ("section.key",
+ * NULL-terminated), such as mailpush-hook: a bad value of one of those is
+ * logged as a warning and the key keeps its built-in default; errors
+ * anywhere else are counted and logged as one line, naming `who'.  A file
+ * that cannot be opened means the built-in defaults.  Always returns 0.
+ */
+int	config_load_for(const char *path, struct mp_config *, const char *who,
+	    const char *const *uses);
 void	config_free(struct mp_config *);
 void	config_print(const struct mp_config *, FILE *);
 
@@ -129,5 +167,9 @@ int	config_parse_duration(const char *, uint64_t *ms);
 int	config_parse_size(const char *, uint64_t *bytes);
 int	config_parse_listen(const char *, struct config_listen *);
 int	config_parse_cidr(const char *, struct config_cidr *);
+/* HOST:PORT or [V6]:PORT, a host name or address and a port 1..65535. */
+int	config_valid_server(const char *);
+/* [cluster] redis: IPv4ADDR:PORT, [IPv6ADDR]:PORT or an absolute path. */
+int	config_parse_redis(const char *, char *host, size_t hostlen, int *port);
 
 #endif

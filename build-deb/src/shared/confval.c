@@ -291,3 +291,81 @@ config_addr_allowed(const struct mp_config *cfg, const struct sockaddr *sa)
 	return 0;
 }
 
+/*
+ * A notifier clients are told about: HOST:PORT (a DNS name or an IPv4
+ * address) or [IPv6]:PORT; at most 255 bytes.
+ */
+int
+config_valid_server(const char *s)
+{
+	struct in6_addr a6;
+	char host[256];
+	const char *colon;
+	uint16_t port;
+	size_t hl, i;
+
+	if (strlen(s) > 255)
+		return 0;
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			return 0;
+		hl = (size_t)(rb - s - 1);
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+		return inet_pton(AF_INET6, host, &a6) == 1 &&
+		    parse_port(rb + 2, &port) == 0;
+	}
+	if ((colon = strrchr(s, ':')) == NULL || colon == s ||
+	    memchr(s, ':', (size_t)(colon - s)) != NULL)
+		return 0;
+	hl = (size_t)(colon - s);
+	for (i = 0; i < hl; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' &&
+		    s[i] != '.' && s[i] != '_')
+			return 0;
+	return s[0] != '.' && s[0] != '-' && parse_port(colon + 1, &port) == 0;
+}
+
+/*
+ * [cluster] redis: a Unix socket path, or an IP address and port (no host
+ * names: resolving one would block the daemon's loop).  host gets the
+ * address without brackets, or the path with *port 0.
+ */
+int
+config_parse_redis(const char *s, char *host, size_t hostlen, int *port)
+{
+	struct config_listen l;
+	const char *colon;
+
+	if (*s == '/') {
+		if (strlen(s) >= CONFIG_SOCKPATH_MAX || strlen(s) >= hostlen)
+			return -1;
+		snprintf(host, hostlen, "%s", s);
+		*port = 0;
+		return 0;
+	}
+	/* the port is required: the default of config_parse_listen is ours */
+	colon = strrchr(s, ':');
+	if (colon == NULL || (*s == '[' && colon < strchr(s, ']')) ||
+	    config_parse_listen(s, &l) != 0)
+		return -1;
+	if (l.ss.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&l.ss;
+
+		*port = ntohs(sin->sin_port);
+		if (inet_ntop(AF_INET, &sin->sin_addr, host, (socklen_t)hostlen)
+		    == NULL)
+			return -1;
+	} else {
+		const struct sockaddr_in6 *sin6 =
+		    (const struct sockaddr_in6 *)&l.ss;
+
+		*port = ntohs(sin6->sin6_port);
+		if (inet_ntop(AF_INET6, &sin6->sin6_addr, host,
+		    (socklen_t)hostlen) == NULL)
+			return -1;
+	}
+	return 0;
+}

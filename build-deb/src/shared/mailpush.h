@@ -18,6 +18,9 @@
 #ifndef MP_CONTROL_SOCKET
 #define MP_CONTROL_SOCKET	"/run/mailpush/control.sock"
 #endif
+#ifndef MP_PROVISION_SOCKET
+#define MP_PROVISION_SOCKET	"/run/mailpush/provision.sock"
+#endif
 #ifndef MP_STATE_FILE
 #define MP_STATE_FILE		"/var/lib/mailpush/registrations"
 #endif

@@ -918,14 +918,14 @@ START_TEST(test_sections_keys)
 
 	load_fails("[limit]\nmax_context_size = 2\nalso = x\n",
 	    "t.conf:1: [limit]: unknown section (known: mailpushd, events, "
-	    "hook, names, limits, user NAME)\n");
+	    "provision, hook, names, limits, cluster, user NAME)\n");
 	/* an empty unknown section is still an error */
 	load_fails("[mailpushd]\n[bogus]\n",
 	    "t.conf:2: [bogus]: unknown section (known: mailpushd, events, "
-	    "hook, names, limits, user NAME)\n");
+	    "provision, hook, names, limits, cluster, user NAME)\n");
 	load_fails("[Limits]\n",
 	    "t.conf:1: [Limits]: unknown section (known: mailpushd, events, "
-	    "hook, names, limits, user NAME)\n");
+	    "provision, hook, names, limits, cluster, user NAME)\n");
 	load_fails("[limits]\nmax_context = 2\n",
 	    "t.conf:2: [limits] max_context: unknown key\n");
 	/* a key in the wrong section */
@@ -1047,7 +1047,7 @@ START_TEST(test_user_sections)
 	    "name of 1 to 255 bytes\n");
 	load_fails("[username]\n",
 	    "t.conf:1: [username]: unknown section (known: mailpushd, events, "
-	    "hook, names, limits, user NAME)\n");
+	    "provision, hook, names, limits, cluster, user NAME)\n");
 	load_fails("[user a b]\n",
 	    "t.conf:1: [user a b]: user name contains a space or control "
 	    "character\n");
@@ -1144,7 +1144,7 @@ START_TEST(test_continuation)
 	    "2)\n");
 	load_fails("[bogus]\na = 1\n  2\n",
 	    "t.conf:1: [bogus]: unknown section (known: mailpushd, events, "
-	    "hook, names, limits, user NAME)\n");
+	    "provision, hook, names, limits, cluster, user NAME)\n");
 	/* nor does it join the first, duplicate-free definition */
 	ck_assert_int_eq(load_text("[mailpushd]\nlisten = 127.0.0.1:1\n"
 	    "listen = 127.0.0.1:2\n  127.0.0.1:3\n", &cfg), 1);
@@ -1242,6 +1242,44 @@ START_TEST(test_syntax)
 }
 END_TEST
 
+START_TEST(test_provision_servers)
+{
+	struct mp_config cfg;
+
+	load_ok("[provision]\nservers = push.example.org:4650, "
+	    "192.0.2.1:1\n  [2001:db8::1]:65535\n", &cfg);
+	ck_assert_str_eq(cfg.provision_servers, "push.example.org:4650 "
+	    "192.0.2.1:1 [2001:db8::1]:65535");
+	ck_assert_uint_eq(cfg.provision_timeout, 2000);
+	ck_assert_str_eq(cfg.provision_socket, "");
+	config_free(&cfg);
+	load_ok("[mailpushd]\nkey_grace = 0\n", &cfg);
+	ck_assert_uint_eq(cfg.key_grace, 0);
+	config_free(&cfg);
+	load_fails("[provision]\nservers = push.example.org\n",
+	    "t.conf:2: [provision] servers: bad server \"push.example.org\": "
+	    "must be HOST:PORT or [IPv6ADDR]:PORT with a port from 1 to "
+	    "65535\n");
+	load_fails("[provision]\nservers = 2001:db8::1:4650\n",
+	    "t.conf:2: [provision] servers: bad server \"2001:db8::1:4650\": "
+	    "must be HOST:PORT or [IPv6ADDR]:PORT with a port from 1 to "
+	    "65535\n");
+	load_fails("[provision]\nservers = a:0\n",
+	    "t.conf:2: [provision] servers: bad server \"a:0\": must be "
+	    "HOST:PORT or [IPv6ADDR]:PORT with a port from 1 to 65535\n");
+	load_fails("[provision]\nservers = [nothex]:1\n",
+	    "t.conf:2: [provision] servers: bad server \"[nothex]:1\": must "
+	    "be HOST:PORT or [IPv6ADDR]:PORT with a port from 1 to 65535\n");
+	load_fails("[provision]\nservers = a:1 a:2 a:3 a:4 a:5 a:6 a:7 a:8 "
+	    "a:9 a:10 a:11 a:12 a:13 a:14 a:15 a:16 a:17\n",
+	    "t.conf:2: [provision] servers: at most 16 servers, 511 bytes in "
+	    "all\n");
+	load_fails("[mailpushd]\nkey_grace = 400d\n",
+	    "t.conf:2: [mailpushd] key_grace: must be a duration from 0ms "
+	    "to 365d (a number with ms, s, m, h or d)\n");
+}
+END_TEST
+
 START_TEST(test_several_errors)
 {
 	struct mp_config cfg;
@@ -1272,7 +1310,7 @@ START_TEST(test_several_errors)
 	    "test/data/bad.conf:15: [limits] push_retries: continuation lines "
 	    "are only allowed for lists\n"
 	    "test/data/bad.conf:16: [nonsense]: unknown section (known: "
-	    "mailpushd, events, hook, names, limits, user NAME)\n"
+	    "mailpushd, events, provision, hook, names, limits, cluster, user NAME)\n"
 	    "test/data/bad.conf:19: [user Carol] max_context_size: must be an "
 	    "integer from 0 to 1024\n"
 	    "test/data/bad.conf:20: [user Carol] colour: unknown key (a [user "
@@ -1715,6 +1753,7 @@ make_config_suite(void)
 	tcase_add_test(tc, test_long_lines);
 	tcase_add_test(tc, test_syntax);
 	tcase_add_test(tc, test_several_errors);
+	tcase_add_test(tc, test_provision_servers);
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_good_file);
 	suite_add_tcase(s, tc);

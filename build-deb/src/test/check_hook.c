@@ -788,18 +788,20 @@ START_TEST(test_no_file_needed)
 	run_free(&r);
 	assert_event(evfd, "alice", "INBOX");
 
-	/* But a file named with -c must exist. */
+	/* A file named with -c that is missing is one warning, and the
+	 * built-in defaults; the event still goes to the -s socket. */
 	tpath(nx, "missing.conf");
 	HOOK(&r, env_alice, NULL, 0, "-d", "-c", nx, "-s", evpath, "-t",
 	    "50ms", "--", SH, "-c", "exit 0");
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_ptr_nonnull(strstr(r.err, "cannot open configuration"));
-	ck_assert_ptr_nonnull(strstr(r.err, "no push"));
+	ck_assert_ptr_nonnull(strstr(r.err, "uses the built-in defaults"));
 	run_free(&r);
-	assert_no_event(evfd);
+	assert_event(evfd, "alice", "INBOX");
 
+	/* standalone, no -s: the default socket, which is not there here */
 	HOOK(&r, env_alice, NULL, 0, "-c", nx);
-	ck_assert_int_eq(r.status, 78);
+	ck_assert_int_eq(r.status, 0);
 	run_free(&r);
 	assert_no_event(evfd);
 }
@@ -809,34 +811,56 @@ END_TEST
 
 START_TEST(test_broken_ini_wrapper)
 {
-	char marker[PATH_MAX], script[PATH_MAX + 64];
+	char marker[PATH_MAX], script[PATH_MAX + 64], text[PATH_MAX + 256];
 	struct run r;
 
-	write_file(conf, "[hook]\nsocket = relative/path\ntimeout = forever\n"
-	    "this is not ini\n[nosuch]\nkey = 1\n");
+	/*
+	 * Errors in what the hook uses ([hook] timeout) mean that key's
+	 * default; errors elsewhere (a bad line, an unknown section, a bad
+	 * [limits] value) are one log line; the event is still sent.
+	 */
+	snprintf(text, sizeof(text), "[events]\nsocket = %s\n[hook]\n"
+	    "timeout = forever\nthis is not ini\n[nosuch]\nkey = 1\n"
+	    "[limits]\nmax_registrations = lots\n", evpath);
+	write_file(conf, text);
 	tpath(marker, "ran");
 	snprintf(script, sizeof(script), "echo ran > %s; exit 67", marker);
 	HOOK(&r, env_alice, NULL, 0, "-c", conf, "--", SH, "-c", script);
 	ck_assert_int_eq(r.status, 67);
 	ck_assert(exists(marker));
-	assert_silent(&r);	/* the errors went to syslog */
+	assert_silent(&r);	/* the warnings went to syslog */
 	run_free(&r);
-	assert_no_event(evfd);
+	assert_no_event(evfd);	/* the agent failed: no event */
 
 	ck_assert_int_eq(unlink(marker), 0);
 	snprintf(script, sizeof(script), "echo ran > %s; exit 0", marker);
 	HOOK(&r, env_alice, NULL, 0, "-d", "-c", conf, "--", SH, "-c", script);
 	ck_assert_int_eq(r.status, 0);
 	ck_assert(exists(marker));
-	ck_assert_ptr_nonnull(strstr(r.err, "[hook] socket"));
-	ck_assert_ptr_nonnull(strstr(r.err, "configuration errors (running "
-	    SH ", no push)"));
+	ck_assert_ptr_nonnull(strstr(r.err, "[hook] timeout: must be a "
+	    "duration"));
+	ck_assert_ptr_nonnull(strstr(r.err, "(mailpush-hook uses the "
+	    "built-in default)"));
+	ck_assert_ptr_nonnull(strstr(r.err, "3 errors in parts mailpush-hook "
+	    "does not use, ignored (first: "));
+	ck_assert_ptr_null(strstr(r.err, "max_registrations"));
 	run_free(&r);
-	assert_no_event(evfd);
+	assert_event(evfd, "alice", "INBOX");
 
-	/* Standalone: EX_CONFIG. */
+	/* Standalone: the same, exit 0 */
 	HOOK(&r, env_alice, NULL, 0, "-c", conf);
-	ck_assert_int_eq(r.status, 78);
+	ck_assert_int_eq(r.status, 0);
+	run_free(&r);
+	assert_event(evfd, "alice", "INBOX");
+
+	/* A bad [hook] socket means the default socket (not there here) */
+	write_file(conf, "[hook]\nsocket = relative/path\n");
+	HOOK(&r, env_alice, NULL, 0, "-d", "-c", conf);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.err, "[hook] socket: must be an "
+	    "absolute path"));
+	ck_assert_ptr_nonnull(strstr(r.err, "cannot notify mailpushd at "
+	    MP_EVENT_SOCKET));
 	run_free(&r);
 	assert_no_event(evfd);
 }

@@ -72,5 +72,13 @@ for p in mailpushd mailpush-hook; do
 done
 grep -qF "$conf" "$B/man/mailpushd.8" || bad "$B/man/mailpushd.8 does not name $conf"
 grep -qF "$conf" "$B/doc/README.md" || bad "$B/doc/README.md does not name $conf"
+# every page and conf/ file goes into a Debian package (make deb's
+# dh_missing --fail-missing would stop on it much later)
+for m in man/*.[1-8]; do
+	n=${m#man/}; s=${n##*.}
+	grep -qxF -e "usr/share/man/man$s/*" -e "usr/share/man/man$s/$n" \
+	    debian/*.install ||
+	    bad "$m is in no debian/*.install (add usr/share/man/man$s/$n)"
+done
 [ $fail = 0 ] && echo "paths: the manual names the paths the programs use ($conf)"
 exit $fail

@@ -12,12 +12,16 @@
  * messages and the highest UID among them.  An LMTP or LDA delivery is one
  * message per transaction, so one event with count 1.
  *
- * It never fails a delivery: a bad setting disables the driver for that
- * user (push_notification logs the error); a failed send logs one warning.
- * It waits at most `timeout' for room in the daemon's queue; after a send
- * timed out, later sends in the same process try once without waiting until
- * one succeeds again, so an LMTP session with many recipients waits at most
- * one timeout while the daemon is stuck.  See mailpush-dovecot(7).
+ * It never fails a delivery and never loses an event to its own settings:
+ * a bad setting is logged as a warning and keeps its default (an unknown
+ * setting or event name is ignored), so the events still go out; a failed
+ * send logs one warning.  It waits at most `timeout' for room in the
+ * daemon's queue; after a send timed out, later sends in the same process
+ * wait at most MAILPUSH_STALLED_MS (a short, bounded wait, not none: a
+ * burst that fills the queue for a moment loses no events) until one
+ * succeeds again, so an LMTP session with many recipients is not held up
+ * for a whole timeout per recipient while the daemon is stuck.  See
+ * mailpush-dovecot(7).
  */
 #include "lib.h"
 #include "hash.h"
@@ -40,10 +44,12 @@
 #include "event.h"
 #include "mailpush.h"
 #include "evsend.h"
+#include "logesc.h"
 
 #define MAILPUSH_LABEL		"mailpush: "
 #define MAILPUSH_TIMEOUT_MS	100
 #define MAILPUSH_TIMEOUT_MAX_MS	10000
+#define MAILPUSH_STALLED_MS	10	/* wait after a timed-out send */
 #define MAILPUSH_EV_NEW		"MessageNew"
 #define MAILPUSH_EV_APPEND	"MessageAppend"
 
@@ -72,61 +78,74 @@ MAILPUSH_EXPORT extern const char *mailpush_plugin_dependencies[];
 MAILPUSH_EXPORT void mailpush_plugin_init(struct module *);
 MAILPUSH_EXPORT void mailpush_plugin_deinit(void);
 
+/* Unknown names are reported and skipped; no valid name keeps the default. */
 static int
 mailpush_parse_events(struct mailpush_config *cfg, const char *value,
     pool_t pool, const char **error_r)
 {
 	const char *const *names;
+	bool new_ev = FALSE, append = FALSE;
+	int ret = 0;
 
-	cfg->message_new = cfg->message_append = FALSE;
 	for (names = t_strsplit(value, ","); *names != NULL; names++) {
 		if (strcasecmp(*names, MAILPUSH_EV_NEW) == 0)
-			cfg->message_new = TRUE;
+			new_ev = TRUE;
 		else if (strcasecmp(*names, MAILPUSH_EV_APPEND) == 0)
-			cfg->message_append = TRUE;
+			append = TRUE;
 		else {
 			*error_r = p_strdup_printf(pool, "events: unknown "
-			    "event '%s' (allowed: " MAILPUSH_EV_NEW ", "
-			    MAILPUSH_EV_APPEND ", separated by commas)",
-			    *names);
-			return -1;
+			    "event '%s' ignored (allowed: " MAILPUSH_EV_NEW
+			    ", " MAILPUSH_EV_APPEND ", separated by commas)",
+			    log_str(*names));
+			ret = -1;
 		}
 	}
-	return 0;
+	if (new_ev || append) {
+		cfg->message_new = new_ev;
+		cfg->message_append = append;
+	} else if (ret == 0) {
+		*error_r = "events: no event selected";
+		ret = -1;
+	}
+	return ret;
 }
 
+/* One setting; on an error *error_r says why and cfg keeps its default. */
 static int
 mailpush_parse(struct mailpush_config *cfg, const char *key,
     const char *value, pool_t pool, const char **error_r)
 {
 	const char *error;
+	unsigned int ms;
 
 	if (strcmp(key, "socket") == 0) {
 		if (value[0] != '/' ||
 		    strlen(value) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 			*error_r = p_strdup_printf(pool, "socket: '%s' is not "
-			    "an absolute path of at most %zu bytes", value,
+			    "an absolute path of at most %zu bytes",
+			    log_str(value),
 			    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 			return -1;
 		}
 		cfg->socket = p_strdup(pool, value);
 	} else if (strcmp(key, "timeout") == 0) {
-		if (settings_get_time_msecs(value, &cfg->timeout_ms,
-		    &error) < 0) {
-			*error_r = p_strdup_printf(pool, "timeout: %s", error);
+		if (settings_get_time_msecs(value, &ms, &error) < 0) {
+			*error_r = p_strdup_printf(pool, "timeout: %s",
+			    log_str(error));
 			return -1;
 		}
-		if (cfg->timeout_ms > MAILPUSH_TIMEOUT_MAX_MS) {
+		if (ms > MAILPUSH_TIMEOUT_MAX_MS) {
 			*error_r = p_strdup_printf(pool, "timeout: %s is more "
-			    "than the maximum of %ums", value,
+			    "than the maximum of %ums", log_str(value),
 			    MAILPUSH_TIMEOUT_MAX_MS);
 			return -1;
 		}
+		cfg->timeout_ms = ms;
 	} else if (strcmp(key, "events") == 0) {
 		return mailpush_parse_events(cfg, value, pool, error_r);
 	} else {
-		*error_r = p_strdup_printf(pool, "unknown setting '%s' "
-		    "(allowed: socket, timeout, events)", key);
+		*error_r = p_strdup_printf(pool, "unknown setting '%s' ignored "
+		    "(allowed: socket, timeout, events)", log_str(key));
 		return -1;
 	}
 	return 0;
@@ -135,29 +154,27 @@ mailpush_parse(struct mailpush_config *cfg, const char *key,
 static int
 mailpush_init(struct push_notification_driver_config *config,
     struct mail_user *user, pool_t pool, void **context,
-    const char **error_r)
+    const char **error_r ATTR_UNUSED)
 {
 	struct mailpush_config		*cfg;
 	struct hash_iterate_context	*iter;
-	const char			*key, *value;
-	int				 ret = 0;
+	const char			*key, *value, *error = "bad setting";
 
 	cfg = p_new(pool, struct mailpush_config, 1);
 	cfg->socket = MP_EVENT_SOCKET;
 	cfg->timeout_ms = MAILPUSH_TIMEOUT_MS;
 	cfg->message_new = TRUE;
 
+	/* every setting is looked at; a bad one keeps its default, so a
+	 * mistake in the settings never costs the events */
 	iter = hash_table_iterate_init(config->config);
-	while (ret == 0 &&
-	    hash_table_iterate(iter, config->config, &key, &value))
-		ret = mailpush_parse(cfg, key, value, pool, error_r);
+	while (hash_table_iterate(iter, config->config, &key, &value))
+		if (mailpush_parse(cfg, key, value, pool, &error) < 0)
+			e_warning(user->event, MAILPUSH_LABEL "%s (using the "
+			    "default: socket=%s timeout=%ums events=%s)",
+			    error, MP_EVENT_SOCKET, MAILPUSH_TIMEOUT_MS,
+			    MAILPUSH_EV_NEW);
 	hash_table_iterate_deinit(&iter);
-	if (ret < 0)
-		return -1;
-	if (!cfg->message_new && !cfg->message_append) {
-		*error_r = "events: no event selected";
-		return -1;
-	}
 	push_notification_driver_debug(MAILPUSH_LABEL, user,
 	    "socket=%s timeout=%ums events=%s%s%s", cfg->socket,
 	    cfg->timeout_ms, cfg->message_new ? MAILPUSH_EV_NEW : "",
@@ -215,30 +232,32 @@ mailpush_send(struct push_notification_driver_txn *dtxn,
 	    &why) == -1 ||
 	    (len = event_encode(&ev, buf, sizeof(buf), &why)) == -1) {
 		e_warning(user->event, MAILPUSH_LABEL "no event for mailbox "
-		    "%s uid %u: %s", mt->mailbox, mt->uid, why);
+		    "%s uid %u: %s", log_str(mt->mailbox), mt->uid, why);
 		return;
 	}
-	wait_ms = mailpush_stalled ? 0 : cfg->timeout_ms;
+	wait_ms = mailpush_stalled && cfg->timeout_ms > MAILPUSH_STALLED_MS ?
+	    MAILPUSH_STALLED_MS : cfg->timeout_ms;
 	if (evsend_dgram(cfg->socket, buf, (size_t)len, wait_ms,
 	    &why) == -1) {
 		e = errno;
 		if (e != ETIMEDOUT)
 			note = "";
 		else if (wait_ms != cfg->timeout_ms)
-			note = " (no wait: an earlier send timed out)";
+			note = t_strdup_printf(" (%ums: an earlier send timed "
+			    "out)", wait_ms);
 		else
 			note = t_strdup_printf(" (%ums)", wait_ms);
 		if (e == ETIMEDOUT)
 			mailpush_stalled = TRUE;
 		e_warning(user->event, MAILPUSH_LABEL "event for mailbox %s "
-		    "uid %u not sent to %s: %s: %s%s", mt->mailbox, mt->uid,
-		    cfg->socket, why, strerror(e), note);
+		    "uid %u not sent to %s: %s: %s%s", log_str(mt->mailbox),
+		    mt->uid, log_str(cfg->socket), why, strerror(e), note);
 		return;
 	}
 	mailpush_stalled = FALSE;
 	push_notification_driver_debug(MAILPUSH_LABEL, user,
-	    "event sent: mailbox=%s uid=%u count=%u", mt->mailbox, mt->uid,
-	    mt->count);
+	    "event sent: mailbox=%s uid=%u count=%u", log_str(mt->mailbox),
+	    mt->uid, mt->count);
 }
 
 static void

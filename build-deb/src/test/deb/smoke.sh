@@ -160,11 +160,14 @@ dpkg -L $PKGS 2>/dev/null | sort -u > "$T/files"
 dpkg --purge $PKGS > "$T/purge.log" 2>&1 || { cat "$T/purge.log"; die "purge"; }
 left=
 while read -r f; do
-	case $f in /.|/etc|/lib|/lib/systemd*|/usr|/usr/*bin|/usr/lib|/usr/lib/systemd*|/usr/lib/dovecot*|/usr/libexec|/usr/share|/usr/share/doc|/usr/share/man*) continue;; esac
-	[ -e "$f" ] && left="$left $f"
+	# a directory others still use is theirs too
+	if [ -d "$f" ] && [ -n "$(ls -A "$f")" ]; then
+		continue
+	fi
+	if [ -e "$f" ]; then left="$left $f"; fi
 done < "$T/files"
 for f in /etc/mailpush /var/lib/mailpush /run/mailpush; do
-	[ -e "$f" ] && left="$left $f"
+	if [ -e "$f" ]; then left="$left $f"; fi
 done
 [ -z "$left" ] || die "left after purge:$left"
 if [ $OLDUSER = 0 ]; then

@@ -18,7 +18,7 @@ $(FZ)/%.o: %.c
 
 $(FZ)/fuzz_%: $(FZ)/test/fuzz/fuzz_%.o $(patsubst %.c,$(FZ)/%.o,$(FUZZ_LIBSRCS))
 	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ \
-	    $(LIBS_EVENT) $(LIBS_SODIUM) $(LIBS_INIH)
+	    $(LIBS_EVENT) $(LIBS_SODIUM) $(LIBS_INIH) $(LIBS_HIREDIS)
 
 fuzz-build: $(addprefix $(FZ)/fuzz_,$(FUZZ_TARGETS))
 

@@ -149,8 +149,11 @@ mpd_wait_ready(struct mpd_proc *p, int ms)
 		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
 			close(fd);
 			/* the control socket is made before the loop runs; a
-			 * status request proves the loop is up */
-			if (mpd_ctl(p, NULL, 0, "status", NULL) == 0)
+			 * status request proves the loop is up (2: up, with
+			 * a problem to report, such as a read-only state
+			 * directory a test made on purpose) */
+			status = mpd_ctl(p, NULL, 0, "status", NULL);
+			if (status == 0 || status == 2)
 				return 0;
 		} else
 			close(fd);
