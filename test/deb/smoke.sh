@@ -98,6 +98,18 @@ grep -q '^mailbox_command = /usr/libexec/mailpush/mailpush-hook' \
     /usr/share/doc/mailpush/examples/postfix-main.cf ||
     die "the installed postfix-main.cf does not name the installed hook"
 [ -f /usr/lib/dovecot/modules/lib30_mailpush_plugin.so ] || die "no plugin"
+# the installed units as systemd reads them (no systemd needs to run)
+if command -v systemd-analyze >/dev/null; then
+	systemd-analyze verify --man=no /lib/systemd/system/mailpushd.service \
+	    /usr/share/doc/mailpush/examples/mailpush-metrics.service \
+	    /usr/share/doc/mailpush/examples/mailpush-metrics.timer \
+	    > "$T/verify" 2>&1 || true
+	if [ -s "$T/verify" ]; then
+		cat "$T/verify"
+		die "systemd-analyze verify complains about the units"
+	fi
+	say "systemd-analyze verify: mailpushd.service and the metrics timer are clean"
+fi
 say "postinst: user mailpush (uid $uid), key 0600, state directory, conffile; plugin depends on dovecot-abi-$abi"
 
 # A changed configuration survives a reinstall; the key is never replaced.
