@@ -31,7 +31,7 @@ WARN		:= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 		   -Wcast-qual -Wwrite-strings -Wno-format-nonliteral \
 		   -Wno-format-truncation
 HARDEN		:= -fstack-protector-strong -fPIE -fstack-clash-protection
-PKGS		:= libevent libsodium inih hiredis
+PKGS		:= libevent libsodium inih libcurl hiredis
 PKG_CFLAGS	:= $(shell $(PKG_CONFIG) --cflags $(PKGS) check 2>/dev/null)
 CPPFLAGS	+= -D_GNU_SOURCE -Ishared -Iclient \
 		   -DMP_CONFIG_FILE='"$(SYSCONFDIR)/mailpush/mailpushd.conf"' \
@@ -44,6 +44,7 @@ LIBS_EVENT	= $(shell $(PKG_CONFIG) --libs libevent)
 LIBS_SODIUM	= $(shell $(PKG_CONFIG) --libs libsodium)
 LIBS_INIH	= $(shell $(PKG_CONFIG) --libs inih)
 LIBS_CHECK	= $(shell $(PKG_CONFIG) --libs check)
+LIBS_CURL	= $(shell $(PKG_CONFIG) --libs libcurl)
 LIBS_HIREDIS	= $(shell $(PKG_CONFIG) --libs hiredis)
 
 SHARED_SRCS	:= $(wildcard shared/*.c)
@@ -63,7 +64,8 @@ HELPERS		:= $(patsubst test/helpers/%.c,$(B)/test/%,$(HELPER_SRCS))
 MANPAGES	:= $(wildcard man/*.[1-8])
 
 DEBIAN_PKGS	:= gcc make pkg-config libevent-dev libinih-dev libsodium-dev \
-		   check mandoc dovecot-dev libhiredis-dev redis-server prometheus
+		   check mandoc dovecot-dev libhiredis-dev redis-server prometheus \
+		   libcurl4-openssl-dev openssl dnsmasq
 
 .PHONY: all deps check demo install install-data lint clean e2e bench fuzz \
 	flood soak valgrind deb check-paths print-paths
@@ -141,10 +143,10 @@ $(B)/mailpush-hook: $(B)/deliver-hook/mailpush-hook.o \
 	@rm -f $@.ld
 $(B)/mailpush-listen: $(B)/client/mailpush-listen.o \
     $(B)/libmailpush-client.a $(B)/libshared.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SODIUM)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_CURL) $(LIBS_SODIUM)
 
 $(B)/test/%: $(B)/test/helpers/%.o $(B)/libmailpush-client.a $(B)/libshared.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SODIUM) $(LIBS_INIH)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_CURL) $(LIBS_SODIUM) $(LIBS_INIH)
 
 # One Check runner; each test/check_NAME.c exports make_NAME_suite().
 $(B)/test/suites.h: $(TEST_SRCS) Makefile
@@ -156,7 +158,7 @@ $(B)/test/%.o: ALL_CFLAGS += -Wno-cast-qual -Wno-missing-prototypes
 $(B)/test/check_mailpush: $(call obj,$(TEST_SRCS) $(TESTLIB_SRCS)) $(B)/libdaemon.a \
     $(B)/libmailpush-client.a $(B)/libshared.a | $(PROGS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_CHECK) $(LIBS_EVENT) \
-	    $(LIBS_SODIUM) $(LIBS_INIH) $(LIBS_HIREDIS)
+	    $(LIBS_CURL) $(LIBS_SODIUM) $(LIBS_INIH) $(LIBS_HIREDIS)
 
 # The test suite with every daemon it starts under valgrind memcheck: an
 # error or a leak in mailpushd fails the test that started it.

@@ -23,10 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "keyfile.h"
 #include "log.h"
 #include "mailpush.h"
 #include "mpclient.h"
+#include "provision.h"
 #include "proto.h"
 
 #define LISTEN_EXIT_REFUSED	2
@@ -34,6 +37,7 @@
 #define LISTEN_DEFAULT_CONTEXT	"mailpush-listen"
 #define LISTEN_UNREGISTER_WAIT	1000	/* ms, at exit */
 #define LISTEN_TIME_LEN		48
+#define LISTEN_REPROVISION_MS	10000	/* IMAP logins after refusals */
 
 struct listen_push {
 	uint32_t	seq;
@@ -57,6 +61,12 @@ struct listen {
 	int		 pending;	/* pushes waiting for the child */
 	struct listen_push next;	/* their sum, latest seq/total/time */
 	sigset_t	 oldmask;
+	/* -I: provisioned over IMAP */
+	struct mpc_provision_opts popts;
+	struct mpc_provision prov;
+	char		 cache[4096];
+	char		 password[1024];
+	uint64_t	 provisioned_at;	/* listen_now() of the last fetch */
 };
 
 static volatile sig_atomic_t listen_term;
@@ -71,7 +81,11 @@ usage(void)
 {
 	fprintf(stderr, "usage: mailpush-listen -s host[:port] -u user "
 	    "-K tokenfile [-1v] [-C context]\n"
-	    "\t[-m mailbox] [-t seconds] [-x command]\n");
+	    "\t[-m mailbox] [-t seconds] [-x command]\n"
+	    "       mailpush-listen -I imaps://user@host[:port] -P passfile | "
+	    "-E passcommand\n"
+	    "\t[-A cafile] [-s host[:port]] [-1v] [-C context] [-m mailbox] "
+	    "[-t seconds]\n\t[-x command]\n");
 	exit(EX_USAGE);
 }
 
@@ -358,6 +372,52 @@ listen_exit(struct listen *l, int status)
 	exit(status);
 }
 
+/*
+ * -I: the token, user and servers from the cache, or over IMAP when there
+ * is none or `force' (a refusal said the token is no longer good).
+ * Returns 0, or -1 after saying why.
+ */
+static int
+listen_provision(struct listen *l, int force)
+{
+	char err[512];
+	const char *why;
+
+	if (!force && mpc_provision_load(l->cache, &l->prov, &why) == 0) {
+		if (l->verbose)
+			log_info("provisioned from %s", l->cache);
+		return 0;
+	}
+	if (!force && errno != ENOENT && l->verbose)
+		log_info("%s: %s; provisioning over IMAP", l->cache, why);
+	l->provisioned_at = listen_now();
+	if (mpc_provision_fetch(&l->popts, &l->prov, err, sizeof(err)) != 0) {
+		log_warnx("provisioning failed: %s", err);
+		return -1;
+	}
+	if (mpc_provision_save(l->cache, &l->prov, &why) != 0)
+		log_warnx("cannot write the provisioning cache %s: %s",
+		    l->cache, why);
+	if (l->verbose)
+		log_info("provisioned over IMAP: user %s, key %u, servers %s",
+		    l->prov.user, l->prov.key_id, l->prov.servers[0] ?
+		    l->prov.servers : "(none)");
+	return 0;
+}
+
+/* The first (preferred) server of the provisioned list. */
+static const char *
+listen_prov_server(struct listen *l, char *buf, size_t len)
+{
+	size_t n = strcspn(l->prov.servers, " ");
+
+	if (n == 0 || n >= len)
+		return NULL;
+	memcpy(buf, l->prov.servers, n);
+	buf[n] = '\0';
+	return buf;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -370,6 +430,8 @@ main(int argc, char *argv[])
 	socklen_t sslen = 0;
 	sigset_t mask;
 	const char *server = NULL, *tokenfile = NULL, *why;
+	const char *passfile = NULL, *passcmd = NULL;
+	char sbuf[300], err[512];
 	const char *context = LISTEN_DEFAULT_CONTEXT;
 	uint64_t t_end = UINT64_MAX, d;
 	long timeout = 0;
@@ -382,8 +444,20 @@ main(int argc, char *argv[])
 	l.child = -1;
 	log_init("mailpush-listen", 1, 0);
 
-	while ((ch = getopt(argc, argv, "1C:K:m:s:t:u:vx:")) != -1) {
+	while ((ch = getopt(argc, argv, "1A:C:E:I:K:m:P:s:t:u:vx:")) != -1) {
 		switch (ch) {
+		case 'A':
+			l.popts.cafile = optarg;
+			break;
+		case 'E':
+			passcmd = optarg;
+			break;
+		case 'I':
+			l.popts.url = optarg;
+			break;
+		case 'P':
+			passfile = optarg;
+			break;
 		case '1':
 			l.once = 1;
 			break;
@@ -431,7 +505,35 @@ main(int argc, char *argv[])
 			usage();
 		}
 	}
-	if (argc != optind || server == NULL || l.user == NULL ||
+	if (l.popts.url != NULL) {
+		if (argc != optind || l.user != NULL || tokenfile != NULL ||
+		    (passfile == NULL) == (passcmd == NULL))
+			usage();
+		if ((passfile != NULL ? mpc_password_file(passfile,
+		    l.password, sizeof(l.password), err, sizeof(err)) :
+		    mpc_password_command(passcmd, l.password,
+		    sizeof(l.password), err, sizeof(err))) != 0) {
+			log_warnx("%s", err);
+			exit(EX_NOINPUT);
+		}
+		l.popts.password = l.password;
+		if (mpc_provision_cache_path(l.popts.url, l.cache,
+		    sizeof(l.cache), &why) != 0) {
+			log_warnx("provisioning cache: %s", why);
+			exit(EX_USAGE);
+		}
+		log_setverbose(l.verbose);
+		if (listen_provision(&l, 0) != 0)
+			exit(EX_UNAVAILABLE);
+		l.user = l.prov.user;
+		if (server == NULL &&
+		    (server = listen_prov_server(&l, sbuf, sizeof(sbuf))) ==
+		    NULL) {
+			log_warnx("the server gave no notifier list; name one "
+			    "with -s");
+			exit(EX_UNAVAILABLE);
+		}
+	} else if (argc != optind || server == NULL || l.user == NULL ||
 	    tokenfile == NULL)
 		usage();
 	if (*l.user == '\0' || strlen(l.user) > MP_USER_MAX) {
@@ -445,7 +547,11 @@ main(int argc, char *argv[])
 	}
 	log_setverbose(l.verbose);
 	listen_resolve(server, &ss, &sslen);
-	if (keyfile_token_read(tokenfile, &key_id, pa.token, &why) == -1) {
+	if (l.popts.url != NULL) {
+		key_id = l.prov.key_id;
+		memcpy(pa.token, l.prov.token, sizeof(pa.token));
+	} else if (keyfile_token_read(tokenfile, &key_id, pa.token, &why) ==
+	    -1) {
 		log_warnx("%s: %s", tokenfile, why);
 		exit(EX_NOINPUT);
 	}
@@ -520,11 +626,52 @@ main(int argc, char *argv[])
 		 */
 		if (l.refused) {
 			mpc_state(l.mpc, &st);
+			/*
+			 * A provisioned client whose token is refused fetches
+			 * a fresh one (the key was rotated), at most once in
+			 * LISTEN_REPROVISION_MS, and carries on with it; the
+			 * same token again means it is refused for good.
+			 */
+			if (st.reason == REASON_AUTH && l.popts.url != NULL &&
+			    listen_now() - l.provisioned_at >=
+			    LISTEN_REPROVISION_MS) {
+				struct mpc_provision old = l.prov;
+
+				log_info("token refused; provisioning anew "
+				    "over IMAP");
+				if (listen_provision(&l, 1) == 0 &&
+				    (old.key_id != l.prov.key_id ||
+				    sodium_memcmp(old.token, l.prov.token,
+				    sizeof(old.token)) != 0)) {
+					sodium_memzero(&old, sizeof(old));
+					memcpy(pa.token, l.prov.token,
+					    sizeof(pa.token));
+					key_id = l.prov.key_id;
+					mpc_free(l.mpc);
+					l.refused = 0;
+					if ((l.mpc = mpc_new((struct sockaddr *)
+					    &ss, sslen, &pa, &cb)) == NULL)
+						listen_oserr("socket to %s",
+						    server);
+					if (mpc_register(l.mpc, listen_now())
+					    == -1)
+						log_warn("send to %s", server);
+					continue;
+				}
+				sodium_memzero(&old, sizeof(old));
+			}
 			if (st.limit != 0)
 				log_info("registration refused: %s (limit %u)",
 				    st.why, st.limit);
 			else
 				log_info("registration refused: %s", st.why);
+			if (st.reason == REASON_AUTH)
+				log_info("the server does not accept this "
+				    "token: it may belong to a retired key; "
+				    "%s", l.popts.url != NULL ? "provisioning "
+				    "over IMAP gave no newer one" : "ask the "
+				    "administrator for a new one (mailpushctl "
+				    "token), or provision with -I");
 			mpc_free(l.mpc);
 			exit(LISTEN_EXIT_REFUSED);
 		}

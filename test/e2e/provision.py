@@ -221,13 +221,21 @@ def check_socket_trust(tokens):
 # ---- listeners and mail ------------------------------------------------------
 
 class Listener:
-	def __init__(self, tag, args):
+	def __init__(self, tag, args, env=None, runas=None):
 		self.tag = tag
 		self.out = os.path.join(T, "listen-%s.out" % tag)
 		self.err = os.path.join(T, "listen-%s.err" % tag)
 		o, e = open(self.out, "wb"), open(self.err, "wb")
-		self.p = subprocess.Popen([B + "/mailpush-listen", "-v"] + args,
-		    stdin=subprocess.DEVNULL, stdout=o, stderr=e)
+		cmd = [B + "/mailpush-listen", "-v"] + args
+		full = dict(os.environ)
+		full.pop("XDG_STATE_HOME", None)
+		if env:
+			full.update(env)
+		if runas is not None:
+			cmd = ["runuser", "-u", runas, "--", "env",
+			    "HOME=" + full["HOME"]] + cmd
+		self.p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+		    stdout=o, stderr=e, env=full)
 		o.close()
 		e.close()
 		procs.append(self.p)
@@ -322,11 +330,87 @@ def check_token_works(tokens):
 	    "bring the push for mail sent over SMTP")
 
 
+def client_home(tag, owner=None):
+	home = os.path.join(T, "client-" + tag)
+	os.makedirs(home, mode=0o700, exist_ok=True)
+	if owner is not None:
+		subprocess.run(["chown", owner, home], check=True)
+	return home
+
+
+def listen_provisioned(tag, url, pwfile, cafile=CA, runas=None, extra=()):
+	"""mailpush-listen -I URL -P FILE (or extra's -E) [-A CA], with its
+	own HOME."""
+	home = client_home(tag, runas)
+	args = ["-I", url] + (["-P", pwfile] if pwfile else []) + \
+	    (["-A", cafile] if cafile else []) + list(extra)
+	l = Listener(tag, args, env={"HOME": home}, runas=runas)
+	return l, home
+
+
+def check_client(tokens):
+	alice = "alice@" + DOMAIN
+	pw_alice = os.path.join(T, "alice.pw")
+	write_secret(pw_alice, USERS[alice] + "\n")
+	url = "imaps://alice%%40%s@127.0.0.1:%d/" % (DOMAIN, IMAPS_PORT)
+	la, home = listen_provisioned("prov-alice", url, pw_alice)
+	check(la.wait_stderr("registered", 15), "alice -I: not registered: %s"
+	    % la.stderr())
+	cache = os.path.join(home, ".local", "state", "mailpush",
+	    "provision-alice%%40%s@127.0.0.1" % DOMAIN)
+	if not os.path.exists(cache):
+		cache = os.path.join(home, ".local", "state", "mailpush",
+		    "provision-%s@127.0.0.1" % alice)
+	check(os.path.exists(cache), "no cache file under %s: %r" % (home,
+	    os.listdir(os.path.join(home, ".local", "state", "mailpush"))))
+	st = os.stat(cache)
+	check(st.st_mode & 0o777 == 0o600, "cache mode %o" % (st.st_mode &
+	    0o777))
+	check(("token %s\n" % tokens[alice]) in open(cache).read(),
+	    "cache does not hold Alice's token")
+	# the system user, over STARTTLS, as itself, password from a command
+	pw_sys = os.path.join(T, "sys.pw")
+	write_secret(pw_sys, USERS["mpprovsys"] + "\n", owner="mpprovsys")
+	urls = "imap://mpprovsys@127.0.0.1:%d/" % IMAP_PORT
+	ls, _ = listen_provisioned("prov-sys", urls, None,
+	    runas="mpprovsys", extra=["-E", "cat " + pw_sys])
+	check(ls.wait_stderr("registered", 15), "mpprovsys -I: not "
+	    "registered: %s" % ls.stderr())
+	send_mail(alice, 10)
+	send_mail("mpprovsys@localhost", 11)
+	check(la.wait_pushes(1, 15), "alice -I: no push: %s" % la.stderr())
+	check(ls.wait_pushes(1, 15), "mpprovsys -I: no push: %s" % ls.stderr())
+	check("password" not in " ".join(open("/proc/%d/cmdline" %
+	    la.p.pid).read().split("\0")), "a password on the command line")
+	la.stop()
+	ls.stop()
+	say("mailpush-listen -I imaps:// (vmail user, password file) and "
+	    "imap:// STARTTLS (system user, password command) register with "
+	    "only the URL and report pushes; cache mode 0600")
+	# a certificate the client does not trust: refused, nothing cached
+	for tag, ca in (("wrongca", OTHER_CA), ("systemstore", None)):
+		lw, home = listen_provisioned(tag, url, pw_alice, cafile=ca)
+		try:
+			lw.p.wait(30)
+		except subprocess.TimeoutExpired:
+			fail("-I with an untrusted certificate still runs")
+		err = lw.stderr()
+		check(lw.p.returncode != 0 and "provisioning failed" in err and
+		    ("certificate" in err.lower() or "ssl" in err.lower()),
+		    "%s: exit %d, %r" % (tag, lw.p.returncode, err))
+		check(not os.path.exists(os.path.join(home, ".local", "state",
+		    "mailpush")) or not os.listdir(os.path.join(home, ".local",
+		    "state", "mailpush")), "%s: something was cached" % tag)
+	say("a server certificate from another CA, or not in the system "
+	    "store, is refused by the client")
+
+
 def main():
 	tokens = check_entries()
 	check_isolation(tokens)
 	check_socket_trust(tokens)
 	check_token_works(tokens)
+	check_client(tokens)
 	say("all provisioning checks passed")
 
 
