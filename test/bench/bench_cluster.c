@@ -128,7 +128,8 @@ raw_pair(size_t n)
 static double
 redis_benchmark(size_t n)
 {
-	char num[32], payload[MSG_LEN + 1], out[4096];
+	static char out[1 << 20];	/* the progress lines add up */
+	char num[32], payload[MSG_LEN + 1];
 	char *argv[] = { (char *)"/usr/bin/redis-benchmark", (char *)"-s",
 	    R.sock, (char *)"-n", num, (char *)"-q", (char *)"publish",
 	    (char *)CHANNEL "-rb", payload, NULL };
@@ -258,7 +259,8 @@ out:
 struct catcher {
 	int		 fd;
 	size_t		 n, got;
-	uint64_t	*t_recv;	/* realtime ns, by user */
+	long		 base;		/* user of t_recv[0] */
+	uint64_t	*t_recv;	/* realtime ns, by user - base */
 };
 
 static void
@@ -290,7 +292,7 @@ catch_pushes(struct catcher *c)
 			if (h->cmsg_level == SOL_SOCKET &&
 			    h->cmsg_type == SCM_TIMESTAMPNS)
 				memcpy(&ts, CMSG_DATA(h), sizeof(ts));
-		user = push_user(buf, (size_t)len);
+		user = push_user(buf, (size_t)len) - c->base;
 		if (user >= 0 && (size_t)user < c->n && c->t_recv[user] == 0) {
 			c->t_recv[user] = (uint64_t)ts.tv_sec * 1000000000ULL +
 			    (uint64_t)ts.tv_nsec;
@@ -374,7 +376,7 @@ latency(void)
 	memset(&c, 0, sizeof(c));
 	prctl(PR_SET_TIMERSLACK, 1UL);
 	if ((u = malloc(total * sizeof(*u))) == NULL ||
-	    (c.t_recv = calloc(total, sizeof(*c.t_recv))) == NULL)
+	    (c.t_recv = calloc(n, sizeof(*c.t_recv))) == NULL)
 		abort();
 	for (i = 0; i < total; i++)
 		u[i] = (unsigned)i;
@@ -419,8 +421,9 @@ latency(void)
 
 		part.buf = ev.buf + (size_t)r * n * EVSLOT;
 		part.len = ev.len + (size_t)r * n;
-		c.t_recv = c.t_recv + (size_t)r * n;
+		c.base = (long)((size_t)r * n);
 		c.n = n;
+		memset(c.t_recv, 0, n * sizeof(*c.t_recv));
 		if (paced_p99(evd, &part, n, rate, &c, &p50d[r], &p99d[r],
 		    &lost) != 0) {
 			fail("direct latency run failed (log %s)", one.log);
@@ -435,7 +438,6 @@ latency(void)
 			goto out;
 		}
 		lostc += lost;
-		c.t_recv -= (size_t)r * n;
 		note("  run %u: direct p50 %.3f ms, p99 %.3f ms; through Redis "
 		    "p50 %.3f ms, p99 %.3f ms", r + 1, p50d[r], p99d[r],
 		    p50c[r], p99c[r]);
