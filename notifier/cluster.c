@@ -424,6 +424,10 @@ hello_cb(redisAsyncContext *ac, void *r, void *priv)
 		return;
 	mpd_now();
 	if (reply->type == REDIS_REPLY_ERROR) {
+		if (password == NULL && strncmp(reply->str, "NOAUTH", 6) == 0)
+			cluster_warn(&l->warned, "Redis %s: %s link: %s (Redis "
+			    "wants a password: set [cluster] redis_password_file)",
+			    where(), l->name, reply->str);
 		if (password != NULL) {
 			cluster_st.auth_failures++;
 			cluster_warn(&l->warned, "Redis %s: %s link: AUTH as "
