@@ -7,6 +7,9 @@
  * a message when redis-server is not installed (make deps installs it).
  */
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +26,7 @@
 #define NODES	4
 
 static struct redis_proc R;
+static char redis_addr[160];	/* TCP address, or "": R.sock */
 static struct mpd_proc	 N[NODES];
 
 static int
@@ -42,6 +46,7 @@ setup(void)
 
 	memset(&R, 0, sizeof(R));
 	R.pid = -1;
+	redis_addr[0] = '\0';
 	memset(N, 0, sizeof(N));
 	for (i = 0; i < NODES; i++)
 		N[i].pid = -1;
@@ -89,7 +94,7 @@ node(int i, const char *role, const char *more)
 	    "[limits]\nmin_push_interval = 0\n\n"
 	    "[cluster]\nrole = %s\nredis = %s\nheartbeat_interval = 200ms\n"
 	    "heartbeat_timeout = 1s\nreconnect_max = 300ms\n%s\n",
-	    role, R.sock, more ? more : "");
+	    role, redis_addr[0] ? redis_addr : R.sock, more ? more : "");
 	ck_assert_int_eq(mpd_rewrite(p, extra), 0);
 	ck_assert_msg(mpd_start(p) == 0, "mailpushd %d did not start (log %s)",
 	    i, p->log);
@@ -422,6 +427,50 @@ START_TEST(t_wrong_password)
 }
 END_TEST
 
+/* A TCP port on 127.0.0.1 nobody listens on now. */
+static int
+tcp_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd, port = -1;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return -1;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+		port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+/* Redis over TCP on loopback: a relay and a notifier, one push. */
+START_TEST(t_tcp)
+{
+	struct tclient a;
+	uint32_t ia;
+
+	if (skip("tcp"))
+		return;
+	ck_assert_int_eq(redis_prepare(&R), 0);
+	ck_assert_int_gt(R.port = tcp_port(), 0);
+	ck_assert_int_eq(redis_start(&R), 0);
+	snprintf(redis_addr, sizeof(redis_addr), "127.0.0.1:%d", R.port);
+	node(0, "relay", NULL);
+	node(1, "notifier", NULL);
+	ck_assert_int_eq(status_wait(1, "subscribe link: ready", 3000), 0);
+	ck_assert_int_eq(status_wait(1, "Redis 127.0.0.1:", 100), 0);
+	ia = client(&a, 1, "alice", "a");
+	hooks(0, "alice", 2);
+	pushes_until(&a, ia, 2, 5000);
+	ck_assert_int_eq(mpd_stat(&N[1], "cluster_received"), 2);
+	tc_close(&a);
+}
+END_TEST
+
 /* Bad [cluster] values stop the daemon at start with file, key and why. */
 START_TEST(t_config)
 {
@@ -467,6 +516,7 @@ make_cluster_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, t_two_by_two);
+	tcase_add_test(tc, t_tcp);
 	tcase_add_test(tc, t_config);
 	suite_add_tcase(s, tc);
 
