@@ -1,7 +1,8 @@
 /*
  * mailpush-listen: the reference mailpush client, mailpush-listen(1).
- * Registers for one user, keeps the registration refreshed, acknowledges
- * pushes and prints one line per push or runs a command.  All protocol
+ * Registers for one user and device, keeps the NAT mapping open and the
+ * registration refreshed, acknowledges pushes and prints one line per
+ * push or runs a command.  All protocol
  * work is in the client library (mpclient.c); this file is options, the
  * poll loop, signals and the -x child.
  */
@@ -80,12 +81,12 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: mailpush-listen -s host[:port] -u user "
-	    "-K tokenfile [-1v] [-C context]\n"
-	    "\t[-m mailbox] [-t seconds] [-x command]\n"
+	    "-K tokenfile [-1Nv] [-C context]\n"
+	    "\t[-D devicefile] [-m mailbox] [-t seconds] [-x command]\n"
 	    "       mailpush-listen -I imaps://user@host[:port] -P passfile | "
 	    "-E passcommand\n"
-	    "\t[-A cafile] [-s host[:port]] [-1v] [-C context] [-m mailbox] "
-	    "[-t seconds]\n\t[-x command]\n");
+	    "\t[-A cafile] [-s host[:port]] [-1Nv] [-C context] "
+	    "[-D devicefile]\n\t[-m mailbox] [-t seconds] [-x command]\n");
 	exit(EX_USAGE);
 }
 
@@ -262,9 +263,10 @@ listen_on_push(void *arg, const struct mpc_push *p)
 	lp.total = p->total;
 	listen_timestamp(lp.time);
 	if (l->command == NULL) {
-		printf("push user=%s seq=%u count=%u new=%u total=%u time=%s\n",
-		    p->user, lp.seq, lp.count, lp.new_messages, lp.total,
-		    lp.time);
+		printf("push user=%s seq=%u count=%u new=%u total=%u time=%s"
+		    "%s%s\n", p->user, lp.seq, lp.count, lp.new_messages,
+		    lp.total, lp.time, p->restarted ? " restarted=1" : "",
+		    p->exact ? "" : " exact=0");
 		return;
 	}
 	if (l->child == -1) {
@@ -292,8 +294,21 @@ listen_on_state(void *arg, enum mpc_event ev, const struct mpc_status *st)
 	switch (ev) {
 	case MPC_EV_REGISTERED:
 		if (l->verbose)
-			log_info("registered id=%08x lifetime=%us", st->reg_id,
-			    st->lifetime);
+			log_info("registered id=%08x lifetime=%us "
+			    "keepalive=%us (server allows %u-%us)", st->reg_id,
+			    st->lifetime, st->keepalive_ms / 1000,
+			    st->keepalive_min_ms / 1000,
+			    st->keepalive_max_ms / 1000);
+		break;
+	case MPC_EV_KEEPALIVE:
+		if (l->verbose)
+			log_info("keepalive=%us: %s (silence survived %us, "
+			    "failed %us)", st->keepalive_ms / 1000, st->why,
+			    st->probe_good_ms / 1000, st->probe_bad_ms / 1000);
+		break;
+	case MPC_EV_KICK:
+		if (l->verbose)
+			log_info("refreshing: %s", st->why);
 		break;
 	case MPC_EV_REFRESHED:
 		if (l->verbose > 1)
@@ -306,10 +321,18 @@ listen_on_state(void *arg, enum mpc_event ev, const struct mpc_status *st)
 		break;
 	case MPC_EV_STALE:
 		if (l->verbose)
-			log_info("clock differs from the server's by %llds, "
-			    "retrying", (long long)st->clock_offset);
+			log_info("%s: clock differs from the server's by "
+			    "%lldms, retrying", st->why,
+			    (long long)st->clock_offset);
 		break;
 	case MPC_EV_REFUSED:
+		if (st->retry) {
+			/* the server is full for now: keep running */
+			log_info("registration refused: %s (limit %u); "
+			    "retrying in %us", st->why, st->limit,
+			    st->retry_ms / 1000);
+			break;
+		}
 		l->refused = 1;
 		break;
 	case MPC_EV_UNREGISTERED:
@@ -429,22 +452,23 @@ main(int argc, char *argv[])
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
 	sigset_t mask;
-	const char *server = NULL, *tokenfile = NULL, *why;
+	const char *server = NULL, *tokenfile = NULL, *devfile = NULL, *why;
 	const char *passfile = NULL, *passcmd = NULL;
 	char sbuf[300], err[512];
 	const char *context = LISTEN_DEFAULT_CONTEXT;
 	uint64_t t_end = UINT64_MAX, d;
 	long timeout = 0;
 	char *end;
-	uint8_t key_id;	/* v1 requests carry none yet */
-	int ch;
+	uint8_t key_id;
+	int ch, created = 0;
+	char devhex[2 * MP_DEVICE_ID_LEN + 1];
 
 	memset(&l, 0, sizeof(l));
 	memset(&pa, 0, sizeof(pa));
 	l.child = -1;
 	log_init("mailpush-listen", 1, 0);
 
-	while ((ch = getopt(argc, argv, "1A:C:E:I:K:m:P:s:t:u:vx:")) != -1) {
+	while ((ch = getopt(argc, argv, "1A:C:D:E:I:K:m:NP:s:t:u:vx:")) != -1) {
 		switch (ch) {
 		case 'A':
 			l.popts.cafile = optarg;
@@ -464,8 +488,14 @@ main(int argc, char *argv[])
 		case 'C':
 			context = optarg;
 			break;
+		case 'D':
+			devfile = optarg;
+			break;
 		case 'K':
 			tokenfile = optarg;
+			break;
+		case 'N':
+			pa.no_probe = 1;
 			break;
 		case 'm':
 			if (pa.n_mailboxes == MP_MAILBOXES_MAX) {
@@ -555,6 +585,20 @@ main(int argc, char *argv[])
 		log_warnx("%s: %s", tokenfile, why);
 		exit(EX_NOINPUT);
 	}
+	if (devfile == NULL)
+		mpc_device_new(pa.device);	/* a new device each run */
+	else if (mpc_device_load(devfile, pa.device, &created) == -1) {
+		log_warn("device file %s%s", devfile, errno == EINVAL ?
+		    " does not hold 32 hexadecimal digits" : "");
+		exit(EX_NOINPUT);
+	}
+	if (l.verbose) {
+		proto_hex_encode(pa.device, MP_DEVICE_ID_LEN, devhex);
+		log_info("device %s%s", devhex, devfile == NULL ?
+		    " (for this run only)" : created ? " (new, saved)" :
+		    " (saved)");
+	}
+	pa.key_id = key_id;
 	pa.user = l.user;
 	/* what a -x command is told about mailboxes (a push does not say) */
 	{
@@ -647,6 +691,7 @@ main(int argc, char *argv[])
 					memcpy(pa.token, l.prov.token,
 					    sizeof(pa.token));
 					key_id = l.prov.key_id;
+					pa.key_id = key_id;
 					mpc_free(l.mpc);
 					l.refused = 0;
 					if ((l.mpc = mpc_new((struct sockaddr *)

@@ -338,7 +338,7 @@ cmd_status(struct evbuffer *out, int json)
 /* Stable names of the refusal reasons for stats (mailpush-protocol(7)). */
 static const char *const refusal_names[REASON_MAX + 1] = {
 	"none", "auth", "stale", "too_many", "context_size", "table_full",
-	"address_limit", "not_allowed", "unknown", "bad_request",
+	"address_limit", "not_allowed", "unknown", "bad_request", "replay",
 };
 
 /* Output formats of a request: text, -j JSON, -p Prometheus (stats). */
@@ -364,6 +364,13 @@ cmd_stats(struct evbuffer *out, int fmt)
 		{ "bytes_in", s->bytes_in },
 		{ "bytes_out", s->bytes_out },
 		{ "cookies_sent", s->cookies_sent },
+		{ "keepalives", s->keepalives },
+		{ "keepalives_unknown", s->keepalives_unknown },
+		{ "kicks_sent", s->kicks },
+		{ "probes", s->probes },
+		{ "replays", s->replays },
+		{ "owed_pushes_sent", s->owed_sent },
+		{ "tombstones", registry_tombs() },
 		{ "registered", s->registered },
 		{ "refreshed", s->refreshed },
 		{ "replaced", s->replaced },

@@ -504,6 +504,7 @@ mpd_reload(void)
 	mpd->cfg = ncfg;
 	mpd_set_keys(&nkeys);
 	key_random = load_random;
+	registry_set_prefix6(mpd->cfg.ipv6_address_prefix);
 	free(mpd->post_uids);
 	mpd->post_uids = uids;
 	mpd->n_post_uids = n_uids;
@@ -727,6 +728,11 @@ mailpushd_main(int argc, char *argv[])
 	if ((mpd->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	randombytes_buf(mpd->cookie_secret, sizeof(mpd->cookie_secret));
+	/* a new restart epoch each start: clients report the next push
+	 * whatever sequence numbers the state file lost */
+	do
+		randombytes_buf(&mpd->epoch, sizeof(mpd->epoch));
+	while (mpd->epoch == 0);
 	mpd_now();
 	mpd->started = (uint32_t)(mpd->now_ms / 1000);
 	registry_init();

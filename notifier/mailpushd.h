@@ -35,14 +35,24 @@ struct reg_mailboxes {
 	char		*names[];	/* NUL-terminated, owned */
 };
 
+/* Registration flags. */
+#define REG_F_RESTORED	0x01	/* read from the state file: counts may be
+				   inexact until the next acknowledgement */
+
 struct reg {
 	struct reg	*user_next;	/* the user's list, oldest first */
 	struct reg	*id_next;	/* id hash chain */
 	struct mp_user	*user;
 	struct reg_mailboxes *mailboxes; /* NULL: every mailbox */
-	uint64_t	 deadline;	/* ms: min(expiry, push_at); heap key */
+	uint64_t	 deadline;	/* ms: min(expiry, push_at, probe_at);
+					   heap key */
 	uint64_t	 push_at;	/* ms: next push or retransmit, 0: none */
 	uint64_t	 last_push_ms;	/* ms: when the current push was first sent */
+	uint64_t	 hwm;		/* highest request timestamp (ms) seen:
+					   anything not above it is a replay */
+	uint64_t	 probe_at;	/* ms: PROBE_ECHO due, 0: none */
+	uint64_t	 probe_ts;	/* timestamp of the PROBE it answers */
+	uint8_t		 device[PROTO_DEVICE_LEN];
 	uint32_t	 heap_idx;
 	uint32_t	 id;
 	uint32_t	 created;	/* seconds since the epoch */
@@ -56,7 +66,8 @@ struct reg {
 	uint8_t		 state;
 	uint8_t		 retries;	/* retransmissions of the current push */
 	uint8_t		 listener;	/* index into the listener table */
-	uint8_t		 pad;
+	uint8_t		 key_id;	/* of the token it registered with */
+	uint8_t		 flags;		/* REG_F_* */
 	union mp_addr	 addr;
 	uint16_t	 ctx_len;
 	uint8_t		 ctx[];
@@ -75,6 +86,8 @@ struct mp_stats {
 	uint64_t	events_in, events_bad, events_denied, events_no_user;
 	uint64_t	events_filtered;
 	uint64_t	dgrams_in, dgrams_bad, dgrams_unknown;
+	uint64_t	keepalives, keepalives_unknown, kicks, probes, replays;
+	uint64_t	owed_sent;
 	uint64_t	bytes_in, bytes_out;
 	uint64_t	cookies_sent;
 	uint64_t	registered, refreshed, replaced, unregistered, expired;
@@ -97,6 +110,7 @@ struct mpd {
 	struct event_base	*base;
 	uint8_t			 key[MP_KEY_LEN];	/* keys.cur */
 	struct mp_keys		 keys;
+	uint64_t		 epoch;		/* restart epoch, random */
 	uint8_t			 cookie_secret[32];
 	struct mp_listener	 listeners[CONFIG_LISTEN_MAX];
 	size_t			 n_listeners;
@@ -131,12 +145,21 @@ struct reg	*registry_add(struct mp_user *, const union mp_addr *, int listener,
 		    uint32_t id);		/* id 0: a new random one */
 size_t		 registry_users(void);
 void		 registry_remove(struct reg *, const char *why);
-struct reg	*registry_same_client(struct mp_user *, const union mp_addr *,
-		    const uint8_t *ctx, uint16_t ctx_len);
+struct reg	*registry_device(struct mp_user *,
+		    const uint8_t device[PROTO_DEVICE_LEN]);
+int		 registry_set_ctx(struct reg **, const uint8_t *, uint16_t);
+/* Tombstones: the last timestamp of a device gone, kept for the window. */
+void		 registry_tomb_add(const char *user,
+		    const uint8_t device[PROTO_DEVICE_LEN], uint64_t hwm);
+uint64_t	 registry_tomb_hwm(const char *user,
+		    const uint8_t device[PROTO_DEVICE_LEN]);
+size_t		 registry_tombs(void);
 int		 registry_set_mailboxes(struct reg *, const struct mp_request *);
 int		 registry_wants(const struct reg *, const char *mailbox);
 size_t		 registry_count(void);
 unsigned	 registry_addr_count(const union mp_addr *);
+int		 registry_same_addr(const union mp_addr *, const union mp_addr *);
+void		 registry_set_prefix6(unsigned bits);
 void		 registry_set_addr(struct reg *, const union mp_addr *, int listener);
 void		 registry_schedule(struct reg *);	/* deadline changed */
 void		 registry_run_timers(uint64_t now_ms);
@@ -162,11 +185,16 @@ int		 addr_equal(const union mp_addr *, const union mp_addr *);
 /* push.c: events to pushes, retransmission, coalescing */
 void		 push_event(const char *user, const char *mailbox, unsigned count);
 void		 push_timer(struct reg *, uint64_t now_ms);
-void		 push_ack(const union mp_addr *, const uint8_t *, size_t);
+void		 push_ack(struct reg *, const struct mp_request *);
 void		 push_flush(void);
 void		 push_forget(struct reg *);
-void		 push_token(const char *, size_t, uint8_t[MP_TOKEN_LEN]);
-void		 push_resume(struct reg *);	/* refreshed: not unreachable */
+/* The token of a user under the key with this id; -1: no such key. */
+int		 push_token(const char *, size_t, uint8_t key_id,
+		    uint8_t[MP_TOKEN_LEN]);
+/* Heard from at its address: send what is owed if budget bytes allow. */
+void		 push_owed(struct reg *, size_t budget, int fresh);
+int		 push_is_owed(const struct reg *);
+void		 push_probe_echo(struct reg *);
 void		 push_send_error(const union mp_addr *to);
 void		 push_catchup(struct reg *);	/* cluster: may have missed mail */
 

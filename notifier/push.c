@@ -12,6 +12,16 @@
  * is marked unreachable (it is kept; the next event or refresh tries
  * again).
  *
+ * Every push is sealed for its one device (XChaCha20-Poly1305 under
+ * proto_push_key of the user's token and the device id) with a nonce that
+ * never repeats: 16 random bytes drawn at start and a 64-bit counter.  It
+ * carries the restart epoch, so a client tells a restarted server's
+ * pushes from retransmissions whatever sequence numbers the server lost.
+ *
+ * When the client is heard from in an authenticated request at its
+ * registration's address (REFRESH, REGISTER, PROBE), what it is owed goes
+ * out at once (push_owed), if it fits in the bytes the request brought.
+ *
  * Datagrams are queued and leave in batches through sendmmsg(2), one call
  * per run of datagrams from the same listener: an event for a user with
  * eight registrations costs one system call, not eight.
@@ -40,7 +50,9 @@
 #define PUSH_BATCH	64
 #endif
 #define BATCH	PUSH_BATCH
-#define PUSH_MAX (PROTO_PUSH_FIXED + MP_CONTEXT_MAX + PROTO_MAC_LEN)
+#define PUSH_MAX PROTO_PUSH_LEN(MP_CONTEXT_MAX)
+#define OWED_AFTER_MS	1000	/* an unacknowledged push older than this
+				   is owed (the acknowledgement is late) */
 #define SENT_RING 256		/* recent pushes, for late send errors */
 
 static struct {
@@ -170,7 +182,15 @@ struct keyed {
 	crypto_auth_hmacsha256_state	st;
 	int				ready;
 };
-static struct keyed server_key, last_token;
+static struct keyed server_key;
+static struct {
+	uint8_t		token[MP_TOKEN_LEN];
+	uint8_t		device[PROTO_DEVICE_LEN];
+	uint8_t		key[32];
+	int		ready;
+} last_key;			/* the last push key made */
+static uint8_t	nonce_prefix[16];
+static uint64_t	nonce_counter;
 
 static void
 keyed_mac(struct keyed *k, const uint8_t key[32], const uint8_t *in,
@@ -189,29 +209,49 @@ keyed_mac(struct keyed *k, const uint8_t key[32], const uint8_t *in,
 }
 
 static void
+push_key(const uint8_t *token, const uint8_t *device, uint8_t key[32])
+{
+	if (!last_key.ready ||
+	    sodium_memcmp(last_key.token, token, MP_TOKEN_LEN) != 0 ||
+	    memcmp(last_key.device, device, PROTO_DEVICE_LEN) != 0) {
+		proto_push_key(token, device, last_key.key);
+		memcpy(last_key.token, token, MP_TOKEN_LEN);
+		memcpy(last_key.device, device, PROTO_DEVICE_LEN);
+		last_key.ready = 1;
+	}
+	memcpy(key, last_key.key, 32);
+}
+
+static void
 queue_push(struct reg *r, const uint8_t *token)
 {
-	struct mp_push p;
+	static struct mp_push p;
+	uint8_t key[32], nonce[PROTO_PUSH_NONCE_LEN];
 	unsigned i;
 	int len;
 
 	if (Q.n == BATCH)
 		push_flush();
 	i = Q.n;
-	memset(&p, 0, offsetof(struct mp_push, ctx));
+	if (nonce_counter == 0)
+		randombytes_buf(nonce_prefix, sizeof(nonce_prefix));
+	memcpy(nonce, nonce_prefix, sizeof(nonce_prefix));
+	nonce_counter++;
+	memcpy(nonce + 16, &nonce_counter, 8);
+	p.epoch = mpd->epoch;
 	p.reg_id = r->id;
 	p.seq = r->seq;
 	p.count = r->sent_total - r->acked_total;
 	p.total = r->sent_total;
 	p.server_time = r->last_push_ms / 1000;
+	p.flags = (r->flags & REG_F_RESTORED) ? PUSH_FLAG_COUNT_UNKNOWN : 0;
 	p.ctx_len = r->ctx_len;
 	memcpy(p.ctx, r->ctx, r->ctx_len);
-	len = proto_push_encode(&p, NULL, Q.buf[i], sizeof(Q.buf[i]));
+	push_key(token, r->device, key);
+	len = proto_push_seal(&p, key, nonce, Q.buf[i], sizeof(Q.buf[i]));
+	sodium_memzero(key, sizeof(key));
 	if (len < 0)
 		abort();
-	/* the MAC proto_push_encode would make, from the keyed state */
-	keyed_mac(&last_token, token, Q.buf[i], (size_t)len - PROTO_MAC_LEN,
-	    Q.buf[i] + len - PROTO_MAC_LEN);
 	memcpy(&Q.to[i], &r->addr, sizeof(r->addr));
 	Q.iov[i].iov_base = Q.buf[i];
 	Q.iov[i].iov_len = (size_t)len;
@@ -236,18 +276,34 @@ unqueue(struct reg *r)
 			Q.reg[i] = NULL;
 }
 
-/* proto_token(), from the keyed state of the server key */
+/* proto_token() under the key the registration's token came from */
 static void
-user_token(const struct mp_user *u, uint8_t token[MP_TOKEN_LEN])
+user_token(const struct reg *r, uint8_t token[MP_TOKEN_LEN])
 {
-	push_token(u->name, u->name_len, token);
+	/* the key it registered with is retired (mailpushctl key retire):
+	 * the current one, which the client cannot use until it fetches a
+	 * new token; its next REFRESH is refused AUTH and tells it so */
+	if (push_token(r->user->name, r->user->name_len, r->key_id, token)
+	    != 0 && push_token(r->user->name, r->user->name_len,
+	    mpd->keys.cur_id, token) != 0)
+		abort();
 }
 
-/* A user's token (proto_token), from the keyed state of the server key. */
-void
-push_token(const char *name, size_t len, uint8_t token[MP_TOKEN_LEN])
+/*
+ * The token for a user (proto_token), from the keyed state of the server
+ * key; the one function that makes tokens in the daemon.  -1 if there is
+ * no key with that id.
+ */
+int
+push_token(const char *name, size_t len, uint8_t key_id,
+    uint8_t token[MP_TOKEN_LEN])
 {
-	keyed_mac(&server_key, mpd->key, (const uint8_t *)name, len, token);
+	const uint8_t *key = mpd_key(key_id);
+
+	if (key == NULL)
+		return -1;
+	keyed_mac(&server_key, key, (const uint8_t *)name, len, token);
+	return 0;
 }
 
 static void
@@ -285,7 +341,7 @@ kick(struct reg *r, uint8_t *token, int *have)
 	 */
 	if (r->seq == 0 || mpd->now_ms >= t) {
 		if (!*have) {
-			user_token(r->user, token);
+			user_token(r, token);
 			*have = 1;
 		}
 		send_new_push(r, token);
@@ -302,6 +358,7 @@ push_event(const char *user, const char *mailbox, unsigned count)
 	uint8_t token[MP_TOKEN_LEN];
 	struct reg *r;
 	int have_token = 0;
+	uint8_t key_id = 0;
 
 	if (u == NULL) {
 		mpd->stats.events_no_user++;
@@ -313,6 +370,9 @@ push_event(const char *user, const char *mailbox, unsigned count)
 			continue;
 		}
 		r->total += count;
+		if (have_token && r->key_id != key_id)
+			have_token = 0;	/* another key's token */
+		key_id = r->key_id;
 		kick(r, token, &have_token);
 	}
 	mpd->state_dirty = 1;
@@ -324,7 +384,7 @@ push_timer(struct reg *r, uint64_t now_ms)
 	uint8_t token[MP_TOKEN_LEN];
 	const struct mp_config *cfg = &mpd->cfg;
 
-	user_token(r->user, token);
+	user_token(r, token);
 	if (r->total != r->sent_total &&
 	    now_ms >= r->last_push_ms + cfg->min_push_interval) {
 		/* the coalescing window is over: a new push for new mail */
@@ -362,40 +422,26 @@ push_timer(struct reg *r, uint64_t now_ms)
 	registry_schedule(r);
 }
 
+/* A verified, fresh PUSH_ACK for r (udp.c checked MAC and replay). */
 void
-push_ack(const union mp_addr *from, const uint8_t *buf, size_t len)
+push_ack(struct reg *r, const struct mp_request *rq)
 {
 	uint8_t token[MP_TOKEN_LEN];
-	struct mp_ack a;
-	const char *why;
-	struct reg *r;
 	int have_token = 1;
 
-	if (proto_ack_decode(buf, len, &a, &why) != 0) {
-		mpd->stats.dgrams_bad++;
-		return;
-	}
-	if ((r = registry_find(a.reg_id)) == NULL) {
-		/* No answer: a REFUSED would be larger than the ACK. */
-		mpd->stats.acks_stale++;
-		return;
-	}
-	user_token(r->user, token);
-	if (proto_verify(buf, len, token) != 0) {
-		mpd->stats.dgrams_bad++;
-		log_debug("acknowledgement from %s: bad MAC", addr_str(from));
-		return;
-	}
-	if (a.seq != r->seq || r->state == REG_ACTIVE) {
+	if (rq->epoch != mpd->epoch || rq->seq != r->seq ||
+	    r->state == REG_ACTIVE) {
 		mpd->stats.acks_stale++;
 		return;
 	}
 	mpd->stats.acks++;
 	r->acked_total = r->sent_total;
 	r->state = REG_ACTIVE;
+	r->flags &= (uint8_t)~REG_F_RESTORED;	/* the client has our counts */
 	r->last_ack = (uint32_t)(mpd->now_ms / 1000);
 	r->push_at = 0;
 	registry_schedule(r);
+	user_token(r, token);
 	kick(r, token, &have_token);
 }
 
@@ -405,22 +451,51 @@ push_forget(struct reg *r)
 	unqueue(r);	/* the ring of sent pushes checks ids when used */
 }
 
+/* Does r's client owe us an acknowledgement we have waited for? */
+int
+push_is_owed(const struct reg *r)
+{
+	if (r->total == r->acked_total)
+		return 0;
+	return r->state == REG_UNREACHABLE || (r->state == REG_PUSHING &&
+	    mpd->now_ms >= r->last_push_ms + OWED_AFTER_MS);
+}
+
 /*
- * The client has been heard from (REFRESH, or REGISTER replacing this
- * registration): an unreachable registration is reachable again, and gets
- * at once what it has not acknowledged.
+ * The client has been heard from at r's address in an authenticated
+ * request: what it has not acknowledged goes out now, if budget (what the
+ * request brought less what was answered) allows; otherwise at the next
+ * retransmission.  The push in flight is sent again as it is, or, if new
+ * mail came, it was given up, or the client registered anew (fresh: it
+ * may have restarted and forgotten what it saw), a new push with the next
+ * seq counts everything unacknowledged.
  */
 void
-push_resume(struct reg *r)
+push_owed(struct reg *r, size_t budget, int fresh)
 {
 	uint8_t token[MP_TOKEN_LEN];
 
-	if (r->state != REG_UNREACHABLE)
+	if (r->total == r->acked_total || (!fresh && !push_is_owed(r)))
 		return;
-	r->state = REG_ACTIVE;
-	if (r->total == r->acked_total)
+	if (PROTO_PUSH_LEN(r->ctx_len) > budget) {
+		/* The request was not padded: no answer larger than it.  A
+		 * new push goes after push_retry_interval instead (not a
+		 * retransmission the client may count as seen). */
+		if (fresh || r->state == REG_UNREACHABLE) {
+			r->sent_total = r->acked_total;
+			r->state = REG_ACTIVE;
+			r->push_at = mpd->now_ms + mpd->cfg.push_retry_interval;
+			registry_schedule(r);
+		}
 		return;
-	user_token(r->user, token);
+	}
+	user_token(r, token);
+	mpd->stats.owed_sent++;
+	if (!fresh && r->state == REG_PUSHING && r->total == r->sent_total) {
+		queue_push(r, token);
+		mpd->stats.retransmits++;
+		return;
+	}
 	send_new_push(r, token);
 }
 
@@ -434,6 +509,25 @@ push_catchup(struct reg *r)
 {
 	uint8_t token[MP_TOKEN_LEN];
 
-	user_token(r->user, token);
+	user_token(r, token);
 	send_new_push(r, token);
+}
+
+/* The delay a PROBE asked for is over: answer at the registration's
+ * address, 44 bytes authenticated under the token. */
+void
+push_probe_echo(struct reg *r)
+{
+	uint8_t token[MP_TOKEN_LEN], buf[PROTO_PROBE_ECHO_LEN];
+	struct mp_reply rp;
+	int n;
+
+	memset(&rp, 0, sizeof(rp));
+	rp.type = PROTO_PROBE_ECHO;
+	rp.timestamp = r->probe_ts;
+	r->probe_at = 0;
+	registry_schedule(r);
+	user_token(r, token);
+	if ((n = proto_reply_encode(&rp, token, buf, sizeof(buf))) > 0)
+		udp_send(r->listener, &r->addr, buf, (size_t)n);
 }

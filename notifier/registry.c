@@ -4,12 +4,19 @@
  * Users live in a chained hash table keyed by SipHash (libsodium's
  * crypto_shorthash, random key per start) of the normalised name, so lookup
  * by user is O(1) and a hostile choice of names cannot degrade it.
- * Registrations hang off their user in creation order, and are also in a
- * hash table by their random id (for REFRESH, UNREGISTER and PUSH_ACK).  A
- * third table counts registrations per client IP address.
+ * Registrations hang off their user in creation order (a user's device is
+ * found on that short list), and are also in a hash table by their random
+ * id (for KEEPALIVE, the control socket and late send errors).  A third
+ * table counts registrations per client address: an IPv4 address, or an
+ * IPv6 prefix ([limits] ipv6_address_prefix bits, /64 by default, since
+ * one subscriber usually holds a whole /64).  A fourth keeps tombstones:
+ * the last request timestamp of a device that unregistered or was
+ * refused, until that timestamp leaves the window, so no captured request
+ * replayed within the window has an effect; a FIFO bounds them to
+ * max_registrations.
  *
- * Each registration has one deadline: the earlier of its expiry and its
- * next push or retransmission.  Deadlines sit in a binary min-heap indexed
+ * Each registration has one deadline: the earliest of its expiry, its
+ * next push or retransmission and its PROBE_ECHO.  Deadlines sit in a binary min-heap indexed
  * from the registration (heap_idx), so expiry costs O(log n) per change and
  * nothing per tick; the daemon arms one libevent timer for the heap's top.
  */
@@ -20,6 +27,15 @@
 
 #include "log.h"
 #include "mailpushd.h"
+
+struct tomb {
+	struct tomb	*next;		/* hash chain */
+	struct tomb	*fifo_next;	/* oldest first */
+	uint64_t	 expires_ms;
+	uint64_t	 hwm;
+	uint64_t	 user_hash;
+	uint8_t		 device[PROTO_DEVICE_LEN];
+};
 
 struct addr_count {
 	struct addr_count *next;
@@ -37,6 +53,10 @@ static struct {
 	size_t		  n_addrs, addrs_mask;
 	struct reg	**heap;
 	size_t		  heap_len, heap_cap;
+	struct tomb	**tombs;
+	size_t		  n_tombs, tombs_mask;
+	struct tomb	 *tomb_head, *tomb_tail;
+	unsigned	  prefix6;	/* bits of an IPv6 "address" */
 	uint8_t		  hash_key[crypto_shorthash_KEYBYTES];
 	size_t		  mem;		/* bytes allocated for entries */
 } R;
@@ -66,7 +86,9 @@ void
 registry_init(void)
 {
 	randombytes_buf(R.hash_key, sizeof(R.hash_key));
-	R.users_mask = R.ids_mask = R.addrs_mask = 1023;
+	R.users_mask = R.ids_mask = R.addrs_mask = R.tombs_mask = 1023;
+	R.prefix6 = mpd->cfg.ipv6_address_prefix;
+	R.tombs = xcalloc(R.tombs_mask + 1, sizeof(*R.tombs));
 	R.users = xcalloc(R.users_mask + 1, sizeof(*R.users));
 	R.ids = xcalloc(R.ids_mask + 1, sizeof(*R.ids));
 	R.addrs = xcalloc(R.addrs_mask + 1, sizeof(*R.addrs));
@@ -155,9 +177,13 @@ heap_delete(struct reg *r)
 static void
 reg_compute_deadline(struct reg *r)
 {
-	uint64_t exp = (uint64_t)r->expires * 1000;
+	uint64_t d = (uint64_t)r->expires * 1000;
 
-	r->deadline = (r->push_at != 0 && r->push_at < exp) ? r->push_at : exp;
+	if (r->push_at != 0 && r->push_at < d)
+		d = r->push_at;
+	if (r->probe_at != 0 && r->probe_at < d)
+		d = r->probe_at;
+	r->deadline = d;
 }
 
 void
@@ -189,7 +215,10 @@ registry_run_timers(uint64_t now_ms)
 			registry_remove(r, "expired");
 			continue;
 		}
-		push_timer(r, now_ms);	/* must move r's deadline forward */
+		if (r->probe_at != 0 && r->probe_at <= now_ms)
+			push_probe_echo(r);	/* clears probe_at */
+		if (r->push_at != 0 && r->push_at <= now_ms)
+			push_timer(r, now_ms);	/* moves push_at forward */
 		if (r->deadline <= now_ms)
 			abort();
 	}
@@ -226,17 +255,24 @@ id_hash(const struct reg *r)
 	return r->id;
 }
 
+/* The address a limit counts: IPv4 whole, IPv6 cut to R.prefix6 bits. */
 static void
 addr_key(const union mp_addr *a, uint8_t *family, uint8_t key[16])
 {
+	unsigned bits, i;
+
 	memset(key, 0, 16);
 	if (a->sa.sa_family == AF_INET) {
 		*family = AF_INET;
 		memcpy(key, &a->sin.sin_addr, 4);
-	} else {
-		*family = AF_INET6;
-		memcpy(key, &a->sin6.sin6_addr, 16);
+		return;
 	}
+	*family = AF_INET6;
+	memcpy(key, &a->sin6.sin6_addr, 16);
+	bits = R.prefix6 == 0 || R.prefix6 > 128 ? 128 : R.prefix6;
+	for (i = 0; i < 16; i++, bits = bits > 8 ? bits - 8 : 0)
+		if (bits < 8)
+			key[i] &= (uint8_t)(0xff00 >> bits);
 }
 
 static uint64_t
@@ -331,6 +367,17 @@ addr_slot(const union mp_addr *a, uint8_t *family, uint8_t key[16])
 		if ((*pp)->family == *family && memcmp((*pp)->addr, key, 16) == 0)
 			break;
 	return pp;
+}
+
+/* Do two addresses count as one for max_registrations_per_address? */
+int
+registry_same_addr(const union mp_addr *a, const union mp_addr *b)
+{
+	uint8_t fa, fb, ka[16], kb[16];
+
+	addr_key(a, &fa, ka);
+	addr_key(b, &fb, kb);
+	return fa == fb && memcmp(ka, kb, 16) == 0;
 }
 
 unsigned
@@ -480,26 +527,186 @@ registry_remove(struct reg *r, const char *why)
 }
 
 struct reg *
-registry_same_client(struct mp_user *u, const union mp_addr *addr,
-    const uint8_t *ctx, uint16_t ctx_len)
+registry_device(struct mp_user *u, const uint8_t device[PROTO_DEVICE_LEN])
 {
 	struct reg *r;
 
 	for (r = u->regs; r != NULL; r = r->user_next)
-		if (r->ctx_len == ctx_len &&
-		    memcmp(r->ctx, ctx, ctx_len) == 0 &&
-		    addr_same_host(&r->addr, addr))
+		if (memcmp(r->device, device, PROTO_DEVICE_LEN) == 0)
 			return r;
 	return NULL;
+}
+
+/*
+ * A device registering again may bring another context: the entry is
+ * reallocated for its length, and every table pointing at it follows.
+ */
+int
+registry_set_ctx(struct reg **rp, const uint8_t *ctx, uint16_t ctx_len)
+{
+	struct reg *r = *rp, *n, **pp;
+
+	if (r->ctx_len == ctx_len) {
+		memcpy(r->ctx, ctx, ctx_len);
+		return 0;
+	}
+	n = xcalloc(1, sizeof(*n) + ctx_len);
+	memcpy(n, r, sizeof(*n));
+	n->ctx_len = ctx_len;
+	memcpy(n->ctx, ctx, ctx_len);
+	for (pp = &r->user->regs; *pp != r; pp = &(*pp)->user_next)
+		if (*pp == NULL)
+			abort();
+	*pp = n;
+	for (pp = &R.ids[r->id & R.ids_mask]; *pp != r; pp = &(*pp)->id_next)
+		if (*pp == NULL)
+			abort();
+	*pp = n;
+	R.heap[r->heap_idx] = n;
+	R.mem = R.mem - r->ctx_len + ctx_len;
+	push_forget(r);
+	free(r);
+	*rp = n;
+	return 0;
+}
+
+/* Tombstones */
+
+static uint64_t
+tomb_key(const char *user)
+{
+	return hash_bytes(user, strlen(user));
+}
+
+static size_t
+tomb_bucket(uint64_t uh, const uint8_t device[PROTO_DEVICE_LEN])
+{
+	uint64_t d;
+
+	memcpy(&d, device, sizeof(d));
+	return (size_t)(uh ^ d) & R.tombs_mask;
+}
+
+static void
+tomb_unlink(struct tomb *t)
+{
+	struct tomb **pp = &R.tombs[tomb_bucket(t->user_hash, t->device)];
+
+	for (; *pp != t; pp = &(*pp)->next)
+		if (*pp == NULL)
+			abort();
+	*pp = t->next;
+}
+
+/* Drop the oldest tombstones: expired ones, and one over the bound. */
+static void
+tomb_prune(size_t max)
+{
+	struct tomb *t;
+
+	while ((t = R.tomb_head) != NULL &&
+	    (t->expires_ms <= mpd->now_ms || R.n_tombs > max)) {
+		R.tomb_head = t->fifo_next;
+		if (R.tomb_head == NULL)
+			R.tomb_tail = NULL;
+		tomb_unlink(t);
+		R.n_tombs--;
+		R.mem -= sizeof(*t);
+		free(t);
+	}
+}
+
+void
+registry_tomb_add(const char *user, const uint8_t device[PROTO_DEVICE_LEN],
+    uint64_t hwm)
+{
+	uint64_t uh = tomb_key(user);
+	size_t b = tomb_bucket(uh, device);
+	struct tomb *t;
+
+	tomb_prune(mpd->cfg.max_registrations);
+	for (t = R.tombs[b]; t != NULL; t = t->next)
+		if (t->user_hash == uh &&
+		    memcmp(t->device, device, PROTO_DEVICE_LEN) == 0) {
+			if (hwm > t->hwm)
+				t->hwm = hwm;
+			return;	/* it keeps its place in the FIFO */
+		}
+	t = xcalloc(1, sizeof(*t));
+	t->user_hash = uh;
+	memcpy(t->device, device, PROTO_DEVICE_LEN);
+	t->hwm = hwm;
+	/* a request is accepted while its timestamp is within the window */
+	t->expires_ms = hwm + mpd->cfg.timestamp_window + 1;
+	if (t->expires_ms < mpd->now_ms + mpd->cfg.timestamp_window)
+		t->expires_ms = mpd->now_ms + mpd->cfg.timestamp_window;
+	t->next = R.tombs[b];
+	R.tombs[b] = t;
+	if (R.tomb_tail != NULL)
+		R.tomb_tail->fifo_next = t;
+	else
+		R.tomb_head = t;
+	R.tomb_tail = t;
+	R.mem += sizeof(*t);
+	if (++R.n_tombs > R.tombs_mask + 1) {
+		size_t nm = R.tombs_mask * 2 + 1;
+		struct tomb **nt = xcalloc(nm + 1, sizeof(*nt)), *e;
+
+		free(R.tombs);
+		R.tombs = nt;
+		R.tombs_mask = nm;
+		for (e = R.tomb_head; e != NULL; e = e->fifo_next) {
+			b = tomb_bucket(e->user_hash, e->device);
+			e->next = R.tombs[b];
+			R.tombs[b] = e;
+		}
+	}
+	tomb_prune(mpd->cfg.max_registrations);
+}
+
+uint64_t
+registry_tomb_hwm(const char *user, const uint8_t device[PROTO_DEVICE_LEN])
+{
+	uint64_t uh = tomb_key(user);
+	struct tomb *t;
+
+	tomb_prune(mpd->cfg.max_registrations);
+	for (t = R.tombs[tomb_bucket(uh, device)]; t != NULL; t = t->next)
+		if (t->user_hash == uh &&
+		    memcmp(t->device, device, PROTO_DEVICE_LEN) == 0)
+			return t->hwm;
+	return 0;
+}
+
+size_t
+registry_tombs(void)
+{
+	return R.n_tombs;
+}
+
+/* [limits] ipv6_address_prefix changed: count the addresses again. */
+void
+registry_set_prefix6(unsigned bits)
+{
+	size_t i;
+	struct reg *r;
+
+	if (bits == R.prefix6)
+		return;
+	for (i = 0; i <= R.ids_mask; i++)
+		for (r = R.ids[i]; r != NULL; r = r->id_next)
+			addr_ref(&r->addr, -1);
+	R.prefix6 = bits;
+	for (i = 0; i <= R.ids_mask; i++)
+		for (r = R.ids[i]; r != NULL; r = r->id_next)
+			addr_ref(&r->addr, 1);
 }
 
 void
 registry_set_addr(struct reg *r, const union mp_addr *addr, int listener)
 {
-	if (!addr_same_host(&r->addr, addr)) {
-		addr_ref(&r->addr, -1);
-		addr_ref(addr, 1);
-	}
+	addr_ref(&r->addr, -1);
+	addr_ref(addr, 1);
 	memset(&r->addr, 0, sizeof(r->addr));
 	memcpy(&r->addr, addr, addr_len(addr));
 	r->listener = (uint8_t)listener;
@@ -559,7 +766,7 @@ size_t
 registry_memory(void)
 {
 	return R.mem + (R.users_mask + 1 + R.ids_mask + 1 + R.addrs_mask + 1 +
-	    R.heap_cap) * sizeof(void *);
+	    R.tombs_mask + 1 + R.heap_cap) * sizeof(void *);
 }
 
 void
@@ -586,5 +793,7 @@ registry_free(void)
 	free(R.ids);
 	free(R.addrs);
 	free(R.heap);
+	tomb_prune(0);
+	free(R.tombs);
 	memset(&R, 0, sizeof(R));
 }

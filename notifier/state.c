@@ -9,18 +9,25 @@
  * is moved aside as FILE.corrupt-YYYYmmddTHHMMSS (UTC) and reported; the
  * daemon then starts empty instead of failing again at every start.
  *
- *	mailpush-state 1
- *	reg ID USER ADDR PORT LISTENER CREATED EXPIRES LASTPUSH LASTACK SEQ
- *	    TOTAL SENT ACKED FAILURES STATE CONTEXT MAILBOXES
+ *	mailpush-state 2
+ *	reg ID USER DEVICE KEYID HWM ADDR PORT LISTENER CREATED EXPIRES
+ *	    LASTPUSH LASTACK SEQ TOTAL SENT ACKED FAILURES STATE CONTEXT
+ *	    MAILBOXES
  *	end COUNT
  *
- * ID in hex; USER normalised (never contains a space); ADDR numeric;
+ * ID in hex; USER normalised (never contains a space); DEVICE the 16-byte
+ * device id in hex; KEYID the id of the key its token came from; HWM the
+ * last request timestamp (ms) seen from it, so no request captured before
+ * a restart can be replayed after it; ADDR numeric;
  * LISTENER the listen address it came in on, "-" if that is closed; times
  * in seconds since the epoch, 0 for never; SEQ the last push sequence
  * number; TOTAL, SENT and ACKED the message totals counted, carried by the
  * last push, and acknowledged; STATE 0 active, 1 pushing, 2 unreachable;
  * CONTEXT in hex or "-"; MAILBOXES comma-separated hex names or "-" for
  * all.  Entries that have expired are not written, and skipped on reading.
+ * A registration read back is marked REG_F_RESTORED: its pushes say that
+ * their counts may be inexact (events after the last save are lost) until
+ * the client acknowledges one.  The restart epoch is new at every start.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -42,8 +49,8 @@
 #include "mailpushd.h"
 #include "user.h"
 
-#define STATE_MAGIC	"mailpush-state 1"
-#define STATE_FIELDS	18
+#define STATE_MAGIC	"mailpush-state 2"
+#define STATE_FIELDS	21
 
 struct save_arg {
 	FILE	*fp;
@@ -70,6 +77,7 @@ save_reg(struct reg *r, void *arg)
 	struct save_arg *a = arg;
 	char host[INET6_ADDRSTRLEN];
 	const struct mp_listener *l = &mpd->listeners[r->listener];
+	char dev[2 * PROTO_DEVICE_LEN + 1];
 	size_t i;
 
 	if (r->expires <= a->now)
@@ -78,10 +86,11 @@ save_reg(struct reg *r, void *arg)
 		inet_ntop(AF_INET, &r->addr.sin.sin_addr, host, sizeof(host));
 	else
 		inet_ntop(AF_INET6, &r->addr.sin6.sin6_addr, host, sizeof(host));
-	fprintf(a->fp, "reg %08" PRIx32 " %s %s %u %s %" PRIu32 " %" PRIu32
-	    " %" PRIu64 " %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32
+	sodium_bin2hex(dev, sizeof(dev), r->device, PROTO_DEVICE_LEN);
+	fprintf(a->fp, "reg %08" PRIx32 " %s %s %u %" PRIu64 " %s %u %s %"
+	    PRIu32 " %" PRIu32 " %" PRIu64 " %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32
 	    " %" PRIu32 " %" PRIu32 " %u ",
-	    r->id, r->user->name, host,
+	    r->id, r->user->name, dev, (unsigned)r->key_id, r->hwm, host,
 	    ntohs(r->addr.sa.sa_family == AF_INET ? r->addr.sin.sin_port :
 	    r->addr.sin6.sin6_port),
 	    (size_t)r->listener < mpd->n_listeners && l->in_use ?
@@ -215,7 +224,7 @@ find_listener(const char *text, int family)
 }
 
 enum { LOAD_OK, LOAD_EXPIRED, LOAD_NO_LISTENER, LOAD_TABLE_FULL,
-    LOAD_RENAMED };
+    LOAD_RENAMED, LOAD_NO_KEY };
 
 /* Parse one "reg" line; returns LOAD_*, or -1 with *why on error. */
 static int
@@ -228,7 +237,9 @@ load_line(char *line, uint32_t now, const char **why)
 	size_t nf = 0, ctx_len, i;
 	/* CREATED EXPIRES LASTPUSH LASTACK SEQ TOTAL SENT ACKED FAILURES
 	 * STATE */
-	uint64_t v[10], id, port;
+	uint64_t v[10], id, port, keyid, hwm;
+	uint8_t device[PROTO_DEVICE_LEN];
+	size_t dlen;
 	struct mp_user *u;
 	struct reg *r;
 	const char *uwhy;
@@ -239,7 +250,7 @@ load_line(char *line, uint32_t now, const char **why)
 	    nf < STATE_FIELDS + 1; tok = strtok_r(NULL, " ", &save))
 		f[nf++] = tok;
 	if (nf != STATE_FIELDS || strcmp(f[0], "reg") != 0) {
-		*why = "not a registration line of 18 fields";
+		*why = "not a registration line of 21 fields";
 		return -1;
 	}
 	errno = 0;
@@ -256,15 +267,26 @@ load_line(char *line, uint32_t now, const char **why)
 	}
 	/* saved under other [names] rules: dropped once the line is read */
 	renamed = strcmp(user, f[2]) != 0;
+	if (strlen(f[3]) != 2 * PROTO_DEVICE_LEN ||
+	    get_hex(f[3], device, sizeof(device), &dlen) != 0 ||
+	    dlen != PROTO_DEVICE_LEN) {
+		*why = "bad device id";
+		return -1;
+	}
+	if (get_num(f[4], 0, &keyid) != 0 || keyid > 255 ||
+	    get_num(f[5], 1, &hwm) != 0) {
+		*why = "bad key id or timestamp";
+		return -1;
+	}
 	memset(&addr, 0, sizeof(addr));
-	if (get_num(f[4], 0, &port) != 0 || port == 0 || port > 65535) {
+	if (get_num(f[7], 0, &port) != 0 || port == 0 || port > 65535) {
 		*why = "bad port";
 		return -1;
 	}
-	if (inet_pton(AF_INET, f[3], &addr.sin.sin_addr) == 1) {
+	if (inet_pton(AF_INET, f[6], &addr.sin.sin_addr) == 1) {
 		addr.sin.sin_family = AF_INET;
 		addr.sin.sin_port = htons((uint16_t)port);
-	} else if (inet_pton(AF_INET6, f[3], &addr.sin6.sin6_addr) == 1) {
+	} else if (inet_pton(AF_INET6, f[6], &addr.sin6.sin6_addr) == 1) {
 		addr.sin6.sin6_family = AF_INET6;
 		addr.sin6.sin6_port = htons((uint16_t)port);
 	} else {
@@ -272,7 +294,7 @@ load_line(char *line, uint32_t now, const char **why)
 		return -1;
 	}
 	for (i = 0; i < 10; i++)
-		if (get_num(f[6 + i], i == 2, &v[i]) != 0) {
+		if (get_num(f[9 + i], i == 2, &v[i]) != 0) {
 			*why = "bad number";
 			return -1;
 		}
@@ -282,15 +304,15 @@ load_line(char *line, uint32_t now, const char **why)
 		*why = "inconsistent times, counters or state";
 		return -1;
 	}
-	if (get_hex(f[16], ctx, sizeof(ctx), &ctx_len) != 0) {
+	if (get_hex(f[19], ctx, sizeof(ctx), &ctx_len) != 0) {
 		*why = "bad context";
 		return -1;
 	}
 	memset(&rq, 0, sizeof(rq));
-	if (strcmp(f[17], "-") != 0) {
+	if (strcmp(f[20], "-") != 0) {
 		char *m, *msave = NULL;
 
-		for (m = strtok_r(f[17], ",", &msave); m != NULL;
+		for (m = strtok_r(f[20], ",", &msave); m != NULL;
 		    m = strtok_r(NULL, ",", &msave)) {
 			char *name = rq.mailboxes[rq.n_mailboxes].name;
 			size_t ml;
@@ -313,11 +335,18 @@ load_line(char *line, uint32_t now, const char **why)
 		return LOAD_EXPIRED;	/* expired while we were down */
 	if (renamed)
 		return LOAD_RENAMED;
+	if (mpd_key((unsigned)keyid) == NULL)
+		return LOAD_NO_KEY;
 	if (registry_find((uint32_t)id) != NULL) {
 		*why = "duplicate registration id";
 		return -1;
 	}
-	if ((listener = find_listener(f[5], addr.sa.sa_family)) == -1)
+	if ((u = registry_user(user, 0)) != NULL &&
+	    registry_device(u, device) != NULL) {
+		*why = "duplicate device of one user";
+		return -1;
+	}
+	if ((listener = find_listener(f[8], addr.sa.sa_family)) == -1)
 		return LOAD_NO_LISTENER;
 	if (registry_count() >= mpd->cfg.max_registrations)
 		return LOAD_TABLE_FULL;
@@ -325,6 +354,10 @@ load_line(char *line, uint32_t now, const char **why)
 	r = registry_add(u, &addr, listener, ctx, (uint16_t)ctx_len,
 	    0, (uint32_t)id);
 	registry_set_mailboxes(r, &rq);
+	memcpy(r->device, device, PROTO_DEVICE_LEN);
+	r->key_id = (uint8_t)keyid;
+	r->hwm = hwm;
+	r->flags |= REG_F_RESTORED;
 	r->created = (uint32_t)v[0];
 	r->expires = (uint32_t)v[1];
 	r->last_push_ms = v[2] * 1000;
@@ -391,7 +424,7 @@ state_load(const char *path)
 	FILE *fp;
 	struct stat st;
 	char *line = NULL;
-	size_t cap = 0, count = 0, n_load[5] = { 0, 0, 0, 0, 0 };
+	size_t cap = 0, count = 0, n_load[6] = { 0, 0, 0, 0, 0, 0 };
 	ssize_t n;
 	int fd, lineno = 0, rc, ended = 0;
 	const char *why = NULL;
@@ -445,7 +478,7 @@ state_load(const char *path)
 			if (strcmp(line, STATE_MAGIC) != 0) {
 				why = strncmp(line, "mailpush-state ", 15) == 0 ?
 				    "another version of the state file format "
-				    "(this mailpushd reads version 1)" :
+				    "(this mailpushd reads version 2)" :
 				    "not a mailpush state file";
 				break;
 			}
@@ -490,6 +523,9 @@ state_load(const char *path)
 		log_warnx("state: %zu registrations dropped: their user name "
 		    "is written differently under the current [names] rules",
 		    n_load[LOAD_RENAMED]);
+	if (n_load[LOAD_NO_KEY] > 0)
+		log_warnx("state: %zu registrations dropped: the key their "
+		    "token came from is gone", n_load[LOAD_NO_KEY]);
 	if (n_load[LOAD_TABLE_FULL] > 0)
 		log_warnx("state: %zu registrations dropped: [limits] "
 		    "max_registrations (%u) reached", n_load[LOAD_TABLE_FULL],

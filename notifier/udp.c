@@ -1,12 +1,13 @@
 /*
  * udp.c: the UDP listeners and the request side of mailpush-protocol(7):
- * REGISTER, REFRESH and UNREGISTER, the stateless cookie, authentication
- * and the limits.  PUSH_ACK is handed to push.c.
+ * REGISTER, REFRESH, UNREGISTER, PROBE, PUSH_ACK and KEEPALIVE; the
+ * stateless cookie, authentication, replay protection and the limits.
  *
- * Order of checks for a request: decode; cookie (a source that has not
- * proved it receives gets a 24-byte COOKIE and nothing else, and leaves no
- * state); allow list; user name; MAC; timestamp; then the limits.  Nothing
- * sent back is ever larger than the datagram that caused it.
+ * A registration is keyed by user and device id.  A source that has not
+ * proved it receives gets a 28-byte COOKIE and nothing else, and leaves no
+ * state.  Nothing sent back in answer to one request is ever larger than
+ * the request: clients pad REGISTER, REFRESH and PROBE so that the answer
+ * and an owed push fit (push_owed sends the push only if it does).
  *
  * Send errors: an unconnected UDP socket hears of ICMP errors (port or
  * host unreachable) only with IP_RECVERR / IPV6_RECVERR.  Then each error
@@ -24,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -283,26 +285,78 @@ cookie_valid(const union mp_addr *a, const uint8_t *cookie)
 	return sodium_memcmp(c, cookie, PROTO_COOKIE_LEN) == 0;
 }
 
+/*
+ * Dropped datagrams, for -v: each with its reason, at most DROP_LOG_PER_SEC
+ * lines a second; the rest are counted and summed up in the next line.
+ */
+#define DROP_LOG_PER_SEC	10
+
+static void	drop(const union mp_addr *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
 static void
-send_cookie(int listener, const union mp_addr *to, uint32_t nonce)
+drop(const union mp_addr *from, const char *fmt, ...)
+{
+	static uint64_t sec;
+	static unsigned lines;
+	static uint64_t held;
+	char what[200];
+	va_list ap;
+
+	if (log_getverbose() < 1)
+		return;
+	if (mpd->now_ms / 1000 != sec) {
+		if (held > 0)
+			log_debug("%llu more dropped datagrams not logged",
+			    (unsigned long long)held);
+		sec = mpd->now_ms / 1000;
+		lines = 0;
+		held = 0;
+	}
+	if (lines >= DROP_LOG_PER_SEC) {
+		held++;
+		return;
+	}
+	lines++;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	log_debug("dropped datagram from %s: %s", addr_str(from), what);
+}
+
+/* Replies */
+
+static void
+send_cookie(int listener, const union mp_addr *to, uint64_t ts)
 {
 	struct mp_reply rp;
-	uint8_t buf[PROTO_COOKIE_LEN_DGRAM];
+	uint8_t buf[PROTO_COOKIE_DGRAM_LEN];
 	int n;
 
 	memset(&rp, 0, sizeof(rp));
 	rp.type = PROTO_COOKIE;
-	rp.nonce = nonce;
+	rp.timestamp = ts;
 	cookie_compute(to, mpd->now_ms / 1000 / COOKIE_SLOT, rp.cookie);
 	if ((n = proto_reply_encode(&rp, NULL, buf, sizeof(buf))) > 0 &&
 	    udp_send(listener, to, buf, (size_t)n) == 0)
 		mpd->stats.cookies_sent++;
 }
 
-/* Replies */
+/* Keep-alive bounds announced in REGISTERED, in seconds. */
+static void
+keepalive_bounds(uint16_t *min, uint16_t *max)
+{
+	uint64_t lo = mpd->cfg.keepalive_min / 1000;
+	uint64_t hi = mpd->cfg.keepalive_max / 1000;
+
+	if (lo > hi)
+		lo = hi;	/* keepalive_max wins, mailpushd.conf(5) */
+	*min = (uint16_t)lo;
+	*max = (uint16_t)hi;
+}
 
 static void
-reply_registered(int listener, const union mp_addr *to, uint32_t nonce,
+reply_registered(int listener, const union mp_addr *to, uint64_t ts,
     const struct reg *r, uint32_t lifetime, const uint8_t *token)
 {
 	struct mp_reply rp;
@@ -311,17 +365,19 @@ reply_registered(int listener, const union mp_addr *to, uint32_t nonce,
 
 	memset(&rp, 0, sizeof(rp));
 	rp.type = PROTO_REGISTERED;
-	rp.nonce = nonce;
+	rp.timestamp = ts;
+	rp.epoch = mpd->epoch;
 	rp.reg_id = r ? r->id : 0;
 	rp.lifetime = lifetime;
 	rp.seq = r ? r->seq : 0;
+	keepalive_bounds(&rp.keepalive_min, &rp.keepalive_max);
 	if ((n = proto_reply_encode(&rp, token, buf, sizeof(buf))) > 0)
 		udp_send(listener, to, buf, (size_t)n);
 }
 
 static void
-refuse(int listener, const union mp_addr *to, uint32_t nonce,
-    unsigned reason, uint32_t limit, const uint8_t *token)
+refuse(int listener, const union mp_addr *to, uint64_t ts, unsigned reason,
+    uint32_t limit, uint64_t value, const uint8_t *token)
 {
 	struct mp_reply rp;
 	uint8_t buf[PROTO_REFUSED_LEN];
@@ -330,12 +386,27 @@ refuse(int listener, const union mp_addr *to, uint32_t nonce,
 	mpd->stats.refused[reason]++;
 	memset(&rp, 0, sizeof(rp));
 	rp.type = PROTO_REFUSED;
-	rp.nonce = nonce;
+	rp.timestamp = ts;
 	rp.reason = (uint8_t)reason;
 	rp.limit = limit;
-	rp.server_time = mpd->now_ms / 1000;
+	rp.value = value;
 	if ((n = proto_reply_encode(&rp, token, buf, sizeof(buf))) > 0)
 		udp_send(listener, to, buf, (size_t)n);
+}
+
+static void
+send_kick(int listener, const union mp_addr *to, uint32_t reg_id)
+{
+	struct mp_reply rp;
+	uint8_t buf[PROTO_KICK_LEN];
+	int n;
+
+	memset(&rp, 0, sizeof(rp));
+	rp.type = PROTO_KICK;
+	rp.reg_id = reg_id;
+	if ((n = proto_reply_encode(&rp, NULL, buf, sizeof(buf))) > 0 &&
+	    udp_send(listener, to, buf, (size_t)n) == 0)
+		mpd->stats.kicks++;
 }
 
 /* Requests */
@@ -350,7 +421,7 @@ expiry(uint32_t lifetime)
 	return (uint32_t)((mpd->now_ms + 999) / 1000) + lifetime;
 }
 
-/* Of the user's n oldest registrations, how many are at from's host? */
+/* Of the user's n oldest registrations, how many count as from's address? */
 static unsigned
 oldest_at(const struct mp_user *u, unsigned n, const union mp_addr *from)
 {
@@ -358,52 +429,97 @@ oldest_at(const struct mp_user *u, unsigned n, const union mp_addr *from)
 	unsigned k = 0;
 
 	for (r = u->regs; r != NULL && n > 0; r = r->user_next, n--)
-		k += addr_same_host(&r->addr, from);
+		k += registry_same_addr(&r->addr, from);
 	return k;
 }
 
+/* One verified, fresh request: where it came from and what it proves. */
+struct req_ctx {
+	int			 listener;
+	const union mp_addr	*from;
+	const struct mp_request	*rq;
+	size_t			 len;
+	const char		*user;
+	const uint8_t		*token;
+};
+
 static void
-do_register(int listener, const union mp_addr *from,
-    const struct mp_request *rq, struct mp_user *u, const char *user,
-    const uint8_t *token)
+req_refuse(const struct req_ctx *c, unsigned reason, uint32_t limit)
+{
+	refuse(c->listener, c->from, c->rq->timestamp, reason, limit, 0,
+	    c->token);
+}
+
+/* Does moving r to from keep within max_registrations_per_address? */
+static int
+move_allowed(const struct reg *r, const union mp_addr *from)
 {
 	const struct mp_config *cfg = &mpd->cfg;
+
+	return registry_same_addr(&r->addr, from) ||
+	    cfg->max_registrations_per_address == 0 ||
+	    registry_addr_count(from) < cfg->max_registrations_per_address;
+}
+
+/* A device registering again: it takes its registration over, wherever
+ * it is now (a restart, a new network), keeping id, sequence and counts. */
+static void
+do_takeover(const struct req_ctx *c, struct reg *r, uint32_t lifetime)
+{
+	if (!addr_equal(&r->addr, c->from)) {
+		if (!move_allowed(r, c->from)) {
+			limits_log_refusal(c->user, REASON_ADDRESS_LIMIT,
+			    mpd->cfg.max_registrations_per_address, 0,
+			    c->from);
+			req_refuse(c, REASON_ADDRESS_LIMIT,
+			    mpd->cfg.max_registrations_per_address);
+			return;
+		}
+		registry_set_addr(r, c->from, c->listener);
+	}
+	registry_set_ctx(&r, c->rq->ctx, c->rq->ctx_len);
+	registry_set_mailboxes(r, c->rq);
+	r->key_id = c->rq->key_id;
+	r->listener = (uint8_t)c->listener;
+	r->expires = expiry(lifetime);
+	registry_schedule(r);
+	mpd->stats.replaced++;
+	mpd->state_dirty = 1;
+	reply_registered(c->listener, c->from, c->rq->timestamp, r, lifetime,
+	    c->token);
+	push_owed(r, c->len - PROTO_REGISTERED_LEN, 1);
+}
+
+static void
+do_register(const struct req_ctx *c, struct mp_user *u, struct reg *r)
+{
+	const struct mp_config *cfg = &mpd->cfg;
+	const struct mp_request *rq = c->rq;
+	const char *user = c->user;
 	uint32_t lifetime = (uint32_t)(cfg->registration_lifetime / 1000);
 	unsigned max, evict = 0, at_from;
-	struct reg *r;
 
 	max = config_max_context(cfg, user);
 	if (rq->ctx_len > max) {
 		limits_log_refusal(user, REASON_CONTEXT_SIZE, max, rq->ctx_len,
-		    from);
-		refuse(listener, from, rq->nonce, REASON_CONTEXT_SIZE, max,
-		    token);
+		    c->from);
+		req_refuse(c, REASON_CONTEXT_SIZE, max);
 		return;
 	}
 	if (rq->n_mailboxes > cfg->max_mailboxes) {
-		refuse(listener, from, rq->nonce, REASON_BAD_REQUEST,
-		    cfg->max_mailboxes, token);
+		req_refuse(c, REASON_BAD_REQUEST, cfg->max_mailboxes);
 		return;
 	}
-	if (u != NULL &&
-	    (r = registry_same_client(u, from, rq->ctx, rq->ctx_len)) != NULL) {
-		/* The same client again (restarted): replace, keep the id. */
-		registry_set_addr(r, from, listener);
-		registry_set_mailboxes(r, rq);
-		r->expires = expiry(lifetime);
-		registry_schedule(r);
-		mpd->stats.replaced++;
-		mpd->state_dirty = 1;
-		reply_registered(listener, from, rq->nonce, r, lifetime, token);
-		push_resume(r);
+	if (r != NULL) {
+		do_takeover(c, r, lifetime);
 		return;
 	}
 	max = config_max_regs(cfg, user);
 	if (u != NULL && u->n_regs >= max) {
 		if (cfg->on_limit == ON_LIMIT_REFUSE) {
-			limits_log_refusal(user, REASON_TOO_MANY, max, 0, from);
-			refuse(listener, from, rq->nonce, REASON_TOO_MANY, max,
-			    token);
+			limits_log_refusal(user, REASON_TOO_MANY, max, 0,
+			    c->from);
+			req_refuse(c, REASON_TOO_MANY, max);
 			return;
 		}
 		/* the oldest go, but only if the new one is then accepted */
@@ -411,19 +527,18 @@ do_register(int listener, const union mp_addr *from,
 	}
 	if (registry_count() - evict >= cfg->max_registrations) {
 		limits_log_refusal(user, REASON_TABLE_FULL,
-		    cfg->max_registrations, 0, from);
-		refuse(listener, from, rq->nonce, REASON_TABLE_FULL,
-		    cfg->max_registrations, token);
+		    cfg->max_registrations, 0, c->from);
+		req_refuse(c, REASON_TABLE_FULL, cfg->max_registrations);
 		return;
 	}
-	at_from = evict ? oldest_at(u, evict, from) : 0;
+	at_from = evict ? oldest_at(u, evict, c->from) : 0;
 	if (cfg->max_registrations_per_address != 0 &&
-	    registry_addr_count(from) - at_from >=
+	    registry_addr_count(c->from) - at_from >=
 	    cfg->max_registrations_per_address) {
 		limits_log_refusal(user, REASON_ADDRESS_LIMIT,
-		    cfg->max_registrations_per_address, 0, from);
-		refuse(listener, from, rq->nonce, REASON_ADDRESS_LIMIT,
-		    cfg->max_registrations_per_address, token);
+		    cfg->max_registrations_per_address, 0, c->from);
+		req_refuse(c, REASON_ADDRESS_LIMIT,
+		    cfg->max_registrations_per_address);
 		return;
 	}
 	for (; evict > 0; evict--) {
@@ -431,6 +546,7 @@ do_register(int listener, const union mp_addr *from,
 
 		mpd->stats.evicted++;
 		limits_log_eviction(user, max, &u->regs->addr);
+		registry_tomb_add(user, u->regs->device, u->regs->hwm);
 		registry_remove(u->regs, "evicted");
 		if (last) {
 			u = NULL;	/* the user went with its last one */
@@ -439,14 +555,73 @@ do_register(int listener, const union mp_addr *from,
 	}
 	if (u == NULL)
 		u = registry_user(user, 1);
-	r = registry_add(u, from, listener, rq->ctx, rq->ctx_len, lifetime, 0);
+	r = registry_add(u, c->from, c->listener, rq->ctx, rq->ctx_len,
+	    lifetime, 0);
+	memcpy(r->device, rq->device, PROTO_DEVICE_LEN);
+	r->hwm = rq->timestamp;
+	r->key_id = rq->key_id;
 	registry_set_mailboxes(r, rq);
 	mpd->stats.registered++;
 	log_debug("registered %s from %s: id %08x, %u of %u", user,
-	    addr_str(from), r->id, u->n_regs, max);
-	reply_registered(listener, from, rq->nonce, r, lifetime, token);
+	    addr_str(c->from), r->id, u->n_regs, max);
+	reply_registered(c->listener, c->from, rq->timestamp, r, lifetime,
+	    c->token);
 }
 
+static void
+do_refresh(const struct req_ctx *c, struct reg *r)
+{
+	uint32_t lifetime = (uint32_t)(mpd->cfg.registration_lifetime / 1000);
+
+	/* also follows the client to a new address (NAT rebinding, a new
+	 * network), which the cookie has verified */
+	if (!addr_equal(&r->addr, c->from)) {
+		if (!move_allowed(r, c->from)) {
+			req_refuse(c, REASON_ADDRESS_LIMIT,
+			    mpd->cfg.max_registrations_per_address);
+			return;
+		}
+		registry_set_addr(r, c->from, c->listener);
+	}
+	r->expires = expiry(lifetime);
+	r->listener = (uint8_t)c->listener;
+	registry_schedule(r);
+	mpd->stats.refreshed++;
+	mpd->state_dirty = 1;
+	reply_registered(c->listener, c->from, c->rq->timestamp, r, lifetime,
+	    c->token);
+	push_owed(r, c->len - PROTO_REGISTERED_LEN, 0);
+}
+
+static void
+do_probe(const struct req_ctx *c, struct reg *r)
+{
+	uint64_t delay = c->rq->seq, max = mpd->cfg.keepalive_max / 1000;
+
+	mpd->stats.probes++;
+	if (!addr_equal(&r->addr, c->from)) {
+		/* the path changed: the client must REFRESH to move */
+		send_kick(c->listener, c->from, r->id);
+		return;
+	}
+	if (delay < 1)
+		delay = 1;
+	if (delay > max)
+		delay = max;
+	r->probe_at = mpd->now_ms + delay * 1000;
+	r->probe_ts = c->rq->timestamp;
+	registry_schedule(r);
+	push_owed(r, c->len - PROTO_PROBE_ECHO_LEN, 0);
+}
+
+/*
+ * Order of checks: decode; user name and device (no cryptography yet);
+ * cookie, unless the request comes from the very address its registration
+ * lives at; allow list; key id and MAC; timestamp window; replay (the
+ * timestamp must be above the last one of the device, or of its
+ * tombstone).  PUSH_ACK is never answered, so it needs no cookie and its
+ * failures are only counted.
+ */
 static void
 handle_request(int listener, const union mp_addr *from, const uint8_t *buf,
     size_t len)
@@ -457,83 +632,153 @@ handle_request(int listener, const union mp_addr *from, const uint8_t *buf,
 	uint8_t token[MP_TOKEN_LEN];
 	const char *why;
 	struct reg *r = NULL;
-	struct mp_user *u;
-	uint64_t now_s = mpd->now_ms / 1000;
-	uint32_t lifetime;
+	struct mp_user *u = NULL;
+	struct req_ctx c;
+	uint64_t hwm, win = cfg->timestamp_window;
+	int ack, named;
 
 	if (proto_request_decode(buf, len, &rq, &why) != 0) {
 		mpd->stats.dgrams_bad++;
-		log_debug("bad datagram from %s: %s", addr_str(from), why);
+		drop(from, "%s", why);
 		return;
 	}
-	if (rq.type != PROTO_REGISTER)
-		r = registry_find(rq.reg_id);
+	ack = rq.type == PROTO_PUSH_ACK;
+	named = user_normalize(&cfg->names, rq.user, rq.user_len, user,
+	    &why) == 0;
+	if (named && (u = registry_user(user, 0)) != NULL)
+		r = registry_device(u, rq.device);
+	if (ack && r == NULL) {
+		mpd->stats.acks_stale++;
+		drop(from, "PUSH_ACK for no registration");
+		return;
+	}
 	/* A source proves it can receive by echoing a cookie, unless it is
-	 * the very address a registration already lives at. */
-	if (!(r != NULL && addr_equal(&r->addr, from)) &&
+	 * the very address its registration lives at. */
+	if (!ack && !(r != NULL && addr_equal(&r->addr, from)) &&
 	    !cookie_valid(from, rq.cookie)) {
-		send_cookie(listener, from, rq.nonce);
+		send_cookie(listener, from, rq.timestamp);
 		return;
 	}
-	if (user_normalize(&cfg->names, rq.user, rq.user_len, user, &why)
-	    != 0) {
-		log_debug("request from %s: %s", addr_str(from), why);
-		refuse(listener, from, rq.nonce, REASON_BAD_REQUEST, 0, NULL);
+	if (!named) {
+		drop(from, "%s: %s", proto_type_name(rq.type), why);
+		if (!ack)
+			refuse(listener, from, rq.timestamp,
+			    REASON_BAD_REQUEST, 0, 0, NULL);
 		return;
 	}
-	push_token(user, strlen(user), token);
+	if (push_token(user, strlen(user), rq.key_id, token) != 0) {
+		drop(from, "%s for %s: unknown key id %u",
+		    proto_type_name(rq.type), user, rq.key_id);
+		if (!ack)
+			refuse(listener, from, rq.timestamp, REASON_AUTH, 0, 0,
+			    NULL);
+		return;
+	}
 	if (!config_addr_allowed(cfg, &from->sa)) {
-		refuse(listener, from, rq.nonce, REASON_NOT_ALLOWED, 0, token);
+		drop(from, "%s for %s: source not allowed",
+		    proto_type_name(rq.type), user);
+		if (!ack)
+			refuse(listener, from, rq.timestamp,
+			    REASON_NOT_ALLOWED, 0, 0, token);
 		return;
 	}
 	if (cfg->auth == AUTH_TOKEN && proto_verify(buf, len, token) != 0) {
-		log_debug("request for %s from %s: bad MAC", user,
-		    addr_str(from));
-		refuse(listener, from, rq.nonce, REASON_AUTH, 0, token);
+		drop(from, "%s for %s: bad MAC", proto_type_name(rq.type),
+		    user);
+		if (!ack)
+			refuse(listener, from, rq.timestamp, REASON_AUTH, 0, 0,
+			    token);
 		return;
 	}
-	if (rq.timestamp + cfg->timestamp_window / 1000 < now_s ||
-	    rq.timestamp > now_s + cfg->timestamp_window / 1000) {
-		refuse(listener, from, rq.nonce, REASON_STALE,
-		    (uint32_t)(cfg->timestamp_window / 1000), token);
+	if (rq.timestamp + win < mpd->now_ms ||
+	    rq.timestamp > mpd->now_ms + win) {
+		drop(from, "%s for %s: timestamp outside the window",
+		    proto_type_name(rq.type), user);
+		if (!ack)
+			refuse(listener, from, rq.timestamp, REASON_STALE,
+			    (uint32_t)(win / 1000), mpd->now_ms, token);
 		return;
 	}
-	u = registry_user(user, 0);
-	if (rq.type == PROTO_REGISTER) {
-		do_register(listener, from, &rq, u, user, token);
+	hwm = r != NULL ? r->hwm : registry_tomb_hwm(user, rq.device);
+	if (rq.timestamp <= hwm) {
+		mpd->stats.replays++;
+		drop(from, "%s for %s: replayed (timestamp not above %llu)",
+		    proto_type_name(rq.type), user, (unsigned long long)hwm);
+		if (!ack)
+			refuse(listener, from, rq.timestamp, REASON_REPLAY, 0,
+			    hwm, token);
 		return;
 	}
-	if (r == NULL || r->user != u) {
-		refuse(listener, from, rq.nonce, REASON_UNKNOWN, 0, token);
+	c.listener = listener;
+	c.from = from;
+	c.rq = &rq;
+	c.len = len;
+	c.user = user;
+	c.token = token;
+	if (r != NULL)
+		r->hwm = rq.timestamp;
+	switch (rq.type) {
+	case PROTO_REGISTER:
+		do_register(&c, u, r);
+		/* a refused device is remembered, or its REGISTER could be
+		 * replayed once the limit allows */
+		if ((u = registry_user(user, 0)) == NULL ||
+		    registry_device(u, rq.device) == NULL)
+			registry_tomb_add(user, rq.device, rq.timestamp);
+		return;
+	case PROTO_PUSH_ACK:
+		push_ack(r, &rq);
+		return;
+	default:
+		break;
+	}
+	if (r == NULL) {
+		registry_tomb_add(user, rq.device, rq.timestamp);
+		req_refuse(&c, REASON_UNKNOWN, 0);
 		return;
 	}
-	if (rq.type == PROTO_UNREGISTER) {
+	switch (rq.type) {
+	case PROTO_REFRESH:
+		do_refresh(&c, r);
+		break;
+	case PROTO_UNREGISTER:
 		mpd->stats.unregistered++;
+		registry_tomb_add(user, rq.device, rq.timestamp);
 		registry_remove(r, "unregistered");
-		reply_registered(listener, from, rq.nonce, NULL, 0, token);
+		reply_registered(listener, from, rq.timestamp, NULL, 0, token);
+		break;
+	case PROTO_PROBE:
+		do_probe(&c, r);
+		break;
+	}
+}
+
+/*
+ * KEEPALIVE: no cryptography, no state for unknown senders, and no answer
+ * unless the registration it names needs the client to send an
+ * authenticated request (it lives at another address, or a push to it
+ * went unacknowledged): then a KICK of the same 8 bytes.
+ */
+static void
+handle_keepalive(int listener, const union mp_addr *from, const uint8_t *buf,
+    size_t len)
+{
+	const char *why;
+	uint32_t id;
+	struct reg *r;
+
+	if (proto_keepalive_decode(buf, len, &id, &why) != 0) {
+		mpd->stats.dgrams_bad++;
+		drop(from, "%s", why);
 		return;
 	}
-	/* REFRESH: also follows the client to a new address (NAT rebinding),
-	 * which the cookie above has verified. */
-	if (!addr_equal(&r->addr, from)) {
-		if (!addr_same_host(&r->addr, from) &&
-		    cfg->max_registrations_per_address != 0 &&
-		    registry_addr_count(from) >=
-		    cfg->max_registrations_per_address) {
-			refuse(listener, from, rq.nonce, REASON_ADDRESS_LIMIT,
-			    cfg->max_registrations_per_address, token);
-			return;
-		}
-		registry_set_addr(r, from, listener);
+	if ((r = registry_find(id)) == NULL) {
+		mpd->stats.keepalives_unknown++;
+		return;
 	}
-	lifetime = (uint32_t)(cfg->registration_lifetime / 1000);
-	r->expires = expiry(lifetime);
-	r->listener = (uint8_t)listener;
-	registry_schedule(r);
-	mpd->stats.refreshed++;
-	mpd->state_dirty = 1;
-	reply_registered(listener, from, rq.nonce, r, lifetime, token);
-	push_resume(r);		/* unreachable no more: retry what it owes */
+	mpd->stats.keepalives++;
+	if (!addr_equal(&r->addr, from) || push_is_owed(r))
+		send_kick(listener, from, id);
 }
 
 static void
@@ -573,19 +818,24 @@ udp_read(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		switch (proto_type(buf, (size_t)n)) {
+		case PROTO_KEEPALIVE:
+			handle_keepalive(listener, &from, buf, (size_t)n);
+			break;
 		case PROTO_REGISTER:
 		case PROTO_REFRESH:
 		case PROTO_UNREGISTER:
-			handle_request(listener, &from, buf, (size_t)n);
-			break;
 		case PROTO_PUSH_ACK:
-			push_ack(&from, buf, (size_t)n);
+		case PROTO_PROBE:
+			handle_request(listener, &from, buf, (size_t)n);
 			break;
 		case -1:
 			mpd->stats.dgrams_bad++;
+			drop(&from, "%zd bytes, not mailpush version 2", n);
 			break;
 		default:	/* a reply type sent to a server: never answer */
 			mpd->stats.dgrams_unknown++;
+			drop(&from, "%s is not sent to a server",
+			    proto_type_name(buf[3]));
 			break;
 		}
 	}

@@ -102,6 +102,9 @@ struct mp_config {
 	uint64_t	push_retry_interval;	/* ms */
 	int		on_limit;
 	uint64_t	refusal_log_interval;	/* ms */
+	unsigned	ipv6_address_prefix;	/* bits counted as one address */
+	uint64_t	keepalive_min;		/* ms, announced to clients */
+	uint64_t	keepalive_max;		/* ms */
 
 	/* [cluster]: mailpush-cluster(7) */
 	int		cluster_role;		/* CLUSTER_* */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -37,9 +38,17 @@ proto_type(const uint8_t *buf, size_t len)
 		return -1;
 	if (get16(buf) != PROTO_MAGIC || buf[2] != PROTO_VERSION)
 		return -1;
-	if (buf[3] < PROTO_REGISTER || buf[3] > PROTO_PUSH_ACK)
+	if (buf[3] < PROTO_REGISTER || buf[3] > PROTO_TYPE_MAX)
 		return -1;
 	return buf[3];
+}
+
+int
+proto_is_request(int type)
+{
+	return type == PROTO_REGISTER || type == PROTO_REFRESH ||
+	    type == PROTO_UNREGISTER || type == PROTO_PUSH_ACK ||
+	    type == PROTO_PROBE;
 }
 
 void
@@ -48,6 +57,17 @@ proto_token(const uint8_t key[MP_KEY_LEN], const char *user, size_t user_len,
 {
 	crypto_auth_hmacsha256(token, (const unsigned char *)user, user_len,
 	    key);
+}
+
+void
+proto_push_key(const uint8_t token[MP_TOKEN_LEN],
+    const uint8_t device[PROTO_DEVICE_LEN], uint8_t key[32])
+{
+	static const uint8_t personal[crypto_generichash_blake2b_PERSONALBYTES]
+	    = "mailpush-push-v2";
+
+	crypto_generichash_blake2b_salt_personal(key, 32, device,
+	    PROTO_DEVICE_LEN, token, MP_TOKEN_LEN, NULL, personal);
 }
 
 int
@@ -59,14 +79,20 @@ proto_verify(const uint8_t *buf, size_t len, const uint8_t token[MP_TOKEN_LEN])
 	    len - PROTO_MAC_LEN, token) == 0 ? 0 : -1;
 }
 
+size_t
+proto_request_pad(size_t ctx_len)
+{
+	return PROTO_REGISTERED_LEN + PROTO_PUSH_LEN(ctx_len);
+}
+
 int
 proto_request_encode(const struct mp_request *rq,
     const uint8_t token[MP_TOKEN_LEN], uint8_t *buf, size_t len)
 {
 	size_t off, i, need;
 
-	if (rq->type < PROTO_REGISTER || rq->type > PROTO_UNREGISTER ||
-	    rq->user_len == 0 || rq->ctx_len > MP_CONTEXT_MAX ||
+	if (!proto_is_request(rq->type) || rq->user_len == 0 ||
+	    rq->ctx_len > MP_CONTEXT_MAX ||
 	    rq->n_mailboxes > MP_MAILBOXES_MAX)
 		return -1;
 	/* Never produce what proto_request_decode refuses: no NUL bytes. */
@@ -80,16 +106,21 @@ proto_request_encode(const struct mp_request *rq,
 			return -1;
 		need += 1 + rq->mailboxes[i].len;
 	}
+	if (need < rq->pad_to)
+		need = rq->pad_to;
 	if (need > len || need > PROTO_MAX_DATAGRAM)
 		return -1;
 	put_hdr(buf, rq->type);
-	put64(buf + 4, rq->timestamp);
-	put32(buf + 12, rq->nonce);
-	put32(buf + 16, rq->reg_id);
-	memcpy(buf + 20, rq->cookie, PROTO_COOKIE_LEN);
-	buf[36] = rq->user_len;
-	buf[37] = rq->n_mailboxes;
-	put16(buf + 38, rq->ctx_len);
+	buf[4] = rq->key_id;
+	buf[5] = rq->user_len;
+	put16(buf + 6, rq->ctx_len);
+	memcpy(buf + 8, rq->device, PROTO_DEVICE_LEN);
+	put64(buf + 24, rq->timestamp);
+	memcpy(buf + 32, rq->cookie, PROTO_COOKIE_LEN);
+	buf[48] = rq->n_mailboxes;
+	buf[49] = buf[50] = buf[51] = 0;
+	put32(buf + 52, rq->seq);
+	put64(buf + 56, rq->epoch);
 	off = PROTO_REQ_FIXED;
 	memcpy(buf + off, rq->user, rq->user_len);
 	off += rq->user_len;
@@ -100,7 +131,8 @@ proto_request_encode(const struct mp_request *rq,
 		memcpy(buf + off, rq->mailboxes[i].name, rq->mailboxes[i].len);
 		off += rq->mailboxes[i].len;
 	}
-	put_mac(buf, off, token);
+	memset(buf + off, 0, need - PROTO_MAC_LEN - off);	/* padding */
+	put_mac(buf, need - PROTO_MAC_LEN, token);
 	return (int)need;
 }
 
@@ -111,22 +143,29 @@ proto_request_decode(const uint8_t *buf, size_t len, struct mp_request *rq,
 	size_t off, end, i;
 	int type = proto_type(buf, len);
 
-	if (type < PROTO_REGISTER || type > PROTO_UNREGISTER) {
+	if (!proto_is_request(type)) {
 		*why = "not a mailpush request";
 		return -1;
 	}
 	if (len < PROTO_REQ_MIN) {
-		*why = "request shorter than 73 bytes";
+		*why = "request shorter than 97 bytes";
 		return -1;
 	}
 	rq->type = (uint8_t)type;
-	rq->timestamp = get64(buf + 4);
-	rq->nonce = get32(buf + 12);
-	rq->reg_id = get32(buf + 16);
-	memcpy(rq->cookie, buf + 20, PROTO_COOKIE_LEN);
-	rq->user_len = buf[36];
-	rq->n_mailboxes = buf[37];
-	rq->ctx_len = get16(buf + 38);
+	rq->key_id = buf[4];
+	rq->user_len = buf[5];
+	rq->ctx_len = get16(buf + 6);
+	memcpy(rq->device, buf + 8, PROTO_DEVICE_LEN);
+	rq->timestamp = get64(buf + 24);
+	memcpy(rq->cookie, buf + 32, PROTO_COOKIE_LEN);
+	rq->n_mailboxes = buf[48];
+	rq->seq = get32(buf + 52);
+	rq->epoch = get64(buf + 56);
+	rq->pad_to = 0;
+	if (buf[49] != 0 || buf[50] != 0 || buf[51] != 0) {
+		*why = "request has non-zero reserved bytes";
+		return -1;
+	}
 	if (rq->user_len == 0) {
 		*why = "request has an empty user name";
 		return -1;
@@ -175,10 +214,11 @@ proto_request_decode(const uint8_t *buf, size_t len, struct mp_request *rq,
 		}
 		off += ml;
 	}
-	if (off != end) {
-		*why = "request has trailing bytes before its MAC";
-		return -1;
-	}
+	for (; off < end; off++)
+		if (buf[off] != 0) {
+			*why = "request padding before its MAC is not zero";
+			return -1;
+		}
 	return 0;
 }
 
@@ -188,34 +228,50 @@ proto_reply_encode(const struct mp_reply *rp, const uint8_t token[MP_TOKEN_LEN],
 {
 	switch (rp->type) {
 	case PROTO_COOKIE:
-		if (len < PROTO_COOKIE_LEN_DGRAM)
+		if (len < PROTO_COOKIE_DGRAM_LEN)
 			return -1;
 		put_hdr(buf, rp->type);
-		put32(buf + 4, rp->nonce);
-		memcpy(buf + 8, rp->cookie, PROTO_COOKIE_LEN);
-		return PROTO_COOKIE_LEN_DGRAM;
+		put64(buf + 4, rp->timestamp);
+		memcpy(buf + 12, rp->cookie, PROTO_COOKIE_LEN);
+		return PROTO_COOKIE_DGRAM_LEN;
 	case PROTO_REGISTERED:
 		if (len < PROTO_REGISTERED_LEN)
 			return -1;
 		put_hdr(buf, rp->type);
-		put32(buf + 4, rp->nonce);
-		put32(buf + 8, rp->reg_id);
-		put32(buf + 12, rp->lifetime);
-		put32(buf + 16, rp->seq);
-		put_mac(buf, 20, token);
+		put64(buf + 4, rp->timestamp);
+		put64(buf + 12, rp->epoch);
+		put32(buf + 20, rp->reg_id);
+		put32(buf + 24, rp->lifetime);
+		put32(buf + 28, rp->seq);
+		put16(buf + 32, rp->keepalive_min);
+		put16(buf + 34, rp->keepalive_max);
+		put_mac(buf, 36, token);
 		return PROTO_REGISTERED_LEN;
 	case PROTO_REFUSED:
 		if (len < PROTO_REFUSED_LEN || rp->reason == 0 ||
 		    rp->reason > REASON_MAX)
 			return -1;
 		put_hdr(buf, rp->type);
-		put32(buf + 4, rp->nonce);
-		buf[8] = rp->reason;
-		buf[9] = buf[10] = buf[11] = 0;
-		put32(buf + 12, rp->limit);
-		put64(buf + 16, rp->server_time);
-		put_mac(buf, 24, token);
+		put64(buf + 4, rp->timestamp);
+		buf[12] = rp->reason;
+		buf[13] = buf[14] = buf[15] = 0;
+		put32(buf + 16, rp->limit);
+		put64(buf + 20, rp->value);
+		put_mac(buf, 28, token);
 		return PROTO_REFUSED_LEN;
+	case PROTO_PROBE_ECHO:
+		if (len < PROTO_PROBE_ECHO_LEN)
+			return -1;
+		put_hdr(buf, rp->type);
+		put64(buf + 4, rp->timestamp);
+		put_mac(buf, 12, token);
+		return PROTO_PROBE_ECHO_LEN;
+	case PROTO_KICK:
+		if (len < PROTO_KICK_LEN)
+			return -1;
+		put_hdr(buf, rp->type);
+		put32(buf + 4, rp->reg_id);
+		return PROTO_KICK_LEN;
 	default:
 		return -1;
 	}
@@ -230,36 +286,53 @@ proto_reply_decode(const uint8_t *buf, size_t len, struct mp_reply *rp,
 	memset(rp, 0, sizeof(*rp));
 	switch (type) {
 	case PROTO_COOKIE:
-		if (len != PROTO_COOKIE_LEN_DGRAM) {
-			*why = "COOKIE is not 24 bytes";
+		if (len != PROTO_COOKIE_DGRAM_LEN) {
+			*why = "COOKIE is not 28 bytes";
 			return -1;
 		}
-		rp->nonce = get32(buf + 4);
-		memcpy(rp->cookie, buf + 8, PROTO_COOKIE_LEN);
+		rp->timestamp = get64(buf + 4);
+		memcpy(rp->cookie, buf + 12, PROTO_COOKIE_LEN);
 		break;
 	case PROTO_REGISTERED:
 		if (len != PROTO_REGISTERED_LEN) {
-			*why = "REGISTERED is not 52 bytes";
+			*why = "REGISTERED is not 68 bytes";
 			return -1;
 		}
-		rp->nonce = get32(buf + 4);
-		rp->reg_id = get32(buf + 8);
-		rp->lifetime = get32(buf + 12);
-		rp->seq = get32(buf + 16);
+		rp->timestamp = get64(buf + 4);
+		rp->epoch = get64(buf + 12);
+		rp->reg_id = get32(buf + 20);
+		rp->lifetime = get32(buf + 24);
+		rp->seq = get32(buf + 28);
+		rp->keepalive_min = get16(buf + 32);
+		rp->keepalive_max = get16(buf + 34);
 		break;
 	case PROTO_REFUSED:
 		if (len != PROTO_REFUSED_LEN) {
-			*why = "REFUSED is not 56 bytes";
+			*why = "REFUSED is not 60 bytes";
 			return -1;
 		}
-		rp->nonce = get32(buf + 4);
-		rp->reason = buf[8];
-		rp->limit = get32(buf + 12);
-		rp->server_time = get64(buf + 16);
+		rp->timestamp = get64(buf + 4);
+		rp->reason = buf[12];
+		rp->limit = get32(buf + 16);
+		rp->value = get64(buf + 20);
 		if (rp->reason == 0 || rp->reason > REASON_MAX) {
 			*why = "REFUSED has an unknown reason";
 			return -1;
 		}
+		break;
+	case PROTO_PROBE_ECHO:
+		if (len != PROTO_PROBE_ECHO_LEN) {
+			*why = "PROBE_ECHO is not 44 bytes";
+			return -1;
+		}
+		rp->timestamp = get64(buf + 4);
+		break;
+	case PROTO_KICK:
+		if (len != PROTO_KICK_LEN) {
+			*why = "KICK is not 8 bytes";
+			return -1;
+		}
+		rp->reg_id = get32(buf + 4);
 		break;
 	default:
 		*why = "not a mailpush reply";
@@ -270,73 +343,94 @@ proto_reply_decode(const uint8_t *buf, size_t len, struct mp_reply *rp,
 }
 
 int
-proto_push_encode(const struct mp_push *p, const uint8_t token[MP_TOKEN_LEN],
-    uint8_t *buf, size_t len)
+proto_keepalive_encode(uint32_t reg_id, uint8_t *buf, size_t len)
 {
-	size_t need = PROTO_PUSH_FIXED + (size_t)p->ctx_len + PROTO_MAC_LEN;
-
-	if (p->ctx_len > MP_CONTEXT_MAX || need > len)
+	if (len < PROTO_KEEPALIVE_LEN)
 		return -1;
-	put_hdr(buf, PROTO_PUSH);
-	put32(buf + 4, p->reg_id);
-	put32(buf + 8, p->seq);
-	put32(buf + 12, p->count);
-	put32(buf + 16, p->total);
-	put64(buf + 20, p->server_time);
-	put16(buf + 28, p->ctx_len);
-	put16(buf + 30, 0);
-	memcpy(buf + PROTO_PUSH_FIXED, p->ctx, p->ctx_len);
-	put_mac(buf, PROTO_PUSH_FIXED + p->ctx_len, token);
-	return (int)need;
+	put_hdr(buf, PROTO_KEEPALIVE);
+	put32(buf + 4, reg_id);
+	return PROTO_KEEPALIVE_LEN;
 }
 
 int
-proto_push_decode(const uint8_t *buf, size_t len, struct mp_push *p,
+proto_keepalive_decode(const uint8_t *buf, size_t len, uint32_t *reg_id,
     const char **why)
 {
-	if (proto_type(buf, len) != PROTO_PUSH ||
-	    len < PROTO_PUSH_FIXED + PROTO_MAC_LEN) {
-		*why = "not a PUSH or shorter than 64 bytes";
+	if (proto_type(buf, len) != PROTO_KEEPALIVE ||
+	    len != PROTO_KEEPALIVE_LEN) {
+		*why = "not a KEEPALIVE of 8 bytes";
 		return -1;
 	}
-	p->reg_id = get32(buf + 4);
-	p->seq = get32(buf + 8);
-	p->count = get32(buf + 12);
-	p->total = get32(buf + 16);
-	p->server_time = get64(buf + 20);
-	p->ctx_len = get16(buf + 28);
-	if (p->ctx_len > MP_CONTEXT_MAX ||
-	    len != PROTO_PUSH_FIXED + (size_t)p->ctx_len + PROTO_MAC_LEN) {
-		*why = "PUSH length does not match its context length";
-		return -1;
-	}
-	memcpy(p->ctx, buf + PROTO_PUSH_FIXED, p->ctx_len);
+	*reg_id = get32(buf + 4);
 	return 0;
 }
 
 int
-proto_ack_encode(const struct mp_ack *a, const uint8_t token[MP_TOKEN_LEN],
-    uint8_t *buf, size_t len)
+proto_push_seal(const struct mp_push *p, const uint8_t key[32],
+    const uint8_t nonce[PROTO_PUSH_NONCE_LEN], uint8_t *buf, size_t len)
 {
-	if (len < PROTO_ACK_LEN)
+	uint8_t plain[PROTO_PUSH_PLAIN_FIXED + MP_CONTEXT_MAX];
+	size_t plen = PROTO_PUSH_PLAIN_FIXED + (size_t)p->ctx_len;
+	size_t need = PROTO_PUSH_LEN(p->ctx_len);
+	unsigned long long clen;
+
+	if (p->ctx_len > MP_CONTEXT_MAX || need > len)
 		return -1;
-	put_hdr(buf, PROTO_PUSH_ACK);
-	put32(buf + 4, a->reg_id);
-	put32(buf + 8, a->seq);
-	put_mac(buf, 12, token);
-	return PROTO_ACK_LEN;
+	put_hdr(buf, PROTO_PUSH);
+	memcpy(buf + PROTO_HDR_LEN, nonce, PROTO_PUSH_NONCE_LEN);
+	put64(plain, p->epoch);
+	put32(plain + 8, p->reg_id);
+	put32(plain + 12, p->seq);
+	put32(plain + 16, p->count);
+	put32(plain + 20, p->total);
+	put64(plain + 24, p->server_time);
+	put16(plain + 32, p->flags);
+	put16(plain + 34, p->ctx_len);
+	memcpy(plain + PROTO_PUSH_PLAIN_FIXED, p->ctx, p->ctx_len);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(
+	    buf + PROTO_HDR_LEN + PROTO_PUSH_NONCE_LEN, &clen, plain, plen,
+	    buf, PROTO_HDR_LEN, NULL, nonce, key);
+	if (clen + PROTO_HDR_LEN + PROTO_PUSH_NONCE_LEN != need)
+		abort();
+	return (int)need;
 }
 
 int
-proto_ack_decode(const uint8_t *buf, size_t len, struct mp_ack *a,
-    const char **why)
+proto_push_open(const uint8_t *buf, size_t len, const uint8_t key[32],
+    struct mp_push *p, const char **why)
 {
-	if (proto_type(buf, len) != PROTO_PUSH_ACK || len != PROTO_ACK_LEN) {
-		*why = "not a PUSH_ACK of 44 bytes";
+	uint8_t plain[PROTO_PUSH_PLAIN_FIXED + MP_CONTEXT_MAX];
+	unsigned long long plen;
+	const size_t off = PROTO_HDR_LEN + PROTO_PUSH_NONCE_LEN;
+
+	if (proto_type(buf, len) != PROTO_PUSH || len < PROTO_PUSH_FIXED) {
+		*why = "not a PUSH or shorter than 80 bytes";
 		return -1;
 	}
-	a->reg_id = get32(buf + 4);
-	a->seq = get32(buf + 8);
+	if (len > PROTO_PUSH_LEN(MP_CONTEXT_MAX)) {
+		*why = "PUSH longer than its largest context allows";
+		return -1;
+	}
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plen, NULL,
+	    buf + off, len - off, buf, PROTO_HDR_LEN, buf + PROTO_HDR_LEN,
+	    key) != 0) {
+		*why = "PUSH does not decrypt under our key";
+		return -1;
+	}
+	p->epoch = get64(plain);
+	p->reg_id = get32(plain + 8);
+	p->seq = get32(plain + 12);
+	p->count = get32(plain + 16);
+	p->total = get32(plain + 20);
+	p->server_time = get64(plain + 24);
+	p->flags = get16(plain + 32);
+	p->ctx_len = get16(plain + 34);
+	if (p->ctx_len > MP_CONTEXT_MAX ||
+	    plen != PROTO_PUSH_PLAIN_FIXED + (size_t)p->ctx_len) {
+		*why = "PUSH length does not match its context length";
+		return -1;
+	}
+	memcpy(p->ctx, plain + PROTO_PUSH_PLAIN_FIXED, p->ctx_len);
 	return 0;
 }
 
@@ -348,6 +442,7 @@ proto_reason_name(unsigned reason)
 		"too many registrations for this user", "context too large",
 		"registration table full", "too many registrations from this address",
 		"not allowed", "unknown registration", "bad request",
+		"replayed or reordered request",
 	};
 
 	return reason <= REASON_MAX ? names[reason] : "unknown reason";
@@ -358,10 +453,11 @@ proto_type_name(unsigned type)
 {
 	static const char *names[] = {
 		"?", "REGISTER", "REFRESH", "UNREGISTER", "COOKIE",
-		"REGISTERED", "REFUSED", "PUSH", "PUSH_ACK",
+		"REGISTERED", "REFUSED", "PUSH", "PUSH_ACK", "KEEPALIVE",
+		"PROBE", "PROBE_ECHO", "KICK",
 	};
 
-	return type <= PROTO_PUSH_ACK ? names[type] : "?";
+	return type <= PROTO_TYPE_MAX ? names[type] : "?";
 }
 
 int

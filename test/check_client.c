@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <sodium.h>
 
 #include "mpclient.h"
 #include "proto.h"
@@ -47,7 +48,7 @@ struct rec {
 	int			pushes;
 	struct mpc_push		last;
 	uint8_t			last_ctx[MP_CONTEXT_MAX];
-	int			nev[MPC_EV_UNREGISTERED + 1];
+	int			nev[MPC_EV_KICK + 1];
 	int			events;
 	enum mpc_event		last_ev;
 	struct mpc_status	last_st;
@@ -60,6 +61,13 @@ static uint8_t		bob_token[MP_TOKEN_LEN];
 static struct mpc	*m;
 static struct rec	rec;
 static const uint8_t	ctx[] = { 'c', 't', 'x', '-', '1', '2', '3', '4' };
+static uint8_t		device[MP_DEVICE_ID_LEN];	/* the library's */
+static uint8_t		srv_device[MP_DEVICE_ID_LEN];	/* of the last
+							   request seen */
+static uint64_t		push_nonce;
+#define EPOCH		0x1122334455667788ULL
+#define KA_SLOW		65535	/* keep-alive bounds (s) that keep
+				   KEEPALIVEs out of the way */
 static const uint8_t	cookie[PROTO_COOKIE_LEN] = {
 	0xc0, 0x0c, 0x1e, 0x01, 0x02, 0x03, 0x04, 0x05,
 	0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d
@@ -116,25 +124,29 @@ srv_send(struct srv *s, const uint8_t *buf, size_t len)
 }
 
 static void
-srv_cookie(struct srv *s, uint32_t nonce)
+srv_cookie(struct srv *s, uint64_t ts)
 {
-	struct mp_reply rp = { .type = PROTO_COOKIE, .nonce = nonce };
-	uint8_t buf[64];
+	struct mp_reply rp = { .type = PROTO_COOKIE, .timestamp = ts };
+	uint8_t buf[128];
 	int n;
 
 	memcpy(rp.cookie, cookie, sizeof(cookie));
 	ck_assert_int_eq(n = proto_reply_encode(&rp, NULL, buf, sizeof(buf)),
-	    PROTO_COOKIE_LEN_DGRAM);
+	    PROTO_COOKIE_DGRAM_LEN);
 	srv_send(s, buf, (size_t)n);
 }
 
+static uint16_t	ka_min = KA_SLOW, ka_max = KA_SLOW;
+static uint64_t	srv_epoch = EPOCH;
+
 static void
-srv_registered(struct srv *s, uint32_t nonce, uint32_t id, uint32_t life,
+srv_registered(struct srv *s, uint64_t ts, uint32_t id, uint32_t life,
     uint32_t seq, const uint8_t *tok)
 {
-	struct mp_reply rp = { .type = PROTO_REGISTERED, .nonce = nonce,
-	    .reg_id = id, .lifetime = life, .seq = seq };
-	uint8_t buf[64];
+	struct mp_reply rp = { .type = PROTO_REGISTERED, .timestamp = ts,
+	    .reg_id = id, .lifetime = life, .seq = seq, .epoch = srv_epoch,
+	    .keepalive_min = ka_min, .keepalive_max = ka_max };
+	uint8_t buf[128];
 	int n;
 
 	ck_assert_int_eq(n = proto_reply_encode(&rp, tok, buf, sizeof(buf)),
@@ -143,12 +155,12 @@ srv_registered(struct srv *s, uint32_t nonce, uint32_t id, uint32_t life,
 }
 
 static void
-srv_refused(struct srv *s, uint32_t nonce, uint8_t reason, uint32_t limit,
-    uint64_t server_time, const uint8_t *tok)
+srv_refused(struct srv *s, uint64_t ts, uint8_t reason, uint32_t limit,
+    uint64_t value, const uint8_t *tok)
 {
-	struct mp_reply rp = { .type = PROTO_REFUSED, .nonce = nonce,
-	    .reason = reason, .limit = limit, .server_time = server_time };
-	uint8_t buf[64];
+	struct mp_reply rp = { .type = PROTO_REFUSED, .timestamp = ts,
+	    .reason = reason, .limit = limit, .value = value };
+	uint8_t buf[128];
 	int n;
 
 	ck_assert_int_eq(n = proto_reply_encode(&rp, tok, buf, sizeof(buf)),
@@ -162,12 +174,21 @@ srv_push(struct srv *s, uint32_t id, uint32_t seq, uint32_t count,
 {
 	struct mp_push p = { .reg_id = id, .seq = seq, .count = count,
 	    .total = total, .server_time = (uint64_t)time(NULL),
-	    .ctx_len = (uint16_t)clen };
-	uint8_t buf[PROTO_MAX_DATAGRAM];
+	    .ctx_len = (uint16_t)clen, .epoch = srv_epoch };
+	uint8_t buf[PROTO_MAX_DATAGRAM], pk[32], nonce[PROTO_PUSH_NONCE_LEN];
 	int n;
 
 	memcpy(p.ctx, c, clen);
-	ck_assert_int_gt(n = proto_push_encode(&p, tok, buf, sizeof(buf)), 0);
+	/* sealed for the device of the last request; NULL: no token */
+	if (tok != NULL)
+		proto_push_key(tok, srv_device, pk);
+	else
+		randombytes_buf(pk, sizeof(pk));
+	memset(nonce, 0, sizeof(nonce));
+	push_nonce++;
+	memcpy(nonce, &push_nonce, sizeof(push_nonce));
+	ck_assert_int_gt(n = proto_push_seal(&p, pk, nonce, buf, sizeof(buf)),
+	    0);
 	srv_send(s, buf, (size_t)n);
 }
 
@@ -188,25 +209,24 @@ expect_request(struct srv *s, int type, struct mp_request *rq)
 	    proto_type_name(rq->type), proto_type_name((unsigned)type));
 	ck_assert_msg(proto_verify(buf, (size_t)n, token) == 0,
 	    "request MAC does not verify");
+	memcpy(srv_device, rq->device, sizeof(srv_device));
+	/* padded so that an answer and an owed push fit */
+	if (type == PROTO_REGISTER || type == PROTO_REFRESH ||
+	    type == PROTO_PROBE)
+		ck_assert_uint_ge((size_t)n, proto_request_pad(rq->ctx_len));
 }
 
-/* The next datagram must be a PUSH_ACK for (id, seq) with a valid MAC. */
+/* The next datagram must be a PUSH_ACK for (epoch, seq) with a valid MAC
+ * (id: the registration; the ACK names it by user and device). */
 static void
 expect_ack(struct srv *s, uint32_t id, uint32_t seq)
 {
-	uint8_t buf[PROTO_MAX_DATAGRAM + 1];
-	struct mp_ack a;
-	const char *why = "";
-	ssize_t n;
+	static struct mp_request rq;
 
-	n = srv_recv(s, buf, sizeof(buf), WAIT_MS);
-	ck_assert_msg(n > 0, "no PUSH_ACK");
-	ck_assert_msg(proto_ack_decode(buf, (size_t)n, &a, &why) == 0,
-	    "bad PUSH_ACK: %s", why);
-	ck_assert_msg(proto_verify(buf, (size_t)n, token) == 0,
-	    "PUSH_ACK MAC does not verify");
-	ck_assert_uint_eq(a.reg_id, id);
-	ck_assert_uint_eq(a.seq, seq);
+	(void)id;
+	expect_request(s, PROTO_PUSH_ACK, &rq);
+	ck_assert_uint_eq(rq.seq, seq);
+	ck_assert_uint_eq(rq.epoch, srv_epoch);
 }
 
 static void
@@ -263,6 +283,9 @@ client_new(const struct srv *s, const uint8_t *c, size_t clen)
 	memset(&pa, 0, sizeof(pa));
 	pa.user = "alice";
 	memcpy(pa.token, token, sizeof(pa.token));
+	memcpy(pa.device, device, sizeof(pa.device));
+	memcpy(srv_device, device, sizeof(srv_device));
+	pa.no_probe = 1;	/* the probe tests turn it on */
 	pa.ctx = c;
 	pa.ctx_len = clen;
 	pa.mailboxes[0] = "INBOX";
@@ -280,11 +303,11 @@ register_fully(uint64_t now, uint32_t id, uint32_t life)
 
 	ck_assert_int_eq(mpc_register(m, now), 0);
 	expect_request(&srv, PROTO_REGISTER, &rq);
-	srv_cookie(&srv, rq.nonce);
+	srv_cookie(&srv, rq.timestamp);
 	pump(now);
 	expect_request(&srv, PROTO_REGISTER, &rq);
 	ck_assert_mem_eq(rq.cookie, cookie, sizeof(cookie));
-	srv_registered(&srv, rq.nonce, id, life, 0, token);
+	srv_registered(&srv, rq.timestamp, id, life, 0, token);
 	pump(now);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERED);
 }
@@ -298,6 +321,10 @@ setup(void)
 		key[i] = (uint8_t)(i * 7 + 1);
 	proto_token(key, "alice", 5, token);
 	proto_token(key, "bob", 3, bob_token);
+	for (i = 0; i < sizeof(device); i++)
+		device[i] = (uint8_t)(0xd0 + i);
+	ka_min = ka_max = KA_SLOW;
+	srv_epoch = EPOCH;
 	memset(&rec, 0, sizeof(rec));
 	ck_assert_int_eq(srv_open(&srv, AF_INET), 0);
 	m = client_new(&srv, ctx, sizeof(ctx));
@@ -326,7 +353,6 @@ START_TEST(t_cookie_roundtrip)
 	ck_assert_int_eq(mpc_register(m, T0), 0);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERING);
 	expect_request(&srv, PROTO_REGISTER, &rq1);
-	ck_assert_uint_eq(rq1.reg_id, 0);
 	ck_assert_mem_eq(rq1.cookie, zero, sizeof(zero));
 	ck_assert_str_eq(rq1.user, "alice");
 	ck_assert_uint_eq(rq1.ctx_len, sizeof(ctx));
@@ -334,20 +360,20 @@ START_TEST(t_cookie_roundtrip)
 	ck_assert_uint_eq(rq1.n_mailboxes, 2);
 	ck_assert_str_eq(rq1.mailboxes[0].name, "INBOX");
 	ck_assert_str_eq(rq1.mailboxes[1].name, "Work");
-	ck_assert_msg(rq1.timestamp + 5 >= now && rq1.timestamp <= now + 5,
+	ck_assert_msg(rq1.timestamp / 1000 + 5 >= now &&
+	    rq1.timestamp / 1000 <= now + 5,
 	    "timestamp %llu, now %llu", (unsigned long long)rq1.timestamp,
 	    (unsigned long long)now);
 
-	srv_cookie(&srv, rq1.nonce);
+	srv_cookie(&srv, rq1.timestamp);
 	pump(T0 + 10);
 	expect_request(&srv, PROTO_REGISTER, &rq2);
 	ck_assert_mem_eq(rq2.cookie, cookie, sizeof(cookie));
-	ck_assert_uint_ne(rq2.nonce, rq1.nonce);
-	ck_assert_uint_eq(rq2.reg_id, 0);
+	ck_assert_uint_ne(rq2.timestamp, rq1.timestamp);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERING);
 	ck_assert_int_eq(rec.events, 0);
 
-	srv_registered(&srv, rq2.nonce, 42, 600, 0, token);
+	srv_registered(&srv, rq2.timestamp, 42, 600, 0, token);
 	pump(T0 + 20);
 	ck_assert_int_eq(mpc_state(m, &st), MPC_REGISTERED);
 	ck_assert_uint_eq(st.reg_id, 42);
@@ -381,7 +407,7 @@ START_TEST(t_retransmit_backoff)
 		now += gaps[i];
 		mpc_tick(m, now);
 		expect_request(&srv, PROTO_REGISTER, &rq);
-		ck_assert_uint_ne(rq.nonce, prev.nonce);
+		ck_assert_uint_ne(rq.timestamp, prev.timestamp);
 		prev = rq;
 	}
 	mpc_stats(m, &st);
@@ -400,7 +426,7 @@ START_TEST(t_late_reply)
 	expect_request(&srv, PROTO_REGISTER, &rq1);
 	mpc_tick(m, T0 + 1000);
 	expect_request(&srv, PROTO_REGISTER, &rq2);
-	srv_registered(&srv, rq1.nonce, 5, 600, 0, token);
+	srv_registered(&srv, rq1.timestamp, 5, 600, 0, token);
 	pump(T0 + 1010);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERED);
 }
@@ -415,9 +441,8 @@ START_TEST(t_refresh)
 	at = mpc_next_deadline(m);
 	mpc_tick(m, at);
 	expect_request(&srv, PROTO_REFRESH, &rq);
-	ck_assert_uint_eq(rq.reg_id, 42);
 	ck_assert_str_eq(rq.user, "alice");
-	srv_registered(&srv, rq.nonce, 42, 100, 0, token);
+	srv_registered(&srv, rq.timestamp, 42, 100, 0, token);
 	pump(at + 5);
 	ck_assert_int_eq(rec.nev[MPC_EV_REFRESHED], 1);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERED);
@@ -441,13 +466,11 @@ START_TEST(t_refresh_unanswered)
 		at = mpc_next_deadline(m);
 		mpc_tick(m, at);
 		expect_request(&srv, PROTO_REFRESH, &rq);
-		ck_assert_uint_eq(rq.reg_id, 42);
 	}
 	ck_assert_int_eq(rec.nev[MPC_EV_LOST], 0);
 	at = mpc_next_deadline(m);
 	mpc_tick(m, at);
 	expect_request(&srv, PROTO_REGISTER, &rq);
-	ck_assert_uint_eq(rq.reg_id, 0);
 	ck_assert_int_eq(rec.nev[MPC_EV_LOST], 1);
 	ck_assert_int_eq(mpc_state(m, &st), MPC_REGISTERING);
 	/* Pushes for the old registration are still taken meanwhile. */
@@ -468,19 +491,18 @@ START_TEST(t_refused_unknown)
 	at = mpc_next_deadline(m);
 	mpc_tick(m, at);
 	expect_request(&srv, PROTO_REFRESH, &rq);
-	srv_refused(&srv, rq.nonce, REASON_UNKNOWN, 0, (uint64_t)time(NULL),
+	srv_refused(&srv, rq.timestamp, REASON_UNKNOWN, 0, (uint64_t)time(NULL),
 	    token);
 	pump(at);
 	ck_assert_int_eq(rec.nev[MPC_EV_LOST], 1);
 	ck_assert_int_eq(rec.nev[MPC_EV_REFUSED], 0);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERING);
 	expect_request(&srv, PROTO_REGISTER, &rq);
-	ck_assert_uint_eq(rq.reg_id, 0);
 	ck_assert_mem_eq(rq.cookie, zero, sizeof(zero));
-	srv_cookie(&srv, rq.nonce);
+	srv_cookie(&srv, rq.timestamp);
 	pump(at);
 	expect_request(&srv, PROTO_REGISTER, &rq);
-	srv_registered(&srv, rq.nonce, 43, 600, 0, token);
+	srv_registered(&srv, rq.timestamp, 43, 600, 0, token);
 	pump(at);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERED);
 	ck_assert_int_eq(rec.nev[MPC_EV_REGISTERED], 2);
@@ -506,12 +528,12 @@ START_TEST(t_cookie_limit)
 	ck_assert_int_eq(mpc_register(m, T0), 0);
 	expect_request(&srv, PROTO_REGISTER, &rq);
 	for (i = 0; i < 3; i++) {
-		srv_cookie(&srv, rq.nonce);
+		srv_cookie(&srv, rq.timestamp);
 		pump(T0 + 10);
 		expect_request(&srv, PROTO_REGISTER, &rq);
 		ck_assert_mem_eq(rq.cookie, cookie, sizeof(cookie));
 	}
-	srv_cookie(&srv, rq.nonce);
+	srv_cookie(&srv, rq.timestamp);
 	pump(T0 + 20);
 	expect_nothing(&srv, 100);
 	mpc_tick(m, mpc_next_deadline(m));
@@ -549,20 +571,18 @@ START_TEST(t_refresh_cookie_unknown)
 	at = mpc_next_deadline(m);
 	mpc_tick(m, at);
 	expect_request(&srv, PROTO_REFRESH, &rq);
-	srv_cookie(&srv, rq.nonce);
+	srv_cookie(&srv, rq.timestamp);
 	pump(at);
 	expect_request(&srv, PROTO_REFRESH, &rq);
-	ck_assert_uint_eq(rq.reg_id, 42);
 	ck_assert_mem_eq(rq.cookie, cookie, sizeof(cookie));
-	srv_refused(&srv, rq.nonce, REASON_UNKNOWN, 0, (uint64_t)time(NULL),
+	srv_refused(&srv, rq.timestamp, REASON_UNKNOWN, 0, (uint64_t)time(NULL),
 	    token);
 	pump(at);
 	ck_assert_int_eq(rec.nev[MPC_EV_LOST], 1);
 	/* The fresh cookie goes straight into the new REGISTER. */
 	expect_request(&srv, PROTO_REGISTER, &rq);
-	ck_assert_uint_eq(rq.reg_id, 0);
 	ck_assert_mem_eq(rq.cookie, cookie, sizeof(cookie));
-	srv_registered(&srv, rq.nonce, 77, 600, 0, token);
+	srv_registered(&srv, rq.timestamp, 77, 600, 0, token);
 	pump(at);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERED);
 	ck_assert_uint_eq(rec.last_st.reg_id, 77);
@@ -583,7 +603,7 @@ START_TEST(t_missed)
 	at = mpc_next_deadline(m);
 	mpc_tick(m, at);
 	expect_request(&srv, PROTO_REFRESH, &rq);
-	srv_registered(&srv, rq.nonce, 42, 600, 3, token);
+	srv_registered(&srv, rq.timestamp, 42, 600, 3, token);
 	pump(at);
 	ck_assert_int_eq(rec.last_ev, MPC_EV_REFRESHED);
 	ck_assert_uint_eq(rec.last_st.server_seq, 3);
@@ -602,22 +622,23 @@ START_TEST(t_stale)
 {
 	struct mp_request rq;
 	struct mpc_status st;
-	uint64_t ahead = (uint64_t)time(NULL) + 1000;
+	uint64_t ahead = ((uint64_t)time(NULL) + 1000) * 1000;	/* ms */
 
 	ck_assert_int_eq(mpc_register(m, T0), 0);
 	expect_request(&srv, PROTO_REGISTER, &rq);
-	srv_refused(&srv, rq.nonce, REASON_STALE, 120, ahead, token);
+	srv_refused(&srv, rq.timestamp, REASON_STALE, 120, ahead, token);
 	pump(T0);
 	ck_assert_int_eq(rec.nev[MPC_EV_STALE], 1);
 	expect_request(&srv, PROTO_REGISTER, &rq);
-	ck_assert_msg(rq.timestamp + 5 >= ahead && rq.timestamp <= ahead + 5,
+	ck_assert_msg(rq.timestamp + 5000 >= ahead &&
+	    rq.timestamp <= ahead + 5000,
 	    "timestamp %llu not corrected to %llu",
 	    (unsigned long long)rq.timestamp, (unsigned long long)ahead);
 	mpc_state(m, &st);
-	ck_assert_int_ge(st.clock_offset, 995);
-	ck_assert_int_le(st.clock_offset, 1005);
+	ck_assert_int_ge(st.clock_offset, 995000);
+	ck_assert_int_le(st.clock_offset, 1005000);
 	/* Retried once only: a second STALE is a refusal. */
-	srv_refused(&srv, rq.nonce, REASON_STALE, 120, ahead + 500, token);
+	srv_refused(&srv, rq.timestamp, REASON_STALE, 120, ahead + 500, token);
 	pump(T0);
 	ck_assert_int_eq(mpc_state(m, &st), MPC_REFUSED);
 	ck_assert_uint_eq(st.reason, REASON_STALE);
@@ -635,30 +656,30 @@ START_TEST(t_wrong_nonce)
 
 	ck_assert_int_eq(mpc_register(m, T0), 0);
 	expect_request(&srv, PROTO_REGISTER, &rq);
-	srv_cookie(&srv, rq.nonce + 1);
+	srv_cookie(&srv, rq.timestamp + 1);
 	pump(T0);
 	expect_nothing(&srv, 100);
-	srv_registered(&srv, rq.nonce ^ 0x80000000u, 42, 600, 0, token);
+	srv_registered(&srv, rq.timestamp ^ 0x80000000u, 42, 600, 0, token);
 	pump(T0);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERING);
-	srv_refused(&srv, rq.nonce - 1, REASON_TOO_MANY, 8, 0, token);
+	srv_refused(&srv, rq.timestamp - 1, REASON_TOO_MANY, 8, 0, token);
 	pump(T0);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERING);
 	/* Right nonce, wrong MAC (bob's token, zero MAC). */
-	srv_registered(&srv, rq.nonce, 42, 600, 0, bob_token);
+	srv_registered(&srv, rq.timestamp, 42, 600, 0, bob_token);
 	pump(T0);
-	srv_registered(&srv, rq.nonce, 42, 600, 0, NULL);
+	srv_registered(&srv, rq.timestamp, 42, 600, 0, NULL);
 	pump(T0);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERING);
 	ck_assert_int_eq(rec.events, 0);
 	mpc_stats(m, &st);
 	ck_assert_uint_eq(st.dropped, 5);
 	/* The right one still works. */
-	srv_registered(&srv, rq.nonce, 42, 600, 0, token);
+	srv_registered(&srv, rq.timestamp, 42, 600, 0, token);
 	pump(T0);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERED);
 	/* A second answer to the same (now finished) request is dropped. */
-	srv_refused(&srv, rq.nonce, REASON_TOO_MANY, 8, 0, token);
+	srv_refused(&srv, rq.timestamp, REASON_TOO_MANY, 8, 0, token);
 	pump(T0);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERED);
 }
@@ -673,8 +694,7 @@ START_TEST(t_unregister)
 	ck_assert_int_eq(mpc_unregister(m, T0 + 5), 0);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_UNREGISTERING);
 	expect_request(&srv, PROTO_UNREGISTER, &rq);
-	ck_assert_uint_eq(rq.reg_id, 42);
-	srv_registered(&srv, rq.nonce, 42, 0, 0, token);
+	srv_registered(&srv, rq.timestamp, 42, 0, 0, token);
 	pump(T0 + 6);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_UNREGISTERED);
 	ck_assert_int_eq(rec.nev[MPC_EV_UNREGISTERED], 1);
@@ -694,7 +714,7 @@ START_TEST(t_unregister_unknown)
 	register_fully(T0, 42, 600);
 	ck_assert_int_eq(mpc_unregister(m, T0), 0);
 	expect_request(&srv, PROTO_UNREGISTER, &rq);
-	srv_refused(&srv, rq.nonce, REASON_UNKNOWN, 0, (uint64_t)time(NULL),
+	srv_refused(&srv, rq.timestamp, REASON_UNKNOWN, 0, (uint64_t)time(NULL),
 	    token);
 	pump(T0);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_UNREGISTERED);
@@ -733,14 +753,14 @@ START_TEST(t_refused_too_many)
 
 	ck_assert_int_eq(mpc_register(m, T0), 0);
 	expect_request(&srv, PROTO_REGISTER, &rq);
-	srv_cookie(&srv, rq.nonce);
+	srv_cookie(&srv, rq.timestamp);
 	pump(T0);
 	expect_request(&srv, PROTO_REGISTER, &rq);
 	/* Unverifiable first: dropped. */
-	srv_refused(&srv, rq.nonce, REASON_TOO_MANY, 8, 0, bob_token);
+	srv_refused(&srv, rq.timestamp, REASON_TOO_MANY, 8, 0, bob_token);
 	pump(T0);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERING);
-	srv_refused(&srv, rq.nonce, REASON_TOO_MANY, 8, (uint64_t)time(NULL),
+	srv_refused(&srv, rq.timestamp, REASON_TOO_MANY, 8, (uint64_t)time(NULL),
 	    token);
 	pump(T0);
 	ck_assert_int_eq(mpc_state(m, &st), MPC_REFUSED);
@@ -758,26 +778,56 @@ START_TEST(t_refused_too_many)
 }
 END_TEST
 
-/* TABLE_FULL is for now, not for good: REGISTER again later. */
+/* TABLE_FULL is for now, not for good: REGISTER again later, backing off
+ * (issue 13 item 7). */
 START_TEST(t_refused_table_full)
 {
 	struct mp_request rq;
 	struct mpc_status st;
+	uint64_t at;
+	int i;
 
 	ck_assert_int_eq(mpc_register(m, T0), 0);
 	expect_request(&srv, PROTO_REGISTER, &rq);
-	srv_refused(&srv, rq.nonce, REASON_TABLE_FULL, 100000, 0, token);
+	srv_refused(&srv, rq.timestamp, REASON_TABLE_FULL, 100000, 0, token);
 	pump(T0);
 	ck_assert_int_eq(mpc_state(m, &st), MPC_REFUSED);
 	ck_assert_uint_eq(st.reason, REASON_TABLE_FULL);
 	ck_assert_uint_eq(st.limit, 100000);
 	ck_assert_int_eq(st.retry, 1);
-	ck_assert_uint_eq(mpc_next_deadline(m), T0 + MPC_REFUSED_RETRY_MS);
-	mpc_tick(m, T0 + MPC_REFUSED_RETRY_MS - 1);
+	/* 30 s and up to 10% more */
+	at = mpc_next_deadline(m);
+	ck_assert_uint_ge(at, T0 + MPC_REFUSED_RETRY_MS);
+	ck_assert_uint_le(at, T0 + MPC_REFUSED_RETRY_MS * 11 / 10);
+	ck_assert_uint_eq(st.retry_ms, MPC_REFUSED_RETRY_MS);
+	mpc_tick(m, at - 1);
 	expect_nothing(&srv, 50);
-	mpc_tick(m, T0 + MPC_REFUSED_RETRY_MS);
+	mpc_tick(m, at);
 	expect_request(&srv, PROTO_REGISTER, &rq);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERING);
+	/* refused again: the wait doubles, up to an hour */
+	for (i = 1; i < 10; i++) {
+		uint64_t want = MPC_REFUSED_RETRY_MS << i;
+
+		if (want > MPC_REFUSED_RETRY_MAX_MS)
+			want = MPC_REFUSED_RETRY_MAX_MS;
+		srv_refused(&srv, rq.timestamp, REASON_ADDRESS_LIMIT, 4, 0,
+		    token);
+		pump(at);
+		ck_assert_int_eq(mpc_state(m, &st), MPC_REFUSED);
+		ck_assert_int_eq(st.retry, 1);
+		ck_assert_uint_eq(st.retry_ms, want);
+		ck_assert_uint_ge(mpc_next_deadline(m), at + want);
+		ck_assert_uint_le(mpc_next_deadline(m), at + want * 11 / 10);
+		at = mpc_next_deadline(m);
+		mpc_tick(m, at);
+		expect_request(&srv, PROTO_REGISTER, &rq);
+	}
+	/* a registration resets the backoff */
+	srv_registered(&srv, rq.timestamp, 42, 600, 0, token);
+	pump(at);
+	mpc_state(m, &st);
+	ck_assert_uint_eq(st.retry_ms, 0);
 }
 END_TEST
 
@@ -788,7 +838,7 @@ START_TEST(t_refused_auth_unverified)
 
 	ck_assert_int_eq(mpc_register(m, T0), 0);
 	expect_request(&srv, PROTO_REGISTER, &rq);
-	srv_refused(&srv, rq.nonce, REASON_AUTH, 0, 0, bob_token);
+	srv_refused(&srv, rq.timestamp, REASON_AUTH, 0, 0, bob_token);
 	pump(T0);
 	ck_assert_int_eq(mpc_state(m, &st), MPC_REFUSED);
 	ck_assert_uint_eq(st.reason, REASON_AUTH);
@@ -805,7 +855,7 @@ START_TEST(t_refused_bad_name_unverified)
 
 	ck_assert_int_eq(mpc_register(m, T0), 0);
 	expect_request(&srv, PROTO_REGISTER, &rq);
-	srv_refused(&srv, rq.nonce, REASON_BAD_REQUEST, 0, 0, NULL);
+	srv_refused(&srv, rq.timestamp, REASON_BAD_REQUEST, 0, 0, NULL);
 	pump(T0);
 	ck_assert_int_eq(mpc_state(m, &st), MPC_REFUSED);
 	ck_assert_uint_eq(st.reason, REASON_BAD_REQUEST);
@@ -896,7 +946,7 @@ START_TEST(t_push_foreign)
 	pump(T0);
 	srv_push(&srv, 42, 1, 1, 1, ctx, sizeof(ctx), token);
 	pump(T0);
-	srv_registered(&srv, rq.nonce, 42, 600, 0, token);
+	srv_registered(&srv, rq.timestamp, 42, 600, 0, token);
 	pump(T0);
 	ck_assert_int_eq(mpc_state(m, NULL), MPC_REGISTERED);
 
@@ -975,12 +1025,13 @@ END_TEST
 
 START_TEST(t_garbage)
 {
-	uint8_t buf[PROTO_MAX_DATAGRAM + 100];
-	struct mp_push p = { .reg_id = 42, .seq = 1, .count = 1, .total = 1,
-	    .ctx_len = sizeof(ctx) };
+	uint8_t buf[PROTO_MAX_DATAGRAM + 100], pk[32];
+	uint8_t nonce[PROTO_PUSH_NONCE_LEN] = { 1 };
+	static struct mp_push p = { .reg_id = 42, .seq = 1, .count = 1,
+	    .total = 1, .ctx_len = sizeof(ctx), .epoch = EPOCH };
 	struct mp_reply rp = { .type = PROTO_REGISTERED, .reg_id = 42,
 	    .lifetime = 600 };
-	struct mp_ack a = { .reg_id = 42, .seq = 1 };
+	static struct mp_request ack;
 	struct mpc_stats st;
 	uint64_t dropped;
 	int n, len, i;
@@ -989,7 +1040,8 @@ START_TEST(t_garbage)
 	mpc_stats(m, &st);
 	dropped = st.dropped;
 	memcpy(p.ctx, ctx, sizeof(ctx));
-	len = proto_push_encode(&p, token, buf, sizeof(buf));
+	proto_push_key(token, device, pk);
+	len = proto_push_seal(&p, pk, nonce, buf, sizeof(buf));
 	ck_assert_int_gt(len, 0);
 
 	/* Every prefix of a valid push, directly. */
@@ -999,25 +1051,31 @@ START_TEST(t_garbage)
 	mpc_stats(m, &st);
 	ck_assert_uint_eq(st.dropped, dropped + (uint64_t)len);
 	dropped = st.dropped;
-	/* A context length that lies. */
-	buf[29]++;
+	/* A byte changed in the sealed part. */
+	buf[40] ^= 0x10;
 	ck_assert_int_eq(mpc_handle_datagram(m, buf, (size_t)len, T0), -1);
-	buf[29]--;
-	/* Wrong magic, wrong version, unknown type. */
+	buf[40] ^= 0x10;
+	/* Wrong magic, version 1 or 3, unknown type. */
 	buf[0] ^= 1;
 	ck_assert_int_eq(mpc_handle_datagram(m, buf, (size_t)len, T0), -1);
 	buf[0] ^= 1;
-	buf[2] = 2;
-	ck_assert_int_eq(mpc_handle_datagram(m, buf, (size_t)len, T0), -1);
 	buf[2] = 1;
-	buf[3] = 9;
+	ck_assert_int_eq(mpc_handle_datagram(m, buf, (size_t)len, T0), -1);
+	buf[2] = 3;
+	ck_assert_int_eq(mpc_handle_datagram(m, buf, (size_t)len, T0), -1);
+	buf[2] = 2;
+	buf[3] = PROTO_TYPE_MAX + 1;
 	ck_assert_int_eq(mpc_handle_datagram(m, buf, (size_t)len, T0), -1);
 	buf[3] = PROTO_PUSH;
 	/* Too large, even with a valid start. */
 	ck_assert_int_eq(mpc_handle_datagram(m, buf, PROTO_MAX_DATAGRAM + 1,
 	    T0), -1);
-	/* A reply type the server must never send to a client. */
-	n = proto_ack_encode(&a, token, buf + 200, 100);
+	/* A request type the server must never send to a client. */
+	memset(&ack, 0, sizeof(ack));
+	ack.type = PROTO_PUSH_ACK;
+	ack.user_len = 5;
+	memcpy(ack.user, "alice", 5);
+	n = proto_request_encode(&ack, token, buf + 200, 300);
 	ck_assert_int_eq(mpc_handle_datagram(m, buf + 200, (size_t)n, T0),
 	    -1);
 	/* Truncated REGISTERED. */
@@ -1025,7 +1083,7 @@ START_TEST(t_garbage)
 	ck_assert_int_eq(mpc_handle_datagram(m, buf + 200, (size_t)n - 1,
 	    T0), -1);
 	mpc_stats(m, &st);
-	ck_assert_uint_eq(st.dropped, dropped + 7);
+	ck_assert_uint_eq(st.dropped, dropped + 8);
 	dropped = st.dropped;
 
 	/* Over the socket: empty, random, oversized, truncated push. */
@@ -1037,7 +1095,7 @@ START_TEST(t_garbage)
 	pump(T0);
 	srv_send(&srv, buf, sizeof(buf));
 	pump(T0);
-	len = proto_push_encode(&p, token, buf, sizeof(buf));
+	len = proto_push_seal(&p, pk, nonce, buf, sizeof(buf));
 	srv_send(&srv, buf, (size_t)len - 1);
 	pump(T0);
 	mpc_stats(m, &st);
@@ -1259,6 +1317,7 @@ srv_next(struct srv *s, int type, struct mp_request *rq)
 		    &why) == 0, "bad request: %s", why);
 		ck_assert_msg(proto_verify(buf, (size_t)n, token) == 0,
 		    "request MAC does not verify");
+		memcpy(srv_device, rq->device, sizeof(srv_device));
 		return;
 	}
 	ck_abort_msg("no %s", proto_type_name((unsigned)type));
@@ -1267,25 +1326,12 @@ srv_next(struct srv *s, int type, struct mp_request *rq)
 static void
 srv_next_ack(struct srv *s, uint32_t id, uint32_t seq)
 {
-	uint8_t buf[PROTO_MAX_DATAGRAM + 1];
-	struct mp_ack a;
-	const char *why = "";
-	ssize_t n;
-	int i;
+	static struct mp_request rq;
 
-	for (i = 0; i < 20; i++) {
-		n = srv_recv(s, buf, sizeof(buf), WAIT_MS);
-		ck_assert_msg(n > 0, "no PUSH_ACK from mailpush-listen");
-		if (proto_type(buf, (size_t)n) != PROTO_PUSH_ACK)
-			continue;
-		ck_assert_msg(proto_ack_decode(buf, (size_t)n, &a, &why) == 0,
-		    "bad PUSH_ACK: %s", why);
-		ck_assert_int_eq(proto_verify(buf, (size_t)n, token), 0);
-		ck_assert_uint_eq(a.reg_id, id);
-		ck_assert_uint_eq(a.seq, seq);
-		return;
-	}
-	ck_abort_msg("no PUSH_ACK");
+	(void)id;
+	srv_next(s, PROTO_PUSH_ACK, &rq);
+	ck_assert_uint_eq(rq.seq, seq);
+	ck_assert_uint_eq(rq.epoch, srv_epoch);
 }
 
 /* Cookie round trip, then REGISTERED(id) or REFUSED(reason, limit). */
@@ -1298,13 +1344,13 @@ srv_handshake(struct srv *s, struct mp_request *rq, uint32_t id,
 	for (i = 0; i < 10; i++) {
 		srv_next(s, PROTO_REGISTER, rq);
 		if (memcmp(rq->cookie, cookie, sizeof(cookie)) != 0) {
-			srv_cookie(s, rq->nonce);
+			srv_cookie(s, rq->timestamp);
 			continue;
 		}
 		if (reason == 0)
-			srv_registered(s, rq->nonce, id, 600, 0, token);
+			srv_registered(s, rq->timestamp, id, 600, 0, token);
 		else
-			srv_refused(s, rq->nonce, reason, limit,
+			srv_refused(s, rq->timestamp, reason, limit,
 			    (uint64_t)time(NULL), token);
 		return;
 	}
@@ -1317,8 +1363,7 @@ srv_answer_unregister(struct srv *s, uint32_t id)
 	struct mp_request rq;
 
 	srv_next(s, PROTO_UNREGISTER, &rq);
-	ck_assert_uint_eq(rq.reg_id, id);
-	srv_registered(s, rq.nonce, id, 0, 0, token);
+	srv_registered(s, rq.timestamp, id, 0, 0, token);
 }
 
 static void
@@ -1564,7 +1609,8 @@ START_TEST(t_listen_sigterm)
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", srv.port);
 	listen_run(argv, &fo, &fe);
 	srv_handshake(&srv, &rq, 11, 0, 0);
-	wait_for_line(fe, "registered id=0000000b lifetime=600s\n");
+	wait_for_line(fe, "registered id=0000000b lifetime=600s keepalive=65535s "
+	    "(server allows 65535-65535s)\n");
 	srv_push(&srv, 11, 1, 1, 1, (const uint8_t *)"mailpush-listen", 15,
 	    token);
 	srv_next_ack(&srv, 11, 1);

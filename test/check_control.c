@@ -320,7 +320,7 @@ START_TEST(drop_user_and_id)
 	ck_assert_int_eq(mpd_list(&P, "alice", out, sizeof(out)), 1);
 	ck_assert_msg(strstr(out, id) == NULL, "%s", out);
 	/* gone from the table, not only from the list */
-	tc_req(&a1, &rq, PROTO_REFRESH, r1, "one", 3);
+	tc_req(&a1, &rq, PROTO_REFRESH, "one", 3);
 	ck_assert_int_eq(tc_call(&a1, &rq, &rp, 0), 0);
 	ck_assert_int_eq(rp.type, PROTO_REFUSED);
 	ck_assert_int_eq(rp.reason, REASON_UNKNOWN);

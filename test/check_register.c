@@ -49,6 +49,7 @@ static void
 open_client(struct tclient *c, const char *bind_ip, const char *user)
 {
 	ck_assert_int_eq(tc_open(c, &P, 0, bind_ip, user), 0);
+	c->ctx_devices = 1;	/* one device per context, as before v2 */
 }
 
 static int
@@ -90,13 +91,15 @@ reg_refused(struct tclient *c, const void *ctx, size_t len, unsigned reason,
 	ck_assert_uint_eq(rp.limit, limit);
 }
 
-/* REFRESH (or UNREGISTER) id; returns the reply type, reply in *rp. */
+/* REFRESH (or UNREGISTER) as the device that registered id; returns the
+ * reply type, reply in *rp. */
 static int
 refresh(struct tclient *c, uint8_t type, uint32_t id, struct mp_reply *rp)
 {
 	static struct mp_request rq;
 
-	tc_req(c, &rq, type, id, NULL, 0);
+	tc_use_reg(c, id);
+	tc_req(c, &rq, type, NULL, 0);
 	ck_assert_int_eq(tc_call(c, &rq, rp, 0), 0);
 	return rp->type;
 }
@@ -120,7 +123,8 @@ refused_count(unsigned reason)
 {
 	static const char *const names[REASON_MAX + 1] = { "none", "auth",
 	    "stale", "too_many", "context_size", "table_full",
-	    "address_limit", "not_allowed", "unknown", "bad_request" };
+	    "address_limit", "not_allowed", "unknown", "bad_request",
+	    "replay" };
 	char name[80];
 	long long n;
 
@@ -141,7 +145,7 @@ START_TEST(cookie_then_registered)
 
 	start(NULL);
 	open_client(&c, NULL, "alice");
-	tc_req(&c, &rq, PROTO_REGISTER, 0, "ctx", 3);
+	tc_req(&c, &rq, PROTO_REGISTER, "ctx", 3);
 	ck_assert_int_eq(tc_call(&c, &rq, &rp, 1), 0);
 	ck_assert_int_eq(rp.type, PROTO_COOKIE);
 	ck_assert_int_eq(mpd_stat(&P, "registrations"), 0);
@@ -157,7 +161,11 @@ START_TEST(cookie_then_registered)
 }
 END_TEST
 
-/* Same address, user and context replace, even from another port. */
+/*
+ * The same user and device replace (take over) their registration from
+ * anywhere; another device is another registration, even from the same
+ * address and port.
+ */
 START_TEST(replace_same_client)
 {
 	struct tclient c1, c2, c3;
@@ -176,11 +184,16 @@ START_TEST(replace_same_client)
 	ck_assert_int_eq(mpd_list(&P, "alice", out, sizeof(out)), 1);
 	snprintf(want, sizeof(want), "127.0.0.1:%d", client_port(&c2));
 	ck_assert_msg(strstr(out, want) != NULL, "list: %s", out);
-	/* another context, or another address, is another registration */
+	/* another device is another registration, from the same port */
 	ck_assert_uint_ne(reg_ok(&c2, "laptop"), id);
-	ck_assert_uint_ne(reg_ok(&c3, "phone"), id);
-	ck_assert_int_eq(mpd_stat(&P, "registrations"), 3);
-	ck_assert_int_eq(mpd_stat(&P, "replaced"), 1);
+	ck_assert_int_eq(mpd_stat(&P, "registrations"), 2);
+	/* the same device from another address takes its own over */
+	ck_assert_uint_eq(reg_ok(&c3, "phone"), id);
+	ck_assert_int_eq(mpd_stat(&P, "registrations"), 2);
+	ck_assert_int_eq(mpd_stat(&P, "replaced"), 2);
+	ck_assert_int_eq(mpd_list(&P, "alice", out, sizeof(out)), 2);
+	snprintf(want, sizeof(want), "127.0.0.2:%d", client_port(&c3));
+	ck_assert_msg(strstr(out, want) != NULL, "list: %s", out);
 	tc_close(&c1);
 	tc_close(&c2);
 	tc_close(&c3);
@@ -211,7 +224,7 @@ START_TEST(refresh_move_unregister)
 	ck_assert_int_eq(mpd_stat(&P, "cookies_sent"), cookies);
 	ck_assert_int_eq(mpd_stat(&P, "refreshed"), 1);
 	/* another port: COOKIE first, then it moves there */
-	tc_req(&c2, &rq, PROTO_REFRESH, id, NULL, 0);
+	tc_req(&c2, &rq, PROTO_REFRESH, NULL, 0);
 	ck_assert_int_eq(tc_call(&c2, &rq, &rp, 1), 0);
 	ck_assert_int_eq(rp.type, PROTO_COOKIE);
 	ck_assert_int_eq(refresh(&c2, PROTO_REFRESH, id, &rp),
@@ -359,9 +372,9 @@ START_TEST(no_cookie_echo)
 		uint8_t type = i < 5 ? PROTO_REGISTER : i == 5 ?
 		    PROTO_REFRESH : PROTO_UNREGISTER;
 
-		tc_req(&c, &rq, type, type == PROTO_REGISTER ? 0 : id, "ctx",
-		    3);
-		rq.nonce = (uint32_t)i + 1;
+		if (type != PROTO_REGISTER)
+			tc_use_reg(&c, id);
+		tc_req(&c, &rq, type, "ctx", 3);
 		if (i == 1 || i == 4)
 			randombytes_buf(c.cookie, sizeof(c.cookie));
 		else
@@ -375,7 +388,7 @@ START_TEST(no_cookie_echo)
 	while ((n = tc_recv(&c, buf, sizeof(buf), 300)) >= 0) {
 		answers++;
 		got += (size_t)n;
-		ck_assert_int_eq(n, PROTO_COOKIE_LEN_DGRAM);
+		ck_assert_int_eq(n, PROTO_COOKIE_DGRAM_LEN);
 		ck_assert_int_eq(proto_type(buf, (size_t)n), PROTO_COOKIE);
 	}
 	ck_assert_int_eq(answers, 8);
@@ -733,7 +746,7 @@ raw_call(struct tclient *c, struct mp_request *rq, uint8_t *buf, size_t len,
 	n = tc_recv(c, buf, len, 2000);
 	ck_assert_int_gt(n, 0);
 	ck_assert_int_eq(proto_reply_decode(buf, (size_t)n, rp, &why), 0);
-	ck_assert_uint_eq(rp->nonce, rq->nonce);
+	ck_assert_uint_eq(rp->timestamp, rq->timestamp);
 	return n;
 }
 
@@ -750,11 +763,11 @@ START_TEST(wrong_token)
 	memcpy(right, c.token, sizeof(right));
 	mpd_token(&P, "mallory", c.token);
 	/* get a cookie: that needs no token */
-	tc_req(&c, &rq, PROTO_REGISTER, 0, "ctx", 3);
+	tc_req(&c, &rq, PROTO_REGISTER, "ctx", 3);
 	ck_assert_int_eq(tc_call(&c, &rq, &rp, 1), 0);
 	ck_assert_int_eq(rp.type, PROTO_COOKIE);
 	memcpy(c.cookie, rp.cookie, sizeof(c.cookie));
-	tc_req(&c, &rq, PROTO_REGISTER, 0, "ctx", 3);
+	tc_req(&c, &rq, PROTO_REGISTER, "ctx", 3);
 	n = raw_call(&c, &rq, buf, sizeof(buf), &rp);
 	ck_assert_int_eq(rp.type, PROTO_REFUSED);
 	ck_assert_uint_eq(rp.reason, REASON_AUTH);
@@ -766,14 +779,14 @@ START_TEST(wrong_token)
 	ck_assert_int_eq(refused_count(REASON_AUTH), 1);
 	/* the right token: REGISTERED, signed under it */
 	memcpy(c.token, right, sizeof(right));
-	tc_req(&c, &rq, PROTO_REGISTER, 0, "ctx", 3);
+	tc_req(&c, &rq, PROTO_REGISTER, "ctx", 3);
 	n = raw_call(&c, &rq, buf, sizeof(buf), &rp);
 	ck_assert_int_eq(rp.type, PROTO_REGISTERED);
 	ck_assert_int_eq(n, PROTO_REGISTERED_LEN);
 	ck_assert_int_eq(proto_verify(buf, (size_t)n, right), 0);
 	/* a REFRESH and an UNREGISTER with the wrong token do nothing */
 	mpd_token(&P, "mallory", c.token);
-	tc_req(&c, &rq, PROTO_UNREGISTER, rp.reg_id, NULL, 0);
+	tc_req(&c, &rq, PROTO_UNREGISTER, NULL, 0);
 	raw_call(&c, &rq, buf, sizeof(buf), &rp);
 	ck_assert_int_eq(rp.type, PROTO_REFUSED);
 	ck_assert_uint_eq(rp.reason, REASON_AUTH);
@@ -794,18 +807,21 @@ START_TEST(stale_timestamp)
 	open_client(&c, NULL, "alice");
 	for (i = 0; i < sizeof(skews) / sizeof(skews[0]); i++) {
 		c.clock_skew = skews[i];
+		c.last_ts = 0;
 		ck_assert_int_eq(tc_register(&c, "ctx", 3, &rp), 0);
 		ck_assert_int_eq(rp.type, PROTO_REFUSED);
 		ck_assert_uint_eq(rp.reason, REASON_STALE);
 		ck_assert_uint_eq(rp.limit, 120);
-		ck_assert_msg(rp.server_time + 2 >= (uint64_t)time(NULL) &&
-		    rp.server_time <= (uint64_t)time(NULL) + 2,
-		    "server_time %llu", (unsigned long long)rp.server_time);
+		/* the server's clock, in ms */
+		ck_assert_msg(rp.value / 1000 + 2 >= (uint64_t)time(NULL) &&
+		    rp.value / 1000 <= (uint64_t)time(NULL) + 2,
+		    "server time %llu", (unsigned long long)rp.value);
 	}
 	ck_assert_int_eq(mpd_stat(&P, "registrations"), 0);
 	ck_assert_int_eq(refused_count(REASON_STALE), 4);
 	/* inside the window is fine */
 	c.clock_skew = -100;
+	c.last_ts = 0;
 	reg_ok(&c, "ctx");
 	tc_close(&c);
 }
@@ -824,20 +840,20 @@ START_TEST(replay_other_address)
 	open_client(&c, NULL, "alice");
 	open_client(&port2, NULL, "alice");
 	open_client(&addr2, "127.0.0.2", "alice");
-	tc_req(&c, &rq, PROTO_REGISTER, 0, "ctx", 3);
+	tc_req(&c, &rq, PROTO_REGISTER, "ctx", 3);
 	ck_assert_int_eq(tc_call(&c, &rq, &rp, 1), 0);
 	ck_assert_int_eq(rp.type, PROTO_COOKIE);
 	memcpy(c.cookie, rp.cookie, sizeof(c.cookie));
-	tc_req(&c, &rq, PROTO_REGISTER, 0, "ctx", 3);
+	tc_req(&c, &rq, PROTO_REGISTER, "ctx", 3);
 	n = encode(&c, &rq, req, sizeof(req));
 	/* the same bytes from another port and from another address */
 	ck_assert_int_eq(tc_send(&port2, req, (size_t)n), 0);
 	ck_assert_int_eq(tc_send(&addr2, req, (size_t)n), 0);
 	m = tc_recv(&port2, buf, sizeof(buf), 1000);
-	ck_assert_int_eq(m, PROTO_COOKIE_LEN_DGRAM);
+	ck_assert_int_eq(m, PROTO_COOKIE_DGRAM_LEN);
 	ck_assert_int_eq(proto_type(buf, (size_t)m), PROTO_COOKIE);
 	m = tc_recv(&addr2, buf, sizeof(buf), 1000);
-	ck_assert_int_eq(m, PROTO_COOKIE_LEN_DGRAM);
+	ck_assert_int_eq(m, PROTO_COOKIE_DGRAM_LEN);
 	ck_assert_int_eq(proto_type(buf, (size_t)m), PROTO_COOKIE);
 	ck_assert_int_eq(tc_recv(&port2, buf, sizeof(buf), 200), -1);
 	ck_assert_int_eq(tc_recv(&addr2, buf, sizeof(buf), 1), -1);
@@ -850,7 +866,7 @@ START_TEST(replay_other_address)
 	/* and replaying it after that still moves nothing */
 	ck_assert_int_eq(tc_send(&addr2, req, (size_t)n), 0);
 	m = tc_recv(&addr2, buf, sizeof(buf), 1000);
-	ck_assert_int_eq(m, PROTO_COOKIE_LEN_DGRAM);
+	ck_assert_int_eq(m, PROTO_COOKIE_DGRAM_LEN);
 	ck_assert_int_eq(mpd_stat(&P, "registrations"), 1);
 	ck_assert_int_eq(mpd_stat(&P, "replaced"), 0);
 	tc_close(&c);
@@ -916,11 +932,12 @@ START_TEST(malformed)
 
 	start(NULL);
 	open_client(&c, NULL, "alice");
+	c.no_pad = 1;	/* so that every truncation breaks the layout */
 	/* a cookie, so that the requests below would be answered if good */
-	tc_req(&c, &rq, PROTO_REGISTER, 0, "ctx", 3);
+	tc_req(&c, &rq, PROTO_REGISTER, "ctx", 3);
 	ck_assert_int_eq(tc_call(&c, &rq, &rp, 1), 0);
 	memcpy(c.cookie, rp.cookie, sizeof(c.cookie));
-	tc_req(&c, &rq, PROTO_REGISTER, 0, "ctx", 3);
+	tc_req(&c, &rq, PROTO_REGISTER, "ctx", 3);
 	n = encode(&c, &rq, good, sizeof(good));
 	bad0 = mpd_stat(&P, "datagrams_malformed");
 	unexp0 = mpd_stat(&P, "datagrams_unexpected");
@@ -933,14 +950,14 @@ START_TEST(malformed)
 	/* truncated */
 	SEND_BAD(good, (size_t)n - 1);
 	SEND_BAD(good, (size_t)n - PROTO_MAC_LEN);
-	SEND_BAD(good, 72);
+	SEND_BAD(good, PROTO_REQ_MIN - 1);
 	SEND_BAD(good, 40);
 	SEND_BAD(good, 4);
 	SEND_BAD(good, 3);
 	SEND_BAD(good, 1);
-	/* too long: one byte more, trailing bytes, oversized */
+	/* too long: a byte more (padding must be zeros), oversized */
 	memcpy(buf, good, (size_t)n);
-	buf[n] = 0;
+	buf[n] = 0x55;
 	SEND_BAD(buf, (size_t)n + 1);
 	memset(buf, 0, sizeof(buf));
 	memcpy(buf, good, (size_t)n);
@@ -954,7 +971,7 @@ START_TEST(malformed)
 	}
 	/* wrong version, wrong magic, unknown types */
 	memcpy(buf, good, (size_t)n);
-	buf[2] = 2;
+	buf[2] = 1;
 	SEND_BAD(buf, (size_t)n);
 	buf[2] = 0;
 	SEND_BAD(buf, (size_t)n);
@@ -964,25 +981,29 @@ START_TEST(malformed)
 	memcpy(buf, good, (size_t)n);
 	buf[3] = 0;
 	SEND_BAD(buf, (size_t)n);
-	buf[3] = 9;
+	buf[3] = PROTO_TYPE_MAX + 1;
+	SEND_BAD(buf, (size_t)n);
+	buf[3] = PROTO_KEEPALIVE;	/* a KEEPALIVE is 8 bytes */
 	SEND_BAD(buf, (size_t)n);
 	buf[3] = 255;
 	SEND_BAD(buf, (size_t)n);
 	/* a lying length field */
 	memcpy(buf, good, (size_t)n);
-	buf[38] = 0x04;			/* context_len 1027 */
+	buf[6] = 0x04;			/* context_len 1027 */
 	SEND_BAD(buf, (size_t)n);
 	memcpy(buf, good, (size_t)n);
-	buf[36] = 0;			/* empty user name */
+	buf[5] = 0;			/* empty user name */
 	SEND_BAD(buf, (size_t)n);
 	memcpy(buf, good, (size_t)n);
-	buf[37] = 1;			/* a mailbox that is not there */
+	buf[48] = 1;			/* a mailbox that is not there */
 	SEND_BAD(buf, (size_t)n);
-	/* a PUSH_ACK of the wrong length */
-	memcpy(buf, good, PROTO_ACK_LEN + 1);
+	memcpy(buf, good, (size_t)n);
+	buf[50] = 1;			/* reserved bytes not zero */
+	SEND_BAD(buf, (size_t)n);
+	/* a PUSH_ACK too short for a request */
+	memcpy(buf, good, (size_t)n);
 	buf[3] = PROTO_PUSH_ACK;
-	SEND_BAD(buf, PROTO_ACK_LEN + 1);
-	SEND_BAD(buf, PROTO_ACK_LEN - 1);
+	SEND_BAD(buf, PROTO_REQ_MIN - 1);
 #undef SEND_BAD
 
 	/* reply types sent to the server: never answered */

@@ -26,6 +26,19 @@
 static struct mpd_proc P;
 static char out[65536], err[4096];
 
+/* Device ids in the state files the tests write. */
+#define DEV_A	"a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
+#define DEV_B	"b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+
+static void
+use_device(struct tclient *c, const char *hex)
+{
+	uint8_t d[PROTO_DEVICE_LEN];
+
+	ck_assert_int_eq(proto_hex_decode(hex, d, sizeof(d)), 0);
+	tc_set_device(c, d);
+}
+
 /* The daemon must exit 0 on SIGTERM, with no sanitizer report. */
 static void
 teardown(void)
@@ -59,11 +72,11 @@ client_port(const struct tclient *c)
 }
 
 /*
- * The fields of the state file's line for registration id (18 of them, in
+ * The fields of the state file's line for registration id (21 of them, in
  * buf), or -1 if there is none.
  */
 static int
-state_entry(const char *id, char *buf, size_t len, char *f[18])
+state_entry(const char *id, char *buf, size_t len, char *f[21])
 {
 	char *line, *save = NULL, *tok, text[16384];
 	size_t n = 0;
@@ -82,10 +95,10 @@ state_entry(const char *id, char *buf, size_t len, char *f[18])
 		return -1;
 	snprintf(buf, len, "%s", line);
 	save = NULL;
-	for (tok = strtok_r(buf, " ", &save); tok != NULL && n < 18;
+	for (tok = strtok_r(buf, " ", &save); tok != NULL && n < 21;
 	    tok = strtok_r(NULL, " ", &save))
 		f[n++] = tok;
-	return n == 18 ? 0 : -1;
+	return n == 21 ? 0 : -1;
 }
 
 /* Wait until the state file holds id with SEQ seq and ACKED acked. */
@@ -93,11 +106,11 @@ static int
 wait_saved(const char *id, const char *seq, const char *acked, int ms)
 {
 	uint64_t until = now_ms() + (uint64_t)ms;
-	char buf[4096], *f[18];
+	char buf[4096], *f[21];
 
 	do {
 		if (state_entry(id, buf, sizeof(buf), f) == 0 &&
-		    strcmp(f[10], seq) == 0 && strcmp(f[13], acked) == 0)
+		    strcmp(f[13], seq) == 0 && strcmp(f[16], acked) == 0)
 			return 0;
 		usleep(20000);
 	} while (now_ms() < until);
@@ -144,7 +157,7 @@ refresh_expect(struct tclient *c, uint32_t id, uint32_t seq, const char *ctx)
 	static struct mp_request rq;
 	struct mp_reply rp;
 
-	tc_req(c, &rq, PROTO_REFRESH, id, ctx, strlen(ctx));
+	tc_req(c, &rq, PROTO_REFRESH, ctx, strlen(ctx));
 	ck_assert_int_eq(tc_call(c, &rq, &rp, 0), 0);
 	ck_assert_int_eq(rp.type, PROTO_REGISTERED);
 	ck_assert_uint_eq(rp.reg_id, id);
@@ -165,7 +178,7 @@ kill9(void)
 START_TEST(sigterm_saves)
 {
 	struct tclient c;
-	char id[9], buf[4096], *f[18], text[256];
+	char id[9], buf[4096], *f[21], text[256];
 	uint32_t reg;
 	long long v;
 
@@ -179,13 +192,13 @@ START_TEST(sigterm_saves)
 
 	ck_assert_int_eq(mpd_stop(&P), 0);
 	ck_assert_int_eq(read_text(P.state, text, sizeof(text)) > 0, 1);
-	ck_assert_msg(strncmp(text, "mailpush-state 1\n", 17) == 0, "%s", text);
+	ck_assert_msg(strncmp(text, "mailpush-state 2\n", 17) == 0, "%s", text);
 	ck_assert_int_eq(state_entry(id, buf, sizeof(buf), f), 0);
 	ck_assert_str_eq(f[2], "alice");
-	ck_assert_str_eq(f[3], "127.0.0.1");
-	ck_assert_int_eq(atoi(f[4]), client_port(&c));
-	ck_assert_str_eq(f[10], "1");	/* seq */
-	ck_assert_str_eq(f[13], "1");	/* acked */
+	ck_assert_str_eq(f[6], "127.0.0.1");
+	ck_assert_int_eq(atoi(f[7]), client_port(&c));
+	ck_assert_str_eq(f[13], "1");	/* seq */
+	ck_assert_str_eq(f[16], "1");	/* acked */
 	{
 		struct stat st;
 
@@ -217,7 +230,7 @@ START_TEST(unacked_push_after_restart)
 {
 	struct tclient c;
 	struct mp_push p;
-	char id[9], buf[4096], *f[18];
+	char id[9], buf[4096], *f[21];
 	uint32_t reg;
 
 	prepare("state_save_interval = 1h\n");
@@ -232,9 +245,9 @@ START_TEST(unacked_push_after_restart)
 	ck_assert_uint_eq(p.seq, 2);
 	ck_assert_int_eq(mpd_stop(&P), 0);
 	ck_assert_int_eq(state_entry(id, buf, sizeof(buf), f), 0);
-	ck_assert_str_eq(f[15], "1");	/* pushing */
-	ck_assert_str_eq(f[11], "3");	/* total */
-	ck_assert_str_eq(f[13], "1");	/* acked */
+	ck_assert_str_eq(f[18], "1");	/* pushing */
+	ck_assert_str_eq(f[14], "3");	/* total */
+	ck_assert_str_eq(f[16], "1");	/* acked */
 	/* the restarted daemon pushes again what was not acknowledged */
 	ck_assert_int_eq(mpd_start(&P), 0);
 	ck_assert_int_eq(tc_push(&c, &p, 3000), 0);
@@ -294,7 +307,7 @@ END_TEST
 START_TEST(expired_entries_skipped)
 {
 	struct tclient c, c6;
-	char text[4096], buf[4096], *f[18];
+	char text[4096], buf[4096], *f[21];
 	uint32_t now = (uint32_t)time(NULL);
 	struct mp_push p;
 	long long v;
@@ -302,15 +315,17 @@ START_TEST(expired_entries_skipped)
 	prepare(NULL);
 	ck_assert_int_eq(tc_open(&c, &P, 0, NULL, "alice"), 0);
 	ck_assert_int_eq(tc_open(&c6, &P, 1, NULL, "bob"), 0);
+	use_device(&c, DEV_A);
+	use_device(&c6, DEV_B);
 	/* alice: live, seq 7; carol: expired 10 s ago; bob: live, over
 	 * IPv6, two mailboxes (INBOX, Work) */
 	snprintf(text, sizeof(text),
-	    "mailpush-state 1\n"
-	    "reg 0a0b0c0d alice 127.0.0.1 %u 127.0.0.1:%d %u %u %u %u 7 9 9 9 "
+	    "mailpush-state 2\n"
+	    "reg 0a0b0c0d alice " DEV_A " 1 0 127.0.0.1 %u 127.0.0.1:%d %u %u %u %u 7 9 9 9 "
 	    "0 0 63747831 -\n"
-	    "reg 01020304 carol 127.0.0.1 9 127.0.0.1:%d %u %u 0 0 0 0 0 0 0 "
+	    "reg 01020304 carol " DEV_A " 1 0 127.0.0.1 9 127.0.0.1:%d %u %u 0 0 0 0 0 0 0 "
 	    "0 - -\n"
-	    "reg 0e0e0e0e bob ::1 %u [::1]:%d %u %u 0 0 0 0 0 0 0 0 - "
+	    "reg 0e0e0e0e bob " DEV_B " 1 0 ::1 %u [::1]:%d %u %u 0 0 0 0 0 0 0 0 - "
 	    "494e424f58,576f726b\n"
 	    "end 3\n",
 	    client_port(&c), P.port, now - 100, now + 300, now - 50, now - 49,
@@ -356,7 +371,7 @@ START_TEST(expired_entries_skipped)
 	ck_assert_msg(strstr(text, "carol") == NULL, "%s", text);
 	ck_assert_msg(strstr(text, "\nend 2\n") != NULL, "%s", text);
 	ck_assert_int_eq(state_entry("0e0e0e0e", buf, sizeof(buf), f), 0);
-	ck_assert_str_eq(f[17], "494e424f58,576f726b");
+	ck_assert_str_eq(f[20], "494e424f58,576f726b");
 	tc_close(&c);
 	tc_close(&c6);
 }
@@ -376,10 +391,10 @@ START_TEST(names_changed_entry_skipped)
 
 	prepare(NULL);
 	snprintf(text, sizeof(text),
-	    "mailpush-state 1\n"
-	    "reg 0a0b0c0d alice 127.0.0.1 4000 127.0.0.1:%d %u %u 0 0 0 0 0 0 "
+	    "mailpush-state 2\n"
+	    "reg 0a0b0c0d alice " DEV_A " 1 0 127.0.0.1 4000 127.0.0.1:%d %u %u 0 0 0 0 0 0 "
 	    "0 0 - -\n"
-	    "reg 01020304 Bob 127.0.0.1 4001 127.0.0.1:%d %u %u 0 0 0 0 0 0 "
+	    "reg 01020304 Bob " DEV_B " 1 0 127.0.0.1 4001 127.0.0.1:%d %u %u 0 0 0 0 0 0 "
 	    "0 0 - -\n"
 	    "end 2\n", P.port, now - 10, now + 300, P.port, now - 10,
 	    now + 300);
@@ -406,22 +421,22 @@ static const struct {
 } bad[] = {
 	{ "garbage", "\x01\x02 this is not a state file\n",
 	  "not a mailpush state file" },
-	{ "foreign version", "mailpush-state 2\nend 0\n",
+	{ "foreign version", "mailpush-state 1\nend 0\n",
 	  "another version of the state file format" },
-	{ "no end line", "mailpush-state 1\n"
-	  "reg 0a0b0c0d alice 127.0.0.1 4000 127.0.0.1:%2$d 1 %1$u 0 0 0 0 0 "
+	{ "no end line", "mailpush-state 2\n"
+	  "reg 0a0b0c0d alice " DEV_A " 1 0 127.0.0.1 4000 127.0.0.1:%2$d 1 %1$u 0 0 0 0 0 "
 	  "0 0 0 - -\n", "truncated (no end line)" },
-	{ "cut in a line", "mailpush-state 1\n"
-	  "reg 0a0b0c0d alice 127.0.0.1 4000 127.0.0.1:%2$d 1 %1$u 0 0 0 0 0 "
+	{ "cut in a line", "mailpush-state 2\n"
+	  "reg 0a0b0c0d alice " DEV_A " 1 0 127.0.0.1 4000 127.0.0.1:%2$d 1 %1$u 0 0 0 0 0 "
 	  "0 0 0 - -\nreg 0b0b0c0d alice 127.0.0.1 40", "truncated line" },
-	{ "count wrong", "mailpush-state 1\n"
-	  "reg 0a0b0c0d alice 127.0.0.1 4000 127.0.0.1:%2$d 1 %1$u 0 0 0 0 0 "
+	{ "count wrong", "mailpush-state 2\n"
+	  "reg 0a0b0c0d alice " DEV_A " 1 0 127.0.0.1 4000 127.0.0.1:%2$d 1 %1$u 0 0 0 0 0 "
 	  "0 0 0 - -\nend 2\n", "entry count does not match" },
-	{ "bad field", "mailpush-state 1\n"
-	  "reg 0a0b0c0d alice 127.0.0.1 4000 127.0.0.1:%2$d 1 %1$u 0 0 0 3 5 "
+	{ "bad field", "mailpush-state 2\n"
+	  "reg 0a0b0c0d alice " DEV_A " 1 0 127.0.0.1 4000 127.0.0.1:%2$d 1 %1$u 0 0 0 3 5 "
 	  "0 0 0 - -\nend 1\n", "inconsistent" },
 	{ "empty", "", "empty file" },
-	{ "data after end", "mailpush-state 1\nend 0\nreg\n",
+	{ "data after end", "mailpush-state 2\nend 0\nreg\n",
 	  "data after the end line" },
 };
 
@@ -470,7 +485,7 @@ START_TEST(bad_file_moved_aside)
 	ck_assert_int_eq(rp.type, PROTO_REGISTERED);
 	ck_assert_int_eq(mpd_stop(&P), 0);
 	ck_assert_int_gt(read_text(P.state, got, sizeof(got)), 0);
-	ck_assert_msg(strncmp(got, "mailpush-state 1\nreg ", 21) == 0 &&
+	ck_assert_msg(strncmp(got, "mailpush-state 2\nreg ", 21) == 0 &&
 	    strstr(got, "\nend 1\n") != NULL, "%s", got);
 	ck_assert_int_eq(mpd_start(&P), 0);
 	ck_assert_int_eq(mpd_list(&P, NULL, out, sizeof(out)), 1);
@@ -492,7 +507,7 @@ START_TEST(leftover_tmp_and_no_file)
 	ck_assert_int_eq(mpd_stop(&P), 0);
 	ck_assert_int_eq(access(tmp, F_OK), -1);
 	ck_assert_int_eq(read_text(P.state, out, sizeof(out)), 23);
-	ck_assert_str_eq(out, "mailpush-state 1\nend 0\n");
+	ck_assert_str_eq(out, "mailpush-state 2\nend 0\n");
 }
 END_TEST
 

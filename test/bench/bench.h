@@ -84,8 +84,17 @@ int		 state_template(void);
 int		 state_write(const struct mpd_proc *, unsigned first,
 		    unsigned users, unsigned per_user, const uint16_t *ports,
 		    unsigned nports);
-/* The user index a push for a state_write registration carries, or -1. */
-long		 push_user(const uint8_t *buf, size_t len);
+/* The device of registration j of user i in a state_write file. */
+void		 bench_device(unsigned i, unsigned j, uint8_t dev[16]);
+/* The push key of that registration, given the user's token. */
+void		 bench_push_key(const uint8_t *token, unsigned i, unsigned j,
+		    uint8_t key[32]);
+/*
+ * The user index a push for a state_write registration carries, if it
+ * opens under key (pushes are sealed for one device: the receiver must
+ * know whose it may be), or -1.
+ */
+long		 push_user(const uint8_t *buf, size_t len, const uint8_t *key);
 
 /* Receiving UDP sockets on 127.0.0.1 with a draining thread. */
 struct sink {

@@ -259,9 +259,37 @@ out:
 struct catcher {
 	int		 fd;
 	size_t		 n, got;
-	long		 base;		/* user of t_recv[0] */
 	uint64_t	*t_recv;	/* realtime ns, by user - base */
+	size_t		 base;		/* user index of t_recv[0] */
+	size_t		 next;		/* lowest not yet heard from */
+	const struct mpd_proc *p;	/* whose key sealed the pushes */
 };
+
+/* Whose push this is: pushes are sealed for one device, so it is tried
+ * with the next users not yet heard from (events go in user order). */
+static long
+catch_user(struct catcher *c, const uint8_t *buf, size_t len)
+{
+	uint8_t token[MP_TOKEN_LEN], key[32];
+	char name[32];
+	size_t u;
+	unsigned tries = 0;
+
+	while (c->next < c->n && c->t_recv[c->next] != 0)
+		c->next++;
+	for (u = c->next; u < c->n && tries < 64; u++) {
+		if (c->t_recv[u] != 0)
+			continue;
+		tries++;
+		snprintf(name, sizeof(name), BENCH_USER_FMT,
+		    (unsigned)(c->base + u));
+		mpd_token(c->p, name, token);
+		bench_push_key(token, (unsigned)(c->base + u), 0, key);
+		if (push_user(buf, len, key) == (long)(c->base + u))
+			return (long)u;
+	}
+	return -1;
+}
 
 static void
 catch_pushes(struct catcher *c)
@@ -292,7 +320,7 @@ catch_pushes(struct catcher *c)
 			if (h->cmsg_level == SOL_SOCKET &&
 			    h->cmsg_type == SCM_TIMESTAMPNS)
 				memcpy(&ts, CMSG_DATA(h), sizeof(ts));
-		user = push_user(buf, (size_t)len) - c->base;
+		user = catch_user(c, buf, (size_t)len);
 		if (user >= 0 && (size_t)user < c->n && c->t_recv[user] == 0) {
 			c->t_recv[user] = (uint64_t)ts.tv_sec * 1000000000ULL +
 			    (uint64_t)ts.tv_nsec;
@@ -421,9 +449,11 @@ latency(void)
 
 		part.buf = ev.buf + (size_t)r * n * EVSLOT;
 		part.len = ev.len + (size_t)r * n;
-		c.base = (long)((size_t)r * n);
 		c.n = n;
 		memset(c.t_recv, 0, n * sizeof(*c.t_recv));
+		c.base = (size_t)r * n;
+		c.next = 0;
+		c.p = &one;
 		if (paced_p99(evd, &part, n, rate, &c, &p50d[r], &p99d[r],
 		    &lost) != 0) {
 			fail("direct latency run failed (log %s)", one.log);
@@ -431,6 +461,8 @@ latency(void)
 		}
 		lostd += lost;
 		memset(c.t_recv, 0, n * sizeof(*c.t_recv));
+		c.next = 0;
+		c.p = &nt;
 		if (paced_p99(evc, &part, n, rate, &c, &p50c[r], &p99c[r],
 		    &lost) != 0) {
 			fail("cluster latency run failed (logs %s %s)", rl.log,

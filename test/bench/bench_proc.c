@@ -202,18 +202,22 @@ tick_wait(uint64_t *next)
 }
 
 static int
-wait_push(int fd, long want, int ms)
+wait_push(int fd, const struct mpd_proc *p, long want, int ms)
 {
-	uint8_t buf[2048];
+	uint8_t buf[2048], token[MP_TOKEN_LEN], key[32];
+	char user[32];
 	uint64_t until = mono_ns() + (uint64_t)ms * 1000000;
 	struct pollfd pfd = { fd, POLLIN, 0 };
 	ssize_t len;
 
+	snprintf(user, sizeof(user), BENCH_USER_FMT, (unsigned)want);
+	mpd_token(p, user, token);
+	bench_push_key(token, (unsigned)want, 0, key);
 	while (mono_ns() < until) {
 		if (poll(&pfd, 1, 10) <= 0)
 			continue;
 		while ((len = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
-			if (push_user(buf, (size_t)len) == want)
+			if (push_user(buf, (size_t)len, key) == want)
 				return 0;
 	}
 	return -1;
@@ -254,7 +258,7 @@ bench_e2e(void)
 		snprintf(user, sizeof(user), BENCH_USER_FMT, k);
 		if ((pid = spawn(hook, -1, -1)) == -1)
 			goto out;
-		wait_push(fd, (long)k, 1000);
+		wait_push(fd, &p, (long)k, 1000);
 		reap(pid);
 		if ((pid = spawn(tru, -1, -1)) == -1)
 			goto out;
@@ -277,7 +281,7 @@ bench_e2e(void)
 			t0 = mono_ns();
 			if ((pid = spawn(hook, -1, -1)) == -1)
 				goto out;
-			if (wait_push(fd, (long)k, 1000) == 0)
+			if (wait_push(fd, &p, (long)k, 1000) == 0)
 				vh[nh++] = (double)(mono_ns() - t0) / 1e6;
 			else
 				lost++;

@@ -27,14 +27,14 @@
 #include "proto.h"
 
 #define NSOCK		32
-#define REQ_SLOT	128
+#define REQ_SLOT	256	/* a padded REGISTER with a 16-byte context */
 #define REPS_MAX	9
 
 struct slot {
 	int		fd;
 	int		phase;		/* 0: first request out, 1: second */
 	unsigned	idx;
-	uint32_t	nonce;
+	uint64_t	ts;		/* timestamp of the request out */
 	uint64_t	sent_ns;
 	uint8_t		last[REQ_SLOT];
 	size_t		last_len;
@@ -47,7 +47,7 @@ struct regrun {
 	uint8_t		(*token)[MP_TOKEN_LEN];
 	uint8_t		*first;		/* n pre-encoded first requests */
 	uint8_t		*first_len;
-	uint32_t	*first_nonce;
+	uint64_t	*first_ts;
 	unsigned	 refused, resent, bad;
 	struct slot	 s[NSOCK];
 };
@@ -55,10 +55,20 @@ struct regrun {
 static void
 fill_req(struct mp_request *rq, unsigned user, const uint8_t *cookie)
 {
+	static uint64_t last;
+	struct timespec now;
+	uint64_t t;
+
 	memset(rq, 0, sizeof(*rq));
 	rq->type = PROTO_REGISTER;
-	rq->timestamp = (uint64_t)time(NULL);
-	rq->nonce = randombytes_random();
+	rq->key_id = PROTO_KEY_ID_DEFAULT;
+	bench_device(user, 0, rq->device);
+	/* milliseconds, and above every earlier one (a device's requests
+	 * must go up; one counter for all is simplest) */
+	clock_gettime(CLOCK_REALTIME, &now);
+	t = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+	rq->timestamp = last = t > last ? t : last + 1;
+	rq->pad_to = (uint16_t)proto_request_pad(BENCH_CTX_LEN);
 	rq->user_len = (uint8_t)snprintf(rq->user, sizeof(rq->user),
 	    BENCH_USER_FMT, user);
 	rq->ctx_len = BENCH_CTX_LEN;
@@ -81,9 +91,9 @@ prepare(struct regrun *g, const struct mpd_proc *p)
 	g->token = malloc(g->n * sizeof(*g->token));
 	g->first = malloc(g->n * REQ_SLOT);
 	g->first_len = malloc(g->n);
-	g->first_nonce = malloc(g->n * sizeof(*g->first_nonce));
+	g->first_ts = malloc(g->n * sizeof(*g->first_ts));
 	if (g->token == NULL || g->first == NULL || g->first_len == NULL ||
-	    g->first_nonce == NULL)
+	    g->first_ts == NULL)
 		abort();
 	for (i = 0; i < g->n; i++) {
 		fill_req(&rq, g->user0 + (unsigned)i, NULL);
@@ -92,7 +102,7 @@ prepare(struct regrun *g, const struct mpd_proc *p)
 		    g->first + i * REQ_SLOT, REQ_SLOT)) < 0)
 			return fail("cannot encode a request");
 		g->first_len[i] = (uint8_t)len;
-		g->first_nonce[i] = rq.nonce;
+		g->first_ts[i] = rq.timestamp;
 	}
 	return 0;
 }
@@ -103,7 +113,7 @@ release(struct regrun *g)
 	free(g->token);
 	free(g->first);
 	free(g->first_len);
-	free(g->first_nonce);
+	free(g->first_ts);
 }
 
 static void
@@ -124,7 +134,7 @@ slot_next(struct regrun *g, struct slot *s)
 	}
 	s->idx = (unsigned)g->started++;
 	s->phase = 0;
-	s->nonce = g->first_nonce[s->idx];
+	s->ts = g->first_ts[s->idx];
 	slot_send(s, g->first + (size_t)s->idx * REQ_SLOT,
 	    g->first_len[s->idx]);
 }
@@ -141,7 +151,7 @@ slot_second(struct regrun *g, struct slot *s, const uint8_t *cookie)
 	    sizeof(buf))) < 0)
 		abort();
 	s->phase = 1;
-	s->nonce = rq.nonce;
+	s->ts = rq.timestamp;
 	slot_send(s, buf, (size_t)len);
 }
 
@@ -166,7 +176,7 @@ slot_reply(struct regrun *g, struct slot *s, const uint8_t *buf, size_t len)
 		return;
 	}
 	if (proto_reply_decode(buf, len, &rp, &why) != 0 ||
-	    rp.nonce != s->nonce) {
+	    rp.timestamp != s->ts) {
 		g->bad++;
 		return;
 	}

@@ -368,7 +368,7 @@ static struct {
 	char	 header[128];
 	char	*tok[TMPL_FIELDS];
 	int	 ntok;
-	int	 i_id, i_user, i_port, i_listener, i_ctx;
+	int	 i_id, i_user, i_port, i_listener, i_ctx, i_device;
 	char	 line[1024];
 } T;
 
@@ -388,6 +388,7 @@ state_template(void)
 	uint8_t ctx[BENCH_CTX_LEN];
 	char want_id[16], want_port[16], want_listener[64];
 	char want_ctx[2 * BENCH_CTX_LEN + 1], buf[1024], *s, *save = NULL;
+	char want_dev[2 * PROTO_DEVICE_LEN + 1];
 	FILE *fp;
 	int i, rc = -1;
 
@@ -412,6 +413,7 @@ state_template(void)
 		goto out;
 	}
 	getsockname(c.fd, (struct sockaddr *)&sin, &slen);
+	sodium_bin2hex(want_dev, sizeof(want_dev), c.device, sizeof(c.device));
 	tc_close(&c);
 	if (mpd_stop(&p) != 0) {
 		fail("mailpushd did not stop cleanly (log %s)", p.log);
@@ -436,7 +438,8 @@ state_template(void)
 			vnote("state template: line ignored: %s", buf);
 	}
 	fclose(fp);
-	T.i_id = T.i_user = T.i_port = T.i_listener = T.i_ctx = -1;
+	T.i_id = T.i_user = T.i_port = T.i_listener = T.i_ctx = T.i_device =
+	    -1;
 	T.ntok = 0;
 	for (s = strtok_r(T.line, " ", &save); s != NULL && T.ntok <
 	    TMPL_FIELDS; s = strtok_r(NULL, " ", &save)) {
@@ -454,9 +457,11 @@ state_template(void)
 			T.i_listener = i;
 		else if (T.i_ctx == -1 && strcmp(s, want_ctx) == 0)
 			T.i_ctx = i;
+		else if (T.i_device == -1 && strcmp(s, want_dev) == 0)
+			T.i_device = i;
 	}
 	if (T.i_id == -1 || T.i_user == -1 || T.i_port == -1 ||
-	    T.i_ctx == -1) {
+	    T.i_ctx == -1 || T.i_device == -1) {
 		fail("cannot read the state file format (%s)", p.state);
 		T.ntok = 0;
 		goto out;
@@ -475,8 +480,8 @@ state_write(const struct mpd_proc *p, unsigned first, unsigned users,
     unsigned per_user, const uint16_t *ports, unsigned nports)
 {
 	char user[32], id[16], port[8], listener[64];
-	char ctxhex[2 * BENCH_CTX_LEN + 1];
-	uint8_t ctx[BENCH_CTX_LEN];
+	char ctxhex[2 * BENCH_CTX_LEN + 1], devhex[2 * PROTO_DEVICE_LEN + 1];
+	uint8_t ctx[BENCH_CTX_LEN], dev[PROTO_DEVICE_LEN];
 	unsigned i, j;
 	uint64_t k = 0;
 	FILE *fp;
@@ -506,6 +511,9 @@ state_write(const struct mpd_proc *p, unsigned first, unsigned users,
 			ctx[4] = (uint8_t)j;
 			sodium_bin2hex(ctxhex, sizeof(ctxhex), ctx,
 			    sizeof(ctx));
+			bench_device(i, j, dev);
+			sodium_bin2hex(devhex, sizeof(devhex), dev,
+			    sizeof(dev));
 			for (f = 0; f < T.ntok; f++) {
 				const char *t = T.tok[f];
 
@@ -519,6 +527,8 @@ state_write(const struct mpd_proc *p, unsigned first, unsigned users,
 					t = listener;
 				else if (f == T.i_ctx)
 					t = ctxhex;
+				else if (f == T.i_device)
+					t = devhex;
 				if (f > 0)
 					putc_unlocked(' ', fp);
 				fputs_unlocked(t, fp);
@@ -532,13 +542,34 @@ state_write(const struct mpd_proc *p, unsigned first, unsigned users,
 	return 0;
 }
 
-long
-push_user(const uint8_t *buf, size_t len)
+void
+bench_device(unsigned i, unsigned j, uint8_t dev[16])
 {
-	struct mp_push ps;
+	memset(dev, 0xbe, 16);
+	dev[0] = (uint8_t)(i >> 24);
+	dev[1] = (uint8_t)(i >> 16);
+	dev[2] = (uint8_t)(i >> 8);
+	dev[3] = (uint8_t)i;
+	dev[4] = (uint8_t)j;
+}
+
+void
+bench_push_key(const uint8_t *token, unsigned i, unsigned j,
+    uint8_t key[32])
+{
+	uint8_t dev[PROTO_DEVICE_LEN];
+
+	bench_device(i, j, dev);
+	proto_push_key(token, dev, key);
+}
+
+long
+push_user(const uint8_t *buf, size_t len, const uint8_t *key)
+{
+	static struct mp_push ps;
 	const char *why;
 
-	if (proto_push_decode(buf, len, &ps, &why) != 0 ||
+	if (proto_push_open(buf, len, key, &ps, &why) != 0 ||
 	    ps.ctx_len != BENCH_CTX_LEN)
 		return -1;
 	return (long)((uint32_t)ps.ctx[0] << 24 | (uint32_t)ps.ctx[1] << 16 |

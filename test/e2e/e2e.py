@@ -181,7 +181,7 @@ class Daemon:
 # ---- mailpush-listen ---------------------------------------------------------
 
 PUSH_RE = re.compile(r"^push user=(\S+) seq=(\d+) count=(\d+) new=(\d+) "
-    r"total=(\d+) time=(\S+)$")
+    r"total=(\d+) time=(\S+)( restarted=1)?( exact=0)?$")
 
 
 class Listener:

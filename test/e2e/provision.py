@@ -32,7 +32,7 @@ USERS = {
 	"mpprovsys": "sys-secret",
 }
 PUSH_RE = re.compile(r"^push user=(\S+) seq=(\d+) count=(\d+) new=(\d+) "
-    r"total=(\d+) time=(\S+)$")
+    r"total=(\d+) time=(\S+)( restarted=1)?( exact=0)?$")
 T0 = time.monotonic()
 procs = []
 

@@ -108,7 +108,7 @@ legit_event(void)
 static void
 legit_poll(int ms)
 {
-	struct mp_push p;
+	static struct mp_push p;
 	uint8_t buf[2048];
 	const char *why;
 	int n;
@@ -122,8 +122,8 @@ legit_poll(int ms)
 		if ((n = (int)recv(L.c.fd, buf, sizeof(buf), 0)) <= 0)
 			return;
 		if (proto_type(buf, (size_t)n) != PROTO_PUSH ||
-		    proto_push_decode(buf, (size_t)n, &p, &why) != 0 ||
-		    proto_verify(buf, (size_t)n, L.c.token) != 0)
+		    proto_push_open(buf, (size_t)n, L.c.push_key, &p, &why)
+		    != 0)
 			continue;
 		tc_ack(&L.c, &p);
 		/* latency of every event this push covers */
@@ -165,8 +165,11 @@ build_register(struct tclient *c, uint8_t *buf, int *len, const char *user,
 	snprintf(ctx, sizeof(ctx), "f%08x", seed);
 	memset(&rq, 0, sizeof(rq));
 	rq.type = PROTO_REGISTER;
-	rq.timestamp = (uint64_t)time(NULL) - (kind == 2 ? 7200 : 0);
-	rq.nonce = seed;
+	rq.key_id = PROTO_KEY_ID_DEFAULT;
+	/* one device per flood source */
+	memcpy(rq.device, c->device, PROTO_DEVICE_LEN);
+	rq.timestamp = ((uint64_t)time(NULL) - (kind == 2 ? 7200 : 0)) * 1000 +
+	    seed % 1000;
 	rq.user_len = (uint8_t)strlen(user);
 	memcpy(rq.user, user, rq.user_len);
 	rq.ctx_len = (uint16_t)strlen(ctx);
@@ -177,7 +180,6 @@ build_register(struct tclient *c, uint8_t *buf, int *len, const char *user,
 	if (kind == 1)
 		token[0] ^= 1;		/* bad MAC */
 	*len = proto_request_encode(&rq, token, buf, PROTO_MAX_DATAGRAM);
-	(void)c;
 }
 
 int
@@ -250,9 +252,9 @@ main(int argc, char *argv[])
 			tc_send(&src[k].c, buf, (size_t)len);
 			src[k].sent_bytes += (uint64_t)len;
 			if (tc_recv(&src[k].c, buf, sizeof(buf), 2000) ==
-			    PROTO_COOKIE_LEN_DGRAM) {
-				memcpy(cookies[k], buf + 8, PROTO_COOKIE_LEN);
-				src[k].recv_bytes += PROTO_COOKIE_LEN_DGRAM;
+			    PROTO_COOKIE_DGRAM_LEN) {
+				memcpy(cookies[k], buf + 12, PROTO_COOKIE_LEN);
+				src[k].recv_bytes += PROTO_COOKIE_DGRAM_LEN;
 			}
 		}
 	}

@@ -1,7 +1,7 @@
 /*
  * fuzz_reply.c: the client-side decoders (COOKIE, REGISTERED, REFUSED,
- * PUSH) and the client library's datagram handler, fed as if from the
- * server.
+ * PROBE_ECHO, KICK, PUSH) and the client library's datagram handler, fed
+ * as if from the server.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -20,6 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static struct mpc *client;
 static const uint8_t token[MP_TOKEN_LEN] = { 1, 2, 3 };
+static const uint8_t device[MP_DEVICE_ID_LEN] = { 4, 5, 6 };
+static uint8_t push_key[32];
 
 /* A client registering with a server at 127.0.0.1:9 (discard). */
 static void
@@ -35,6 +37,8 @@ client_init(void)
 	memset(&params, 0, sizeof(params));
 	params.user = "alice";
 	memcpy(params.token, token, sizeof(token));
+	memcpy(params.device, device, sizeof(device));
+	proto_push_key(token, device, push_key);
 	params.ctx = (const uint8_t *)"ctx";
 	params.ctx_len = 3;
 	if ((client = mpc_new((struct sockaddr *)&sin, sizeof(sin), &params,
@@ -55,15 +59,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (proto_reply_decode(data, size, &rp, &why) == 0) {
 		n = proto_reply_encode(&rp, NULL, out, sizeof(out));
-		if (n != (int)size || (rp.type == PROTO_COOKIE &&
-		    memcmp(out, data, size) != 0))
+		/* reserved bytes of REFUSED are sent as zero, ignored */
+		if (n != (int)size || ((rp.type == PROTO_COOKIE ||
+		    rp.type == PROTO_KICK) && memcmp(out, data, size) != 0))
 			abort();
 	}
-	if (proto_push_decode(data, size, &p, &why) == 0) {
-		n = proto_push_encode(&p, NULL, out, sizeof(out));
-		/* bytes 30-31 are reserved: sent as zero, ignored */
-		if (n != (int)size || memcmp(out, data, 30) != 0 ||
-		    memcmp(out + 32, data + 32, size - 32 - PROTO_MAC_LEN))
+	/* a PUSH under the library's key: re-sealing with its nonce gives
+	 * the same bytes */
+	if (proto_push_open(data, size, push_key, &p, &why) == 0) {
+		n = proto_push_seal(&p, push_key, data + PROTO_HDR_LEN, out,
+		    sizeof(out));
+		if (n != (int)size || memcmp(out, data, size) != 0)
 			abort();
 	}
 	/* the library, once as sent and once with a valid MAC so the
@@ -78,6 +84,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    signed_copy, size - PROTO_MAC_LEN, token);
 		(void)mpc_handle_datagram(client, signed_copy, size, 3);
 	}
-	mpc_tick(client, 4);
+	/* and sealed as a PUSH for it, so the push path is reached too */
+	if (size >= PROTO_PUSH_PLAIN_FIXED && size <= MP_CONTEXT_MAX) {
+		memset(&p, 0, sizeof(p));
+		memcpy(&p.epoch, data, 8);
+		memcpy(&p.reg_id, data + 8, 4);
+		memcpy(&p.seq, data + 12, 4);
+		memcpy(&p.total, data + 16, 4);
+		p.ctx_len = 3;
+		memcpy(p.ctx, "ctx", 3);
+		n = proto_push_seal(&p, push_key, data + 4, out, sizeof(out));
+		if (n > 0)
+			(void)mpc_handle_datagram(client, out, (size_t)n, 4);
+	}
 	return 0;
 }

@@ -1,5 +1,6 @@
 /*
- * vectors.c: prints the example exchange of mailpush-protocol(7), computed
+ * vectors.c: prints the example exchange of mailpush-protocol(7), version
+ * 2, computed
  * with the project's own codec, so the hex dumps in the page are exact.
  *
  *	make build/libshared.a
@@ -43,59 +44,72 @@ int
 main(void)
 {
 	uint8_t key[MP_KEY_LEN], token[MP_TOKEN_LEN], buf[PROTO_MAX_DATAGRAM];
+	uint8_t device[PROTO_DEVICE_LEN], pkey[32], nonce[PROTO_PUSH_NONCE_LEN];
+	const uint64_t epoch = 0x0123456789abcdefULL;
 	struct mp_request rq;
 	struct mp_reply rp;
 	struct mp_push p;
-	struct mp_ack a;
 	int i, n;
 
 	if (sodium_init() < 0)
 		return 1;
 	for (i = 0; i < MP_KEY_LEN; i++)
 		key[i] = (uint8_t)i;
+	for (i = 0; i < PROTO_DEVICE_LEN; i++)
+		device[i] = (uint8_t)(0xd0 + i);
+	for (i = 0; i < PROTO_PUSH_NONCE_LEN; i++)
+		nonce[i] = (uint8_t)(0x40 + i);
 	proto_token(key, "alice", 5, token);
-	hex("key  ", key, sizeof(key));
-	hex("token", token, sizeof(token));
+	proto_push_key(token, device, pkey);
+	hex("key     ", key, sizeof(key));
+	hex("token   ", token, sizeof(token));
+	hex("device  ", device, sizeof(device));
+	hex("push key", pkey, sizeof(pkey));
 	printf("\n");
 
 	memset(&rq, 0, sizeof(rq));
 	rq.type = PROTO_REGISTER;
-	rq.timestamp = 1700000000;
-	rq.nonce = 0x01020304;
+	rq.key_id = 1;
+	memcpy(rq.device, device, sizeof(device));
+	rq.timestamp = 1700000000000ULL;
 	rq.user_len = 5;
 	memcpy(rq.user, "alice", 5);
 	rq.ctx_len = 3;
 	memcpy(rq.ctx, "ctx", 3);
+	rq.pad_to = (uint16_t)proto_request_pad(rq.ctx_len);
 	n = proto_request_encode(&rq, token, buf, sizeof(buf));
-	dump("1 REGISTER, no cookie", buf, n);
+	dump("1 REGISTER, no cookie, padded", buf, n);
 
 	memset(&rp, 0, sizeof(rp));
 	rp.type = PROTO_COOKIE;
-	rp.nonce = 0x01020304;
+	rp.timestamp = rq.timestamp;
 	for (i = 0; i < PROTO_COOKIE_LEN; i++)
 		rp.cookie[i] = (uint8_t)(0xa0 + i);
 	n = proto_reply_encode(&rp, NULL, buf, sizeof(buf));
 	dump("2 COOKIE", buf, n);
 
-	rq.timestamp = 1700000001;
-	rq.nonce = 0x05060708;
+	rq.timestamp = 1700000000001ULL;
 	memcpy(rq.cookie, rp.cookie, PROTO_COOKIE_LEN);
 	rq.n_mailboxes = 1;
 	rq.mailboxes[0].len = 5;
 	memcpy(rq.mailboxes[0].name, "INBOX", 5);
 	n = proto_request_encode(&rq, token, buf, sizeof(buf));
-	dump("3 REGISTER with cookie and mailbox INBOX", buf, n);
+	dump("3 REGISTER with cookie and mailbox INBOX, padded", buf, n);
 
 	memset(&rp, 0, sizeof(rp));
 	rp.type = PROTO_REGISTERED;
-	rp.nonce = 0x05060708;
+	rp.timestamp = rq.timestamp;
+	rp.epoch = epoch;
 	rp.reg_id = 0x2a;
 	rp.lifetime = 600;
 	rp.seq = 0;
+	rp.keepalive_min = 15;
+	rp.keepalive_max = 300;
 	n = proto_reply_encode(&rp, token, buf, sizeof(buf));
 	dump("4 REGISTERED", buf, n);
 
 	memset(&p, 0, sizeof(p));
+	p.epoch = epoch;
 	p.reg_id = 0x2a;
 	p.seq = 1;
 	p.count = 2;
@@ -103,36 +117,52 @@ main(void)
 	p.server_time = 1700000060;
 	p.ctx_len = 3;
 	memcpy(p.ctx, "ctx", 3);
-	n = proto_push_encode(&p, token, buf, sizeof(buf));
+	n = proto_push_seal(&p, pkey, nonce, buf, sizeof(buf));
 	dump("5 PUSH", buf, n);
 
-	a.reg_id = 0x2a;
-	a.seq = 1;
-	n = proto_ack_encode(&a, token, buf, sizeof(buf));
-	dump("6 PUSH_ACK", buf, n);
-
 	memset(&rq, 0, sizeof(rq));
-	rq.type = PROTO_REFRESH;
-	rq.timestamp = 1700000300;
-	rq.nonce = 0x090a0b0c;
-	rq.reg_id = 0x2a;
+	rq.type = PROTO_PUSH_ACK;
+	rq.key_id = 1;
+	memcpy(rq.device, device, sizeof(device));
+	rq.timestamp = 1700000060500ULL;
+	rq.seq = 1;
+	rq.epoch = epoch;
 	rq.user_len = 5;
 	memcpy(rq.user, "alice", 5);
+	n = proto_request_encode(&rq, token, buf, sizeof(buf));
+	dump("6 PUSH_ACK", buf, n);
+
+	n = proto_keepalive_encode(0x2a, buf, sizeof(buf));
+	dump("7 KEEPALIVE", buf, n);
+
+	rq.type = PROTO_PROBE;
+	rq.timestamp = 1700000070000ULL;
+	rq.seq = 30;
+	rq.epoch = 0;
 	rq.ctx_len = 3;
 	memcpy(rq.ctx, "ctx", 3);
-	rq.n_mailboxes = 1;
-	rq.mailboxes[0].len = 5;
-	memcpy(rq.mailboxes[0].name, "INBOX", 5);
+	rq.pad_to = (uint16_t)proto_request_pad(rq.ctx_len);
 	n = proto_request_encode(&rq, token, buf, sizeof(buf));
-	dump("7 REFRESH", buf, n);
+	dump("8 PROBE, 30 seconds, padded", buf, n);
+
+	memset(&rp, 0, sizeof(rp));
+	rp.type = PROTO_PROBE_ECHO;
+	rp.timestamp = rq.timestamp;
+	n = proto_reply_encode(&rp, token, buf, sizeof(buf));
+	dump("9 PROBE_ECHO", buf, n);
+
+	memset(&rp, 0, sizeof(rp));
+	rp.type = PROTO_KICK;
+	rp.reg_id = 0x2a;
+	n = proto_reply_encode(&rp, NULL, buf, sizeof(buf));
+	dump("10 KICK", buf, n);
 
 	memset(&rp, 0, sizeof(rp));
 	rp.type = PROTO_REFUSED;
-	rp.nonce = 0x090a0b0c;
+	rp.timestamp = 1700000300000ULL;
 	rp.reason = REASON_TOO_MANY;
 	rp.limit = 8;
-	rp.server_time = 1700000300;
 	n = proto_reply_encode(&rp, token, buf, sizeof(buf));
-	dump("8 REFUSED TOO_MANY limit 8", buf, n);
+	dump("11 REFUSED TOO_MANY limit 8", buf, n);
 	return 0;
 }

@@ -83,8 +83,18 @@ struct tclient {
 	socklen_t	srvlen;
 	uint8_t		cookie[PROTO_COOKIE_LEN];
 	uint8_t		token[MP_TOKEN_LEN];
+	uint8_t		device[PROTO_DEVICE_LEN];	/* random at tc_open */
+	uint8_t		push_key[32];
+	uint64_t	last_ts;	/* last request timestamp (ms) */
 	char		user[MP_USER_MAX + 1];
 	int64_t		clock_skew;	/* seconds added to timestamps */
+	int		no_pad;		/* 1: requests are not padded */
+	uint16_t	reg_ctx_len;	/* of the last REGISTER, for padding */
+	int		ctx_devices;	/* 1 (tc_open's default): REGISTER
+					   uses a device made of user and
+					   context (one per context, the same
+					   from any client); tc_set_device
+					   turns it off */
 };
 
 /* Open a client to the daemon; bind_ip NULL: 127.0.0.1 (or ::1 if v6). */
@@ -95,22 +105,36 @@ void	tc_close(struct tclient *);
 int	tc_send(struct tclient *, const uint8_t *, size_t);
 /* Receive one datagram within ms; returns its length or -1. */
 int	tc_recv(struct tclient *, uint8_t *, size_t, int ms);
-/* Fill a request for this client's user. */
+/* The device that registered id (tc_call remembers), or a random one. */
+void	tc_use_reg(struct tclient *, uint32_t id);
+/* Use this device id (and its push key) from now on. */
+void	tc_set_device(struct tclient *, const uint8_t device[PROTO_DEVICE_LEN]);
+/* The next request timestamp: ms, skewed, above the last one. */
+uint64_t tc_ts(struct tclient *);
+/* Fill a request for this client's user and device (fresh timestamp,
+ * padded as the client library pads it). */
 void	tc_req(struct tclient *, struct mp_request *, uint8_t type,
-	    uint32_t reg_id, const void *ctx, size_t ctx_len);
+	    const void *ctx, size_t ctx_len);
+/* Encode a request with the client's cookie and token; its length. */
+int	tc_encode(struct tclient *, struct mp_request *, uint8_t *, size_t);
 /*
- * Send a request (with the client's current cookie) and wait for the
- * reply; a COOKIE reply is stored and the request sent again with it
- * unless no_retry.  Returns 0 with *rp filled, -1 on no answer.
+ * Send a request (with the client's current cookie and a fresh timestamp)
+ * and wait for the reply echoing it; a COOKIE reply is stored and the
+ * request sent again with it unless no_retry.  Returns 0 with *rp filled,
+ * -1 on no answer.
  */
 int	tc_call(struct tclient *, struct mp_request *, struct mp_reply *,
 	    int no_retry);
 /* REGISTER with context; returns 0 and the reply. */
 int	tc_register(struct tclient *, const void *ctx, size_t ctx_len,
 	    struct mp_reply *);
-/* Wait for a PUSH within ms (skipping other datagrams); verify its MAC. */
+/* Wait for a PUSH within ms (skipping other datagrams) and decrypt it:
+ * 0, -1 on none, -2 if it does not decrypt under the client's key. */
 int	tc_push(struct tclient *, struct mp_push *, int ms);
+/* PUSH_ACK for p (a fresh timestamp). */
 int	tc_ack(struct tclient *, const struct mp_push *);
+/* KEEPALIVE naming reg_id. */
+int	tc_keepalive(struct tclient *, uint32_t reg_id);
 
 /* Milliseconds, monotonic. */
 uint64_t now_ms(void);

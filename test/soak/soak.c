@@ -58,7 +58,7 @@ poll_users(int ms)
 {
 	struct pollfd pfd[USERS];
 	uint8_t buf[2048];
-	struct mp_push p;
+	static struct mp_push p;
 	const char *why;
 	int i, n;
 
@@ -72,8 +72,8 @@ poll_users(int ms)
 		while ((n = (int)recv(U[i].c.fd, buf, sizeof(buf),
 		    MSG_DONTWAIT)) > 0) {
 			if (proto_type(buf, (size_t)n) != PROTO_PUSH ||
-			    proto_push_decode(buf, (size_t)n, &p, &why) != 0 ||
-			    proto_verify(buf, (size_t)n, U[i].c.token) != 0)
+			    proto_push_open(buf, (size_t)n, U[i].c.push_key,
+			    &p, &why) != 0)
 				continue;
 			tc_ack(&U[i].c, &p);
 			if (p.reg_id != U[i].reg_id || p.seq <= U[i].last_seq)
@@ -167,8 +167,8 @@ main(int argc, char *argv[])
 			struct user *u = &U[randombytes_uniform(USERS)];
 
 			if (u->registered && settle(2000) == 0) {
-				tc_req(&u->c, &rq, PROTO_UNREGISTER, u->reg_id,
-				    u->name, strlen(u->name));
+				tc_req(&u->c, &rq, PROTO_UNREGISTER, u->name,
+				    strlen(u->name));
 				if (tc_call(&u->c, &rq, &rp, 0) == 0 &&
 				    rp.type == PROTO_REGISTERED &&
 				    rp.lifetime == 0) {
