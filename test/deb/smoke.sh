@@ -110,6 +110,10 @@ if command -v systemd-analyze >/dev/null; then
 	fi
 	say "systemd-analyze verify: mailpushd.service and the metrics timer are clean"
 fi
+# a user unit is for each user to enable: none enabled for everybody
+if ls /etc/systemd/user/*.wants/mailpush-listen.service >/dev/null 2>&1; then
+	die "installing mailpush-listen enabled its user unit for every user"
+fi
 say "postinst: user mailpush (uid $uid), key 0600, state directory, conffile; plugin depends on dovecot-abi-$abi"
 
 # A changed configuration survives a reinstall; the key is never replaced.
