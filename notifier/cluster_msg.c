@@ -35,6 +35,7 @@
 #include "wire.h"
 
 #define ORIGINS_MAX	64		/* relays remembered */
+#define CATCHUP_STEP	2000		/* registrations per loop pass */
 #define CATCHUP_GAP_MS	1000		/* gap-caused catch-ups at most */
 
 /* The relay's ring: held[i % cap] for head <= i < tail; sent <= tail.
@@ -54,6 +55,9 @@ static struct {
 } origins[ORIGINS_MAX];
 static uint64_t		 warned_bad, last_catchup;
 static struct event	*catchup_ev, *flush_ev;
+static struct registry_iter catchup_it;
+static size_t		 catchup_n;
+static int		 catchup_running, catchup_again;
 
 int
 cmsg_encode(const struct cmsg *m, uint8_t *buf, size_t len)
@@ -284,23 +288,45 @@ catchup_one(struct reg *r, void *arg)
 	(*n)++;
 }
 
+static void catchup_schedule(int);
+
+/*
+ * One step of a catch-up round: CATCHUP_STEP registrations, then the
+ * loop runs (events, requests) before the next step.  A catch-up asked
+ * for while a round runs makes one more round after it.
+ */
 static void
 catchup_cb(evutil_socket_t fd, short what, void *arg)
 {
-	size_t n = 0;
+	struct timeval now = { 0, 0 };
 
 	(void)fd;
 	(void)what;
 	(void)arg;
 	mpd_now();
-	last_catchup = mpd->now_ms;
-	registry_foreach(catchup_one, &n);
+	if (!catchup_running) {
+		catchup_running = 1;
+		catchup_n = 0;
+		memset(&catchup_it, 0, sizeof(catchup_it));
+		last_catchup = mpd->now_ms;
+	}
+	if (!registry_foreach_step(&catchup_it, CATCHUP_STEP, catchup_one,
+	    &catchup_n)) {
+		push_flush();
+		evtimer_add(catchup_ev, &now);
+		return;
+	}
+	catchup_running = 0;
 	cluster_st.catchups++;
-	cluster_st.catchup_pushes += n;
-	if (n > 0)
+	cluster_st.catchup_pushes += catchup_n;
+	if (catchup_n > 0)
 		log_info("catch-up: pushed to %zu registrations that may have "
-		    "missed events", n);
+		    "missed events", catchup_n);
 	push_flush();
+	if (catchup_again) {
+		catchup_again = 0;
+		catchup_schedule(0);
+	}
 }
 
 static void
@@ -321,7 +347,7 @@ make_events(void)
 		fatalx("cannot create the cluster events");
 }
 
-/* Catch up now, or a second after the last catch-up. */
+/* Catch up now, or a second after the last catch-up began. */
 static void
 catchup_schedule(int now)
 {
@@ -329,6 +355,10 @@ catchup_schedule(int now)
 	uint64_t at = last_catchup + CATCHUP_GAP_MS;
 
 	make_events();
+	if (catchup_running) {
+		catchup_again = 1;
+		return;
+	}
 	if (evtimer_pending(catchup_ev, NULL))
 		return;
 	if (!now && at > mpd->now_ms) {

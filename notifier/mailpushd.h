@@ -165,6 +165,11 @@ void		 registry_schedule(struct reg *);	/* deadline changed */
 void		 registry_run_timers(uint64_t now_ms);
 uint64_t	 registry_next_deadline(void);
 void		 registry_foreach(void (*)(struct reg *, void *), void *);
+struct registry_iter {
+	size_t	bucket, mask;		/* zero to start */
+};
+int		 registry_foreach_step(struct registry_iter *, size_t max,
+		    void (*)(struct reg *, void *), void *);
 struct mp_user	*registry_first_user(size_t *iter);
 struct mp_user	*registry_next_user(size_t *iter, struct mp_user *);
 size_t		 registry_memory(void);

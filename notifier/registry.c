@@ -784,6 +784,35 @@ registry_foreach(void (*fn)(struct reg *, void *), void *arg)
 	}
 }
 
+/*
+ * registry_foreach in steps, for work that must not hold the loop (the
+ * cluster's catch-up round): whole id buckets from it->bucket on, until
+ * at least `max' registrations were visited.  Returns 1 when the table is
+ * done.  If the table was resized meanwhile (buckets moved), it starts
+ * again from the first bucket: some registrations are then visited twice.
+ */
+int
+registry_foreach_step(struct registry_iter *it, size_t max,
+    void (*fn)(struct reg *, void *), void *arg)
+{
+	size_t n = 0;
+
+	if (it->mask != R.ids_mask) {
+		it->mask = R.ids_mask;
+		it->bucket = 0;
+	}
+	while (it->bucket <= R.ids_mask && n < max) {
+		struct reg *r = R.ids[it->bucket++], *next;
+
+		for (; r != NULL; r = next) {
+			next = r->id_next;
+			fn(r, arg);
+			n++;
+		}
+	}
+	return it->bucket > R.ids_mask;
+}
+
 void
 registry_free(void)
 {
