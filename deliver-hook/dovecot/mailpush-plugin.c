@@ -104,7 +104,8 @@ mailpush_parse_events(struct mailpush_config *cfg, const char *value,
 		cfg->message_new = new_ev;
 		cfg->message_append = append;
 	} else if (ret == 0) {
-		*error_r = "events: no event selected";
+		*error_r = "events: no event selected (using the default, "
+		    MAILPUSH_EV_NEW ")";
 		ret = -1;
 	}
 	return ret;
@@ -122,22 +123,24 @@ mailpush_parse(struct mailpush_config *cfg, const char *key,
 		if (value[0] != '/' ||
 		    strlen(value) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 			*error_r = p_strdup_printf(pool, "socket: '%s' is not "
-			    "an absolute path of at most %zu bytes",
-			    log_str(value),
+			    "an absolute path of at most %zu bytes (using "
+			    "the default, " MP_EVENT_SOCKET ")", log_str(value),
 			    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 			return -1;
 		}
 		cfg->socket = p_strdup(pool, value);
 	} else if (strcmp(key, "timeout") == 0) {
 		if (settings_get_time_msecs(value, &ms, &error) < 0) {
-			*error_r = p_strdup_printf(pool, "timeout: %s",
-			    log_str(error));
+			*error_r = p_strdup_printf(pool, "timeout: %s (using "
+			    "the default, %ums)", log_str(error),
+			    MAILPUSH_TIMEOUT_MS);
 			return -1;
 		}
 		if (ms > MAILPUSH_TIMEOUT_MAX_MS) {
 			*error_r = p_strdup_printf(pool, "timeout: %s is more "
-			    "than the maximum of %ums", log_str(value),
-			    MAILPUSH_TIMEOUT_MAX_MS);
+			    "than the maximum of %ums (using the default, "
+			    "%ums)", log_str(value), MAILPUSH_TIMEOUT_MAX_MS,
+			    MAILPUSH_TIMEOUT_MS);
 			return -1;
 		}
 		cfg->timeout_ms = ms;
@@ -170,10 +173,7 @@ mailpush_init(struct push_notification_driver_config *config,
 	iter = hash_table_iterate_init(config->config);
 	while (hash_table_iterate(iter, config->config, &key, &value))
 		if (mailpush_parse(cfg, key, value, pool, &error) < 0)
-			e_warning(user->event, MAILPUSH_LABEL "%s (using the "
-			    "default: socket=%s timeout=%ums events=%s)",
-			    error, MP_EVENT_SOCKET, MAILPUSH_TIMEOUT_MS,
-			    MAILPUSH_EV_NEW);
+			e_warning(user->event, MAILPUSH_LABEL "%s", error);
 	hash_table_iterate_deinit(&iter);
 	push_notification_driver_debug(MAILPUSH_LABEL, user,
 	    "socket=%s timeout=%ums events=%s%s%s", cfg->socket,
