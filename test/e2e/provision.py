@@ -405,12 +405,82 @@ def check_client(tokens):
 	    "store, is refused by the client")
 
 
+GRACE = 20	# [mailpushd] key_grace in provision.sh
+
+
+def check_rollover(tokens):
+	"""mailpushctl key rotate: old tokens work during the grace period;
+	after it the provisioned client provisions anew by itself and keeps
+	getting pushes, the hand-made token's client is refused clearly."""
+	alice, bob = "alice@" + DOMAIN, "bob@" + DOMAIN
+	pw = os.path.join(T, "alice.pw")
+	url = "imaps://alice%%40%s@127.0.0.1:%d/" % (DOMAIN, IMAPS_PORT)
+	lp, home = listen_provisioned("roll-prov", url, pw)
+	path = os.path.join(T, "roll-bob.token")
+	write_secret(path, tokens[bob] + "\n")
+	lm = Listener("roll-manual", ["-s", UDP, "-u", bob, "-K", path])
+	for l in (lp, lm):
+		check(l.wait_stderr("registered", 15), "%s: not registered: %s" %
+		    (l.tag, l.stderr()))
+	rc, out, err = ctl("key", "rotate")
+	check(rc == 0 and "key 2 is now current" in out, "key rotate: %d %s%s"
+	    % (rc, out, err))
+	t_rot = time.monotonic()
+	got = imap_entries(alice)
+	check(got["token"].startswith("2:") and got["token"] !=
+	    tokens[alice], "after the rotation IMAP gives %r" % got["token"])
+	rc, out, _ = ctl("token", alice)
+	check(out.strip() == got["token"], "mailpushctl token after rotate")
+	# during the grace period, both old tokens still bring pushes
+	send_mail(alice, 20)
+	send_mail(bob, 21)
+	check(lp.wait_pushes(1, 10), "provisioned client: no push during "
+	    "the grace period: %s" % lp.stderr())
+	check(lm.wait_pushes(1, 10), "manual client: no push during the "
+	    "grace period: %s" % lm.stderr())
+	check(time.monotonic() - t_rot < GRACE, "the grace part took longer "
+	    "than the grace")
+	say("key rotated: tokens of key 1 still registered and pushed during "
+	    "the %d s grace; IMAP and mailpushctl give key 2" % GRACE)
+	# after the grace: the provisioned client fetches key 2 itself
+	end = t_rot + GRACE + 30
+	while time.monotonic() < end and lm.p.poll() is None:
+		time.sleep(0.2)
+	check(lm.p.poll() == 2, "manual client after the grace: %r, %s" %
+	    (lm.p.poll(), lm.stderr()))
+	check("may belong to a retired key" in lm.stderr() and
+	    "mailpushctl token" in lm.stderr(), "manual client's message: %s"
+	    % lm.stderr())
+	check(lp.wait_stderr("provisioning anew over IMAP", max(1, end -
+	    time.monotonic())), "provisioned client never re-provisioned: %s"
+	    % lp.stderr())
+	check(lp.wait_stderr("key 2", 15), "no key 2 after re-provisioning: "
+	    "%s" % lp.stderr())
+	n = lp.poll()
+	t = time.monotonic()
+	while time.monotonic() < t + 15 and lp.stderr().count("registered "
+	    "id=") < 2:
+		time.sleep(0.1)
+	send_mail(alice, 22)
+	check(lp.wait_pushes(n + 1, 15), "provisioned client: no push after "
+	    "re-provisioning: %s" % lp.stderr())
+	cache = [os.path.join(dp, f) for dp, _, fs in os.walk(home)
+	    for f in fs if f.startswith("provision-")]
+	check(len(cache) == 1 and ("token %s\n" % got["token"]) in
+	    open(cache[0]).read(), "cache not updated to key 2")
+	lp.stop()
+	say("after the grace: the provisioned client provisioned key 2 by "
+	    "itself and got the next push; the hand-made token's client exited "
+	    "2 saying the token may belong to a retired key")
+
+
 def main():
 	tokens = check_entries()
 	check_isolation(tokens)
 	check_socket_trust(tokens)
 	check_token_works(tokens)
 	check_client(tokens)
+	check_rollover(tokens)
 	say("all provisioning checks passed")
 
 

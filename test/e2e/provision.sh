@@ -200,6 +200,7 @@ sh "$ROOT/test/confset.sh" "$ROOT/conf/mailpushd.conf" \
     events socket "$T/mp/run/event.sock" \
     provision socket "$T/mp/run/provision.sock" \
     provision servers "127.0.0.1:$UDP_PORT 127.0.0.1:$UDP_PORT2" \
+    mailpushd key_grace 20s \
     limits registration_lifetime 8s > "$MPCONF"
 chmod 644 "$MPCONF"
 "$B/mailpushd" -n -c "$MPCONF" > /dev/null
