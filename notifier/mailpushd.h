@@ -38,6 +38,9 @@ struct reg_mailboxes {
 /* Registration flags. */
 #define REG_F_RESTORED	0x01	/* read from the state file: counts may be
 				   inexact until the next acknowledgement */
+#define REG_F_CATCHUP	0x02	/* a cluster catch-up push is out: events
+				   may have been missed, counts inexact
+				   until acknowledged (mailpush-cluster(7)) */
 
 struct reg {
 	struct reg	*user_next;	/* the user's list, oldest first */

@@ -244,7 +244,8 @@ queue_push(struct reg *r, const uint8_t *token)
 	p.count = r->sent_total - r->acked_total;
 	p.total = r->sent_total;
 	p.server_time = r->last_push_ms / 1000;
-	p.flags = (r->flags & REG_F_RESTORED) ? PUSH_FLAG_COUNT_UNKNOWN : 0;
+	p.flags = (r->flags & (REG_F_RESTORED | REG_F_CATCHUP)) ?
+	    PUSH_FLAG_COUNT_UNKNOWN : 0;
 	p.ctx_len = r->ctx_len;
 	memcpy(p.ctx, r->ctx, r->ctx_len);
 	push_key(token, r->device, key);
@@ -437,7 +438,8 @@ push_ack(struct reg *r, const struct mp_request *rq)
 	mpd->stats.acks++;
 	r->acked_total = r->sent_total;
 	r->state = REG_ACTIVE;
-	r->flags &= (uint8_t)~REG_F_RESTORED;	/* the client has our counts */
+	/* the client has our counts */
+	r->flags &= (uint8_t)~(REG_F_RESTORED | REG_F_CATCHUP);
 	r->last_ack = (uint32_t)(mpd->now_ms / 1000);
 	r->push_at = 0;
 	registry_schedule(r);
@@ -501,8 +503,9 @@ push_owed(struct reg *r, size_t budget, int fresh)
 
 /*
  * A cluster notifier may have missed events for r (mailpush-cluster(7)):
- * one push now, with the next sequence number and the counts as far as
- * this daemon knows them, so the client looks at its mailbox.
+ * one push now, with the next sequence number, the counts as far as this
+ * daemon knows them and the flag that says they may be inexact, so the
+ * client looks at its mailbox.
  */
 void
 push_catchup(struct reg *r)
@@ -510,6 +513,7 @@ push_catchup(struct reg *r)
 	uint8_t token[MP_TOKEN_LEN];
 
 	user_token(r, token);
+	r->flags |= REG_F_CATCHUP;
 	send_new_push(r, token);
 }
 
