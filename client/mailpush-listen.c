@@ -39,6 +39,9 @@
 #define LISTEN_UNREGISTER_WAIT	1000	/* ms, at exit */
 #define LISTEN_TIME_LEN		48
 #define LISTEN_REPROVISION_MS	10000	/* IMAP logins after refusals */
+#define LISTEN_SERVERS_MAX	8	/* -s repeated, or the provisioned list */
+#define LISTEN_FAILOVER_MS	5000	/* REGISTER unanswered: the next one */
+#define LISTEN_FAILBACK_MS	600000	/* then the first one again */
 
 struct listen_push {
 	uint32_t	seq;
@@ -68,6 +71,12 @@ struct listen {
 	char		 cache[4096];
 	char		 password[1024];
 	uint64_t	 provisioned_at;	/* listen_now() of the last fetch */
+	/* fail-over along the servers, mailpush-cluster(7) */
+	const char	*servers[LISTEN_SERVERS_MAX];
+	int		 n_servers, cur;
+	int		 failover;	/* the current one stopped answering */
+	uint64_t	 since;		/* listen_now() it was chosen */
+	char		 srvbuf[MPC_PROV_SERVERS_MAX];
 };
 
 static volatile sig_atomic_t listen_term;
@@ -316,7 +325,9 @@ listen_on_state(void *arg, enum mpc_event ev, const struct mpc_status *st)
 			    st->lifetime);
 		break;
 	case MPC_EV_LOST:
-		if (l->verbose)
+		if (l->n_servers > 1)
+			l->failover = 1;	/* the loop moves on */
+		else if (l->verbose)
 			log_info("re-registering: %s", st->why);
 		break;
 	case MPC_EV_STALE:
@@ -367,7 +378,26 @@ listen_wait(struct listen *l, uint64_t deadline)
 	}
 	pfd.fd = mpc_fd(l->mpc);
 	pfd.events = POLLIN;
-	if (ppoll(&pfd, 1, tsp, &l->oldmask) > 0 && (pfd.revents & POLLIN))
+	if (ppoll(&pfd, 1, tsp, &l->oldmask) > 0 && (pfd.revents & POLLERR)) {
+		/*
+		 * An ICMP error for what we sent (port unreachable: no
+		 * server there now).  Reading it clears it, or poll would
+		 * report it again at once; with other servers, move on.
+		 */
+		int err = 0;
+		socklen_t el = sizeof(err);
+
+		if (getsockopt(pfd.fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 &&
+		    err != 0) {
+			if (l->verbose > 1)
+				log_info("%s: %s", l->servers[l->cur],
+				    strerror(err));
+			if (l->n_servers > 1 && (err == ECONNREFUSED ||
+			    err == EHOSTUNREACH || err == ENETUNREACH))
+				l->failover = 1;
+		}
+	}
+	if (pfd.revents & POLLIN)
 		mpc_input(l->mpc, listen_now());
 	if (listen_now() >= mpc_next_deadline(l->mpc))
 		mpc_tick(l->mpc, listen_now());
@@ -428,17 +458,48 @@ listen_provision(struct listen *l, int force)
 	return 0;
 }
 
-/* The first (preferred) server of the provisioned list. */
+/* The provisioned list ("HOST:PORT ...", preferred first) as servers;
+ * the first, or NULL if there is none. */
 static const char *
 listen_prov_server(struct listen *l, char *buf, size_t len)
 {
-	size_t n = strcspn(l->prov.servers, " ");
+	char *s, *save = NULL;
 
-	if (n == 0 || n >= len)
-		return NULL;
-	memcpy(buf, l->prov.servers, n);
-	buf[n] = '\0';
-	return buf;
+	(void)buf;
+	(void)len;
+	snprintf(l->srvbuf, sizeof(l->srvbuf), "%s", l->prov.servers);
+	for (s = strtok_r(l->srvbuf, " ", &save); s != NULL &&
+	    l->n_servers < LISTEN_SERVERS_MAX; s = strtok_r(NULL, " ", &save))
+		l->servers[l->n_servers++] = s;
+	return l->n_servers > 0 ? l->servers[0] : NULL;
+}
+
+/*
+ * Register at servers[to] instead of the current one (which stopped
+ * answering, or is not the first one for LISTEN_FAILBACK_MS): the same
+ * device, so the new server takes the registration over; the old one
+ * lets it expire (it is sent UNREGISTER when it still answers).
+ */
+static void
+listen_switch(struct listen *l, int to, const struct mpc_params *pa,
+    const struct mpc_callbacks *cb, const char *why)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+
+	log_info("%s %s: registering at %s", l->servers[l->cur], why,
+	    l->servers[to]);
+	if (mpc_state(l->mpc, NULL) == MPC_REGISTERED)
+		mpc_unregister(l->mpc, listen_now());	/* one try */
+	mpc_free(l->mpc);
+	l->cur = to;
+	l->failover = 0;
+	l->since = listen_now();
+	listen_resolve(l->servers[to], &ss, &sslen);
+	if ((l->mpc = mpc_new((struct sockaddr *)&ss, sslen, pa, cb)) == NULL)
+		listen_oserr("socket to %s", l->servers[to]);
+	if (mpc_register(l->mpc, listen_now()) == -1)
+		log_warn("send to %s", l->servers[to]);
 }
 
 int
@@ -511,7 +572,13 @@ main(int argc, char *argv[])
 			pa.mailboxes[pa.n_mailboxes++] = optarg;
 			break;
 		case 's':
-			server = optarg;
+			if (l.n_servers == LISTEN_SERVERS_MAX) {
+				log_warnx("more than %d servers",
+				    LISTEN_SERVERS_MAX);
+				usage();
+			}
+			l.servers[l.n_servers++] = optarg;
+			server = l.servers[0];
 			break;
 		case 't':
 			errno = 0;
@@ -576,7 +643,11 @@ main(int argc, char *argv[])
 		usage();
 	}
 	log_setverbose(l.verbose);
-	listen_resolve(server, &ss, &sslen);
+	if (l.n_servers == 0)
+		l.servers[l.n_servers++] = server;
+	for (ch = l.n_servers - 1; ch >= 0; ch--)	/* all must resolve */
+		listen_resolve(l.servers[ch], &ss, &sslen);
+	l.since = listen_now();
 	if (l.popts.url != NULL) {
 		key_id = l.prov.key_id;
 		memcpy(pa.token, l.prov.token, sizeof(pa.token));
@@ -694,6 +765,8 @@ main(int argc, char *argv[])
 					pa.key_id = key_id;
 					mpc_free(l.mpc);
 					l.refused = 0;
+					l.cur = 0;	/* ss is servers[0] */
+					l.since = listen_now();
 					if ((l.mpc = mpc_new((struct sockaddr *)
 					    &ss, sslen, &pa, &cb)) == NULL)
 						listen_oserr("socket to %s",
@@ -719,6 +792,20 @@ main(int argc, char *argv[])
 				    "token), or provision with -I");
 			mpc_free(l.mpc);
 			exit(LISTEN_EXIT_REFUSED);
+		}
+		/* fail-over along the servers, and back to the first */
+		if (l.n_servers > 1 && (l.failover ||
+		    (mpc_state(l.mpc, NULL) == MPC_REGISTERING &&
+		    listen_now() - l.since >= LISTEN_FAILOVER_MS))) {
+			listen_switch(&l, (l.cur + 1) % l.n_servers, &pa, &cb,
+			    "does not answer");
+			continue;
+		}
+		if (l.cur != 0 && mpc_state(l.mpc, NULL) == MPC_REGISTERED &&
+		    listen_now() - l.since >= LISTEN_FAILBACK_MS) {
+			listen_switch(&l, 0, &pa, &cb, "was a fall-back for "
+			    "10 minutes");
+			continue;
 		}
 		if (l.once && l.got_push && l.child == -1)
 			listen_exit(&l, EX_OK);

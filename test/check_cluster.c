@@ -11,6 +11,8 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <sys/wait.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -437,6 +439,120 @@ START_TEST(t_wrong_password)
 }
 END_TEST
 
+/* Lines in text that start with "push user=". */
+static int
+push_lines(const char *text)
+{
+	const char *s;
+	int n = 0;
+
+	for (s = text; (s = strstr(s, "push user=")) != NULL; s++)
+		if (s == text || s[-1] == '\n')
+			n++;
+	return n;
+}
+
+/* Read fd into out until it holds n push lines, or ms pass. */
+static int
+wait_pushes(int fd, char *out, size_t len, size_t *off, int n, int ms)
+{
+	uint64_t until = now_ms() + (uint64_t)ms;
+
+	do {
+		drain_fd(fd, out, len, off);
+		if (push_lines(out) >= n)
+			return 0;
+		usleep(20000);
+	} while (now_ms() < until);
+	return -1;
+}
+
+/*
+ * A notifier killed: mailpush-listen, given both notifiers (-s twice),
+ * registers at the other within two keep-alive intervals and gets the
+ * next pushes there; when the killed one comes back (its registration
+ * restored from its state file) no push reaches the client twice.
+ */
+#define KEEPALIVE_S	2
+START_TEST(t_notifier_failover)
+{
+	char token[160], dev[160], s1[64], s2[64], out[8192];
+	size_t off = 0;
+	uint64_t t0, t1;
+	pid_t pid;
+	int ofd = -1, efd = -1, status;
+
+	if (skip("notifier_failover"))
+		return;
+	redis_up();
+	node(0, "relay", NULL);
+	/* a 2 s keep-alive: [limits] again after [cluster] */
+	node(1, "notifier", "\n[limits]\nkeepalive_min = 2s\n"
+	    "keepalive_max = 2s");
+	node(2, "notifier", "\n[limits]\nkeepalive_min = 2s\n"
+	    "keepalive_max = 2s");
+	ck_assert_int_eq(status_wait(1, "subscribe link: ready", 3000), 0);
+	ck_assert_int_eq(status_wait(2, "subscribe link: ready", 3000), 0);
+	snprintf(token, sizeof(token), "%s/alice.token", N[1].dir);
+	snprintf(dev, sizeof(dev), "%s/alice.device", N[1].dir);
+	ck_assert_int_eq(mpd_write_token(&N[1], "alice", token), 0);
+	snprintf(s1, sizeof(s1), "127.0.0.1:%d", N[1].port);
+	snprintf(s2, sizeof(s2), "127.0.0.1:%d", N[2].port);
+	{
+		char *argv[] = { (char *)BUILDDIR "/mailpush-listen", (char *)"-v",
+		    (char *)"-N", (char *)"-s", s1, (char *)"-s", s2,
+		    (char *)"-u", (char *)"alice", (char *)"-K", token,
+		    (char *)"-D", dev, NULL };
+
+		pid = spawn_cmd(argv, &ofd, &efd);
+	}
+	ck_assert_int_gt(pid, 0);
+	if (mpd_stat_wait(&N[1], "registrations", 1, 5000) != 0) {
+		drain_fd(efd, out, sizeof(out), &off);
+		ck_abort_msg("mailpush-listen did not register at the first "
+		    "notifier: %s", out);
+	}
+	hooks(0, "alice", 1);
+	ck_assert_msg(wait_pushes(ofd, out, sizeof(out), &off, 1, 5000) == 0,
+	    "no push through the first notifier: \"%s\"", out);
+
+	/* let it send a keep-alive or two, then kill the first notifier */
+	usleep(KEEPALIVE_S * 1000 * 1000 + 200000);
+	mpd_signal(&N[1], SIGKILL);
+	waitpid(N[1].pid, &status, 0);
+	N[1].pid = -1;
+	t0 = now_ms();
+	ck_assert_msg(mpd_stat_wait(&N[2], "registrations", 1,
+	    4 * KEEPALIVE_S * 1000) == 0, "no registration at the second "
+	    "notifier");
+	t1 = now_ms();
+	fprintf(stderr, "cluster: client failed over in %llu ms (keep-alive "
+	    "%d s)\n", (unsigned long long)(t1 - t0), KEEPALIVE_S);
+	ck_assert_msg(t1 - t0 <= 2 * KEEPALIVE_S * 1000, "fail-over took %llu "
+	    "ms, more than two keep-alive intervals",
+	    (unsigned long long)(t1 - t0));
+	hooks(0, "alice", 1);
+	ck_assert_msg(wait_pushes(ofd, out, sizeof(out), &off, 2, 5000) == 0,
+	    "no push through the second notifier: \"%s\"", out);
+
+	/* the first one comes back (with alice's old registration if its
+	 * state kept it) and catches up; the client, now at the second,
+	 * sees each event once */
+	ck_assert_int_eq(mpd_start(&N[1]), 0);
+	ck_assert_int_eq(status_wait(1, "subscribe link: ready", 3000), 0);
+	ck_assert_int_le(mpd_stat(&N[1], "registrations"), 1);
+	hooks(0, "alice", 1);
+	ck_assert_int_eq(mpd_stat_wait(&N[2], "cluster_received", 3, 3000), 0);
+	usleep(1000000);
+	drain_fd(ofd, out, sizeof(out), &off);
+	ck_assert_msg(push_lines(out) == 3, "pushes seen: \"%s\"", out);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_cmd(pid, 3000), 0);
+	close(ofd);
+	close(efd);
+}
+END_TEST
+
 /* A TCP port on 127.0.0.1 nobody listens on now. */
 static int
 tcp_port(void)
@@ -535,6 +651,7 @@ make_cluster_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, t_redis_restart);
 	tcase_add_test(tc, t_relay_bound);
+	tcase_add_test(tc, t_notifier_failover);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("malformed");
