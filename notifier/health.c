@@ -6,7 +6,8 @@
  * bind(2) created) and checked again at every status request: still there,
  * still a socket, still the one the daemon made, still of the configured
  * mode.  The state file is checked too: its directory writable by the
- * daemon, the file a regular one, and the last save successful.  Each
+ * daemon, the file a regular one of the daemon's uid and mode 0600, still
+ * there once it was saved, and the last save successful.  Each
  * problem is one line that says what is wrong, what it breaks and what to
  * do.
  */
@@ -191,9 +192,27 @@ check_state(struct evbuffer *out, int json, size_t *n)
 			    "daemon's user", dir, (long)geteuid(),
 			    strerror(errno));
 	}
-	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
-		problem(out, json, n, "state file %s is not a regular file: "
-		    "registrations cannot be saved; remove it", path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISREG(st.st_mode))
+			problem(out, json, n, "state file %s is not a regular "
+			    "file: registrations cannot be saved; remove it",
+			    path);
+		else if (st.st_uid != geteuid())
+			problem(out, json, n, "state file %s is owned by uid "
+			    "%ld, not by uid %ld that mailpushd runs as: it "
+			    "will not be loaded at the next start; chown it",
+			    path, (long)st.st_uid, (long)geteuid());
+		else if (st.st_mode & 077)
+			problem(out, json, n, "state file %s has mode %04o: "
+			    "it holds every client's address and context; "
+			    "chmod 600 it", path,
+			    (unsigned)(st.st_mode & 07777));
+	} else if (errno == ENOENT && health_saved_ms != 0 &&
+	    health_save_errno == 0)
+		problem(out, json, n, "state file %s is missing (removed since "
+		    "it was saved %" PRIu64 " s ago): a restart now would "
+		    "lose every registration; it is written again at the "
+		    "next change", path, (now - health_saved_ms) / 1000);
 	if (health_save_errno != 0) {
 		char when[64];
 

@@ -156,6 +156,42 @@ START_TEST(state_dir_read_only)
 }
 END_TEST
 
+/* The state file removed or opened up after a save. */
+START_TEST(state_file_checks)
+{
+	struct tclient c;
+	struct mp_reply rp;
+	char main_[256];
+	int i;
+
+	mpd_cleanup(&P);
+	ck_assert_int_eq(ops_prepare(&P, NULL, NULL), 0);
+	snprintf(main_, sizeof(main_), "user =\nstate_save_interval = 1s\n"
+	    "listen = 127.0.0.1:%d [::1]:%d\n", P.port, P.port);
+	ck_assert_int_eq(ops_write_config(&P, main_, NULL), 0);
+	ck_assert_int_eq(mpd_start(&P), 0);
+	ck_assert_int_eq(tc_open(&c, &P, 0, NULL, "alice"), 0);
+	ck_assert_int_eq(tc_register(&c, "ctx", 3, &rp), 0);
+	ck_assert_int_eq(rp.type, PROTO_REGISTERED);
+	for (i = 0; i < 60 && access(P.state, F_OK) != 0; i++)
+		usleep(50000);
+	ck_assert_int_eq(access(P.state, F_OK), 0);
+	ck_assert_int_eq(ops_ctl(&P, out, sizeof(out), err, sizeof(err),
+	    "status", NULL), 0);
+	ck_assert_int_eq(chmod(P.state, 0644), 0);
+	ck_assert_int_eq(ops_ctl(&P, out, sizeof(out), err, sizeof(err),
+	    "status", NULL), 2);
+	ck_assert_msg(strstr(out, "has mode 0644: it holds every client's") !=
+	    NULL, "%s", out);
+	ck_assert_int_eq(unlink(P.state), 0);
+	ck_assert_int_eq(ops_ctl(&P, out, sizeof(out), err, sizeof(err),
+	    "status", NULL), 2);
+	ck_assert_msg(strstr(out, "is missing (removed since it was saved")
+	    != NULL, "%s", out);
+	tc_close(&c);
+}
+END_TEST
+
 /* Every text line: NAME, spaces, VALUE, with all values in one column. */
 START_TEST(stats_columns)
 {
@@ -304,6 +340,7 @@ make_health_suite(void)
 	tcase_add_test(tc, event_socket_removed);
 	tcase_add_test(tc, control_socket_mode_changed);
 	tcase_add_test(tc, state_dir_read_only);
+	tcase_add_test(tc, state_file_checks);
 	tcase_add_test(tc, stats_columns);
 	tcase_add_test(tc, stats_prometheus);
 	tcase_add_test(tc, reload_without_key);
