@@ -10,7 +10,10 @@
  *   same size, one subscriber counting);
  * - latency at 10,000 events/s: event sent to the relay until the push
  *   from the notifier arrives, against the same through one daemon
- *   without [cluster]: the difference of the p99s is the Redis hop.
+ *   without [cluster]: the difference of the p99s is the Redis hop;
+ * - fail-over: mailpush-listen with both notifiers, the one it uses
+ *   killed: seconds until the other holds its registration, against the
+ *   keep-alive interval.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
+#include <sodium.h>
 
 #include "bench.h"
 #include "redis.h"
@@ -501,6 +505,101 @@ out:
 	return rc;
 }
 
+/*
+ * Fail-over: mailpush-listen given both notifiers; the one it uses is
+ * killed (SIGKILL) at a random moment of its keep-alive cycle, and the
+ * time until the other holds the registration is measured (polled every
+ * 20 ms).  The killed one is started again, and the next run kills the
+ * other.
+ */
+static int
+failover(void)
+{
+	const unsigned runs = opts.quick ? 2 : 6, ka_s = 2;
+	struct mpd_proc nt[2];
+	char conf[1024], token[160], dev[160], s[2][64], hex[2 * MP_KEY_LEN + 2];
+	char fig[128], base[64], rat[48];
+	double t[8];
+	uint64_t t0, until;
+	unsigned r;
+	pid_t pid = -1;
+	int i, cur = 0, rc = -1;
+
+	memset(nt, 0, sizeof(nt));
+	snprintf(conf, sizeof(conf), "%s\n[cluster]\nrole = notifier\n"
+	    "redis = %s\n\n[limits]\nkeepalive_min = %us\n"
+	    "keepalive_max = %us\n", bench_conf, R.sock, ka_s, ka_s);
+	for (i = 0; i < 2; i++) {
+		if (bd_create(&nt[i], conf) != 0)
+			goto out;
+		if (i == 1) {	/* one key for both */
+			memcpy(nt[1].key, nt[0].key, sizeof(nt[1].key));
+			sodium_bin2hex(hex, sizeof(hex), nt[1].key,
+			    sizeof(nt[1].key));
+			strcat(hex, "\n");
+			if (write_text(nt[1].key_file, hex, 0600) != 0)
+				goto out;
+		}
+		if (bd_start(&nt[i], 10000) != 0)
+			goto out;
+		snprintf(s[i], sizeof(s[i]), "127.0.0.1:%d", nt[i].port);
+	}
+	snprintf(token, sizeof(token), "%s/alice.token", nt[0].dir);
+	snprintf(dev, sizeof(dev), "%s/alice.device", nt[0].dir);
+	if (mpd_write_token(&nt[0], "alice", token) != 0)
+		goto out;
+	{
+		char *argv[] = { (char *)BUILDDIR "/mailpush-listen",
+		    (char *)"-N", (char *)"-s", s[0], (char *)"-s", s[1],
+		    (char *)"-u", (char *)"alice", (char *)"-K", token,
+		    (char *)"-D", dev, NULL };
+
+		if ((pid = spawn_cmd(argv, NULL, NULL)) == -1)
+			goto out;
+	}
+	if (stat_reach(&nt[0], "registrations", 1, 10000) == 0) {
+		fail("mailpush-listen did not register (log %s)", nt[0].log);
+		goto out;
+	}
+	for (r = 0; r < runs; r++) {
+		/* a random moment of the keep-alive cycle */
+		usleep(1000000 + randombytes_uniform(ka_s * 1000000));
+		bd_kill(&nt[cur]);
+		t0 = mono_ns();
+		until = t0 + 4ULL * ka_s * 1000000000ULL;
+		while (mono_ns() < until && bd_stat(&nt[!cur], "registrations")
+		    < 1)
+			usleep(20000);
+		if (mono_ns() >= until) {
+			fail("no fail-over within %u s (logs %s %s)", 4 * ka_s,
+			    nt[0].log, nt[1].log);
+			goto out;
+		}
+		t[r] = (double)(mono_ns() - t0) / 1e9;
+		note("  run %u: killed %s, registered at the other after "
+		    "%.2f s", r + 1, s[cur], t[r]);
+		if (bd_start(&nt[cur], 10000) != 0)
+			goto out;
+		cur = !cur;
+	}
+	snprintf(fig, sizeof(fig), "median %.2f s, max %.2f s (%u runs)",
+	    stat_median(t, runs), stat_pct(t, runs, 100), runs);
+	snprintf(base, sizeof(base), "keep-alive interval %u s", ka_s);
+	snprintf(rat, sizeof(rat), "%.2f intervals (max)",
+	    stat_pct(t, runs, 100) / ka_s);
+	result_add("cluster client fail-over", fig, base, rat,
+	    "<= 2 keep-alive intervals", stat_pct(t, runs, 100) <= 2.0 * ka_s);
+	rc = 0;
+out:
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		wait_cmd(pid, 3000);
+	}
+	bd_destroy(&nt[0]);
+	bd_destroy(&nt[1]);
+	return rc;
+}
+
 int
 bench_cluster(void)
 {
@@ -518,6 +617,8 @@ bench_cluster(void)
 	rc = throughput();
 	if (rc == 0)
 		rc = latency();
+	if (rc == 0)
+		rc = failover();
 	redis_cleanup(&R);
 	return rc;
 }
