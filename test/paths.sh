@@ -16,7 +16,7 @@ bad() { echo "paths: FAIL: $*" >&2; fail=1; }
 # $1 the file, $2 a string it must contain (in the rendered page for man)
 has() {
 	case $1 in
-	*.[1-8]) mandoc -Tascii "$1" | col -b | tr -s ' \n' '  ' | grep -qF -- "$2" ;;
+	*.[1-8]) mandoc -Tascii "$1" | sed "s/.\x08//g" | tr -s ' \n' '  ' | grep -qF -- "$2" ;;
 	*) grep -qF -- "$2" "$1" ;;
 	esac || bad "$1 does not name $2"
 }
