@@ -44,13 +44,14 @@ LIBS_EVENT	= $(shell $(PKG_CONFIG) --libs libevent)
 LIBS_SODIUM	= $(shell $(PKG_CONFIG) --libs libsodium)
 LIBS_INIH	= $(shell $(PKG_CONFIG) --libs inih)
 LIBS_CHECK	= $(shell $(PKG_CONFIG) --libs check)
-LIBS_CURL	= $(shell $(PKG_CONFIG) --libs libcurl)
+LIBS_CURL	= $(shell $(PKG_CONFIG) --libs libcurl) -lresolv
 LIBS_HIREDIS	= $(shell $(PKG_CONFIG) --libs hiredis)
 
 SHARED_SRCS	:= $(wildcard shared/*.c)
 DAEMON_SRCS	:= $(filter-out notifier/main.c notifier/mailpushctl%.c, \
 		   $(wildcard notifier/*.c))
-CLIENT_SRCS	:= $(filter-out client/mailpush-listen.c, $(wildcard client/*.c))
+CLIENT_SRCS	:= $(filter-out client/mailpush-listen.c client/listen-%.c, \
+		   $(wildcard client/*.c))
 TEST_SRCS	:= $(wildcard test/check_*.c)
 TEST_SUITES	:= $(patsubst test/check_%.c,%,$(filter-out test/check_main.c,$(TEST_SRCS)))
 HELPER_SRCS	:= $(wildcard test/helpers/*.c)
@@ -141,7 +142,7 @@ $(B)/mailpush-hook: $(B)/deliver-hook/mailpush-hook.o \
 	    $(if $(HOOK_STATIC),-l:libinih.a,$(LIBS_INIH)) > $@.ld 2>&1 || \
 	    { cat $@.ld; rm -f $@.ld; exit 1; }
 	@rm -f $@.ld
-$(B)/mailpush-listen: $(B)/client/mailpush-listen.o \
+$(B)/mailpush-listen: $(B)/client/mailpush-listen.o $(B)/client/listen-prov.o \
     $(B)/libmailpush-client.a $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_CURL) $(LIBS_SODIUM)
 
@@ -212,6 +213,7 @@ e2e: all
 	bash test/e2e/run.sh $(B)
 	bash test/e2e/lmtp.sh $(B)
 	bash test/e2e/provision.sh $(B)
+	bash test/e2e/srv.sh $(B)
 
 install: all install-data install-dovecot-plugin
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \

@@ -32,52 +32,9 @@
 #include "mpclient.h"
 #include "provision.h"
 #include "proto.h"
+#include "srv.h"
 
-#define LISTEN_EXIT_REFUSED	2
-#define LISTEN_EXIT_TIMEOUT	3
-#define LISTEN_DEFAULT_CONTEXT	"mailpush-listen"
-#define LISTEN_UNREGISTER_WAIT	1000	/* ms, at exit */
-#define LISTEN_TIME_LEN		48
-#define LISTEN_REPROVISION_MS	10000	/* IMAP logins after refusals */
-#define LISTEN_SERVERS_MAX	8	/* -s repeated, or the provisioned list */
-#define LISTEN_FAILOVER_MS	5000	/* REGISTER unanswered: the next one */
-#define LISTEN_FAILBACK_MS	600000	/* then the first one again */
-
-struct listen_push {
-	uint32_t	seq;
-	uint32_t	count;
-	uint32_t	new_messages;
-	uint32_t	total;
-	char		time[LISTEN_TIME_LEN];
-};
-
-struct listen {
-	const char	*user;
-	const char	*command;
-	char		*mailboxes;	/* -m names, newline-separated */
-	const char	*mailbox;	/* the -m name when there is one */
-	int		 once;
-	int		 verbose;
-	struct mpc	*mpc;
-	int		 got_push;
-	int		 refused;
-	pid_t		 child;		/* -x command running, or -1 */
-	int		 pending;	/* pushes waiting for the child */
-	struct listen_push next;	/* their sum, latest seq/total/time */
-	sigset_t	 oldmask;
-	/* -I: provisioned over IMAP */
-	struct mpc_provision_opts popts;
-	struct mpc_provision prov;
-	char		 cache[4096];
-	char		 password[1024];
-	uint64_t	 provisioned_at;	/* listen_now() of the last fetch */
-	/* fail-over along the servers, mailpush-cluster(7) */
-	const char	*servers[LISTEN_SERVERS_MAX];
-	int		 n_servers, cur;
-	int		 failover;	/* the current one stopped answering */
-	uint64_t	 since;		/* listen_now() it was chosen */
-	char		 srvbuf[MPC_PROV_SERVERS_MAX];
-};
+#include "listen.h"
 
 static volatile sig_atomic_t listen_term;
 static volatile sig_atomic_t listen_chld;
@@ -89,13 +46,15 @@ static void	listen_oserr(const char *, const char *)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: mailpush-listen -s host[:port] -u user "
-	    "-K tokenfile [-1Nv] [-C context]\n"
-	    "\t[-D devicefile] [-m mailbox] [-t seconds] [-x command]\n"
+	fprintf(stderr, "usage: mailpush-listen -s host[:port] ... | "
+	    "-S domain [-R resolver] -u user\n\t-K tokenfile [-1Nv] "
+	    "[-B seconds] [-C context] [-D devicefile]\n"
+	    "\t[-m mailbox] [-t seconds] [-x command]\n"
 	    "       mailpush-listen -I imaps://user@host[:port] -P passfile | "
 	    "-E passcommand\n"
-	    "\t[-A cafile] [-s host[:port]] [-1Nv] [-C context] "
-	    "[-D devicefile]\n\t[-m mailbox] [-t seconds] [-x command]\n");
+	    "\t[-A cafile] [-s host[:port] ... | -S domain [-R resolver]] "
+	    "[-1Nv] [-B seconds]\n\t[-C context] [-D devicefile] "
+	    "[-m mailbox] [-t seconds] [-x command]\n");
 	exit(EX_USAGE);
 }
 
@@ -116,7 +75,7 @@ listen_signal(int sig)
 		listen_term = 1;
 }
 
-static uint64_t
+uint64_t
 listen_now(void)
 {
 	struct timespec ts;
@@ -426,55 +385,6 @@ listen_exit(struct listen *l, int status)
 }
 
 /*
- * -I: the token, user and servers from the cache, or over IMAP when there
- * is none or `force' (a refusal said the token is no longer good).
- * Returns 0, or -1 after saying why.
- */
-static int
-listen_provision(struct listen *l, int force)
-{
-	char err[512];
-	const char *why;
-
-	if (!force && mpc_provision_load(l->cache, &l->prov, &why) == 0) {
-		if (l->verbose)
-			log_info("provisioned from %s", l->cache);
-		return 0;
-	}
-	if (!force && errno != ENOENT && l->verbose)
-		log_info("%s: %s; provisioning over IMAP", l->cache, why);
-	l->provisioned_at = listen_now();
-	if (mpc_provision_fetch(&l->popts, &l->prov, err, sizeof(err)) != 0) {
-		log_warnx("provisioning failed: %s", err);
-		return -1;
-	}
-	if (mpc_provision_save(l->cache, &l->prov, &why) != 0)
-		log_warnx("cannot write the provisioning cache %s: %s",
-		    l->cache, why);
-	if (l->verbose)
-		log_info("provisioned over IMAP: user %s, key %u, servers %s",
-		    l->prov.user, l->prov.key_id, l->prov.servers[0] ?
-		    l->prov.servers : "(none)");
-	return 0;
-}
-
-/* The provisioned list ("HOST:PORT ...", preferred first) as servers;
- * the first, or NULL if there is none. */
-static const char *
-listen_prov_server(struct listen *l, char *buf, size_t len)
-{
-	char *s, *save = NULL;
-
-	(void)buf;
-	(void)len;
-	snprintf(l->srvbuf, sizeof(l->srvbuf), "%s", l->prov.servers);
-	for (s = strtok_r(l->srvbuf, " ", &save); s != NULL &&
-	    l->n_servers < LISTEN_SERVERS_MAX; s = strtok_r(NULL, " ", &save))
-		l->servers[l->n_servers++] = s;
-	return l->n_servers > 0 ? l->servers[0] : NULL;
-}
-
-/*
  * Register at servers[to] instead of the current one (which stopped
  * answering, or is not the first one for LISTEN_FAILBACK_MS): the same
  * device, so the new server takes the registration over; the old one
@@ -514,7 +424,8 @@ main(int argc, char *argv[])
 	socklen_t sslen = 0;
 	sigset_t mask;
 	const char *server = NULL, *tokenfile = NULL, *devfile = NULL, *why;
-	const char *passfile = NULL, *passcmd = NULL;
+	const char *passfile = NULL, *passcmd = NULL, *domain = NULL;
+	const char *resolver = NULL;
 	char sbuf[300], err[512];
 	const char *context = LISTEN_DEFAULT_CONTEXT;
 	uint64_t t_end = UINT64_MAX, d;
@@ -529,10 +440,23 @@ main(int argc, char *argv[])
 	l.child = -1;
 	log_init("mailpush-listen", 1, 0);
 
-	while ((ch = getopt(argc, argv, "1A:C:D:E:I:K:m:NP:s:t:u:vx:")) != -1) {
+	while ((ch = getopt(argc, argv, "1A:B:C:D:E:I:K:m:NP:R:S:s:t:u:vx:")) != -1) {
 		switch (ch) {
 		case 'A':
 			l.popts.cafile = optarg;
+			break;
+		case 'B':
+			errno = 0;
+			l.failback_s = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || errno != 0 ||
+			    l.failback_s < 1 || l.failback_s > 86400)
+				usage();
+			break;
+		case 'R':
+			resolver = optarg;
+			break;
+		case 'S':
+			domain = optarg;
 			break;
 		case 'E':
 			passcmd = optarg;
@@ -623,16 +547,29 @@ main(int argc, char *argv[])
 		if (listen_provision(&l, 0) != 0)
 			exit(EX_UNAVAILABLE);
 		l.user = l.prov.user;
-		if (server == NULL &&
-		    (server = listen_prov_server(&l, sbuf, sizeof(sbuf))) ==
-		    NULL) {
+		if (server == NULL && domain == NULL && (server =
+		    listen_server_list(&l, l.prov.servers)) == NULL) {
 			log_warnx("the server gave no notifier list; name one "
-			    "with -s");
+			    "with -s or -S");
 			exit(EX_UNAVAILABLE);
 		}
-	} else if (argc != optind || server == NULL || l.user == NULL ||
-	    tokenfile == NULL)
+	} else if (argc != optind || (server == NULL) == (domain == NULL) ||
+	    l.user == NULL || tokenfile == NULL)
 		usage();
+	if (server == NULL) {	/* -S: DNS SRV */
+		struct mpc_srv srv[MPC_SRV_MAX];
+		int n;
+
+		if ((n = mpc_srv_lookup(domain, resolver, srv, err,
+		    sizeof(err))) < 0) {
+			log_warnx("%s", err);
+			exit(EX_NOHOST);
+		}
+		mpc_srv_text(srv, n, sbuf, sizeof(sbuf));
+		if (l.verbose)
+			log_info("_mailpush._udp.%s: %s", domain, sbuf);
+		server = listen_server_list(&l, sbuf);
+	}
 	if (*l.user == '\0' || strlen(l.user) > MP_USER_MAX) {
 		log_warnx("user name empty or longer than %d bytes",
 		    MP_USER_MAX);
@@ -741,42 +678,13 @@ main(int argc, char *argv[])
 		 */
 		if (l.refused) {
 			mpc_state(l.mpc, &st);
-			/*
-			 * A provisioned client whose token is refused fetches
-			 * a fresh one (the key was rotated), at most once in
-			 * LISTEN_REPROVISION_MS, and carries on with it; the
-			 * same token again means it is refused for good.
-			 */
-			if (st.reason == REASON_AUTH && l.popts.url != NULL &&
-			    listen_now() - l.provisioned_at >=
-			    LISTEN_REPROVISION_MS) {
-				struct mpc_provision old = l.prov;
-
-				log_info("token refused; provisioning anew "
-				    "over IMAP");
-				if (listen_provision(&l, 1) == 0 &&
-				    (old.key_id != l.prov.key_id ||
-				    sodium_memcmp(old.token, l.prov.token,
-				    sizeof(old.token)) != 0)) {
-					sodium_memzero(&old, sizeof(old));
-					memcpy(pa.token, l.prov.token,
-					    sizeof(pa.token));
-					key_id = l.prov.key_id;
-					pa.key_id = key_id;
-					mpc_free(l.mpc);
-					l.refused = 0;
-					l.cur = 0;	/* ss is servers[0] */
-					l.since = listen_now();
-					if ((l.mpc = mpc_new((struct sockaddr *)
-					    &ss, sslen, &pa, &cb)) == NULL)
-						listen_oserr("socket to %s",
-						    server);
-					if (mpc_register(l.mpc, listen_now())
-					    == -1)
-						log_warn("send to %s", server);
-					continue;
-				}
-				sodium_memzero(&old, sizeof(old));
+			/* a provisioned client fetches a newer token */
+			if (st.reason == REASON_AUTH &&
+			    listen_reprovision(&l, &pa)) {
+				l.refused = 0;
+				listen_switch(&l, 0, &pa, &cb, "refused the "
+				    "token");
+				continue;
 			}
 			if (st.limit != 0)
 				log_info("registration refused: %s (limit %u)",
@@ -802,9 +710,10 @@ main(int argc, char *argv[])
 			continue;
 		}
 		if (l.cur != 0 && mpc_state(l.mpc, NULL) == MPC_REGISTERED &&
-		    listen_now() - l.since >= LISTEN_FAILBACK_MS) {
-			listen_switch(&l, 0, &pa, &cb, "was a fall-back for "
-			    "10 minutes");
+		    listen_now() - l.since >= (l.failback_s > 0 ?
+		    (uint64_t)l.failback_s * 1000 : LISTEN_FAILBACK_MS)) {
+			listen_switch(&l, 0, &pa, &cb, "was the fall-back for "
+			    "long enough");
 			continue;
 		}
 		if (l.once && l.got_push && l.child == -1)

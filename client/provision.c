@@ -447,6 +447,26 @@ mpc_provision_load(const char *path, struct mpc_provision *pv,
 }
 
 int
+mpc_provision_get(const struct mpc_provision_opts *o, const char *cache,
+    int force, struct mpc_provision *pv, int *fetched, char *msg,
+    size_t msglen)
+{
+	const char *why;
+
+	msg[0] = '\0';
+	*fetched = 0;
+	if (!force && mpc_provision_load(cache, pv, &why) == 0)
+		return 0;
+	if (mpc_provision_fetch(o, pv, msg, msglen) != 0)
+		return -1;
+	*fetched = 1;
+	if (mpc_provision_save(cache, pv, &why) != 0)
+		snprintf(msg, msglen, "cannot write the provisioning cache "
+		    "%s: %s", cache, why);
+	return 0;
+}
+
+int
 mpc_provision_cache_path(const char *url, char *path, size_t len,
     const char **why)
 {

@@ -58,6 +58,16 @@ int	mpc_provision_cache_path(const char *url, char *path, size_t len,
 	    const char **why);
 
 /*
+ * The cache if it is good and !force, else a fetch over IMAP saved to the
+ * cache.  Returns 0 (*fetched: 1 if over IMAP), or -1 with a message in
+ * msg; a cache that cannot be written is only a message (msg non-empty
+ * with 0 returned).
+ */
+int	mpc_provision_get(const struct mpc_provision_opts *, const char *cache,
+	    int force, struct mpc_provision *, int *fetched, char *msg,
+	    size_t msglen);
+
+/*
  * The password: the first line of a file (which must not be readable by
  * others), or the first line a command prints (run with /bin/sh -c, 30 s
  * at most).  Returns 0, or -1 with a message in err.

@@ -15,6 +15,7 @@
 
 #include "harness.h"
 #include "provision.h"
+#include "srv.h"
 
 static char dir[64];
 
@@ -122,6 +123,54 @@ START_TEST(bad_url)
 }
 END_TEST
 
+START_TEST(srv_order_and_text)
+{
+	struct mpc_srv s[4];
+	char text[256];
+	int i, first_b = 0;
+
+	/* priority first; within a priority, weight 0 is drawn last unless
+	   everything is 0 (RFC 2782); run it often: the order is random */
+	for (i = 0; i < 200; i++) {
+		memset(s, 0, sizeof(s));
+		snprintf(s[0].host, sizeof(s[0].host), "late.example.org");
+		s[0].port = 3, s[0].priority = 20, s[0].weight = 5;
+		snprintf(s[1].host, sizeof(s[1].host), "a.example.org");
+		s[1].port = 1, s[1].priority = 10, s[1].weight = 0;
+		snprintf(s[2].host, sizeof(s[2].host), "b.example.org");
+		s[2].port = 2, s[2].priority = 10, s[2].weight = 100;
+		snprintf(s[3].host, sizeof(s[3].host), "2001:db8::1");
+		s[3].port = 4, s[3].priority = 30, s[3].weight = 0;
+		mpc_srv_order(s, 4);
+		ck_assert_uint_eq(s[0].priority, 10);
+		ck_assert_uint_eq(s[1].priority, 10);
+		ck_assert_str_eq(s[2].host, "late.example.org");
+		ck_assert_str_eq(s[3].host, "2001:db8::1");
+		first_b += strcmp(s[0].host, "b.example.org") == 0;
+	}
+	/* weight 100 against 0: b first nearly always, a sometimes */
+	ck_assert_int_gt(first_b, 150);
+	ck_assert_int_eq(mpc_srv_text(s, 4, text, sizeof(text)), 0);
+	ck_assert_ptr_nonnull(strstr(text, "late.example.org:3 "
+	    "[2001:db8::1]:4"));
+	ck_assert_int_eq(mpc_srv_text(s, 4, text, 20), -1);
+}
+END_TEST
+
+START_TEST(srv_errors)
+{
+	struct mpc_srv l[MPC_SRV_MAX];
+	char err[256];
+
+	ck_assert_int_eq(mpc_srv_lookup("", NULL, l, err, sizeof(err)), -1);
+	ck_assert_int_eq(mpc_srv_lookup("example.org", "not-an-ip", l, err,
+	    sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "bad resolver"));
+	ck_assert_int_eq(mpc_srv_lookup("example.org", "127.0.0.1:0", l,
+	    err, sizeof(err)), -1);
+}
+END_TEST
+
 Suite *
 make_clientprov_suite(void)
 {
@@ -133,6 +182,8 @@ make_clientprov_suite(void)
 	tcase_add_test(tc, cache_path);
 	tcase_add_test(tc, passwords);
 	tcase_add_test(tc, bad_url);
+	tcase_add_test(tc, srv_order_and_text);
+	tcase_add_test(tc, srv_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }
