@@ -299,6 +299,66 @@ START_TEST(t_redis_restart)
 }
 END_TEST
 
+/*
+ * A Redis that stops answering without closing anything (SIGSTOP: the
+ * connections stay open, nothing comes back): the heartbeats notice it
+ * within heartbeat_timeout (1 s here), the links are dropped and made
+ * again; events taken meanwhile are pushed once Redis answers again.
+ */
+START_TEST(t_redis_frozen)
+{
+	struct tclient a;
+	uint32_t ia;
+
+	if (skip("redis_frozen"))
+		return;
+	redis_up();
+	node(0, "relay", NULL);
+	node(1, "notifier", NULL);
+	ck_assert_int_eq(status_wait(1, "subscribe link: ready", 3000), 0);
+	ia = client(&a, 1, "alice", "a");
+	hooks(0, "alice", 1);
+	pushes_until(&a, ia, 1, 5000);
+
+	ck_assert_int_eq(kill(R.pid, SIGSTOP), 0);
+	ck_assert_int_eq(mpd_log_wait(&N[0], "publish link lost: heartbeat "
+	    "not answered within 1000 ms", 1, 4000), 0);
+	ck_assert_int_eq(mpd_log_wait(&N[1], "link lost:", 1, 4000), 0);
+	hooks(0, "alice", 3);
+	ck_assert_int_eq(mpd_stat(&N[0], "cluster_buffer"), 3);
+	ck_assert_int_eq(kill(R.pid, SIGCONT), 0);
+	pushes_until(&a, ia, 4, 8000);
+	ck_assert_int_eq(mpd_stat_wait(&N[0], "cluster_published", 4, 3000),
+	    0);
+	ck_assert_int_eq(mpd_stat(&N[1], "cluster_received"), 4);
+	tc_close(&a);
+}
+END_TEST
+
+/* One process as relay+notifier: its own events come back through
+ * Redis, once. */
+START_TEST(t_both_roles)
+{
+	struct tclient a;
+	uint32_t ia;
+
+	if (skip("both_roles"))
+		return;
+	redis_up();
+	node(0, "relay+notifier", NULL);
+	ck_assert_int_eq(status_wait(0, "subscribe link: ready", 3000), 0);
+	ck_assert_int_eq(status_wait(0, "cluster: relay+notifier", 100), 0);
+	ia = client(&a, 0, "alice", "a");
+	hooks(0, "alice", 3);
+	pushes_until(&a, ia, 3, 5000);
+	ck_assert_int_eq(mpd_stat(&N[0], "events_in"), 3);
+	ck_assert_int_eq(mpd_stat(&N[0], "cluster_published"), 3);
+	ck_assert_int_eq(mpd_stat(&N[0], "cluster_received"), 3);
+	ck_assert_int_eq(status_wait(0, "lag: ", 3000), 0);
+	tc_close(&a);
+}
+END_TEST
+
 /* The relay buffer's bound: the oldest events go, counted and logged;
  * the notifier sees the gap and sends a catch-up push. */
 START_TEST(t_relay_bound)
@@ -643,6 +703,7 @@ make_cluster_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, t_two_by_two);
 	tcase_add_test(tc, t_tcp);
+	tcase_add_test(tc, t_both_roles);
 	tcase_add_test(tc, t_config);
 	suite_add_tcase(s, tc);
 
@@ -651,6 +712,7 @@ make_cluster_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, t_redis_restart);
 	tcase_add_test(tc, t_relay_bound);
+	tcase_add_test(tc, t_redis_frozen);
 	tcase_add_test(tc, t_notifier_failover);
 	suite_add_tcase(s, tc);
 
