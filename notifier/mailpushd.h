@@ -189,6 +189,16 @@ socklen_t	 addr_len(const union mp_addr *);
 const char	*addr_str(const union mp_addr *);
 int		 addr_same_host(const union mp_addr *, const union mp_addr *);
 int		 addr_equal(const union mp_addr *, const union mp_addr *);
+int		 udp_cookie_valid(const union mp_addr *, const uint8_t *cookie);
+void		 udp_send_cookie(int listener, const union mp_addr *, uint64_t ts);
+void		 udp_drop(const union mp_addr *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+/* request.c: REGISTER ... KEEPALIVE */
+void		 request_handle(int listener, const union mp_addr *,
+		    const uint8_t *, size_t);
+void		 request_keepalive(int listener, const union mp_addr *,
+		    const uint8_t *, size_t);
 
 /* push.c: events to pushes, retransmission, coalescing */
 void		 push_event(const char *user, const char *mailbox, unsigned count);
