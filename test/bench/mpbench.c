@@ -35,13 +35,14 @@ static const struct {
 	{ "memory", bench_memory_scaling },
 	{ "register", bench_register },
 	{ "cluster", bench_cluster },
+	{ "keepalive", bench_keepalive },
 };
 
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: mpbench [-qv] [-o push,intake,latency,hook,"
-	    "e2e,memory,register]\n");
+	    "e2e,memory,register,cluster,keepalive]\n");
 	exit(64);
 }
 
