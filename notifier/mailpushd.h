@@ -47,14 +47,10 @@ struct reg {
 	struct reg	*id_next;	/* id hash chain */
 	struct mp_user	*user;
 	struct reg_mailboxes *mailboxes; /* NULL: every mailbox */
-	uint64_t	 deadline;	/* ms: min(expiry, push_at, probe_at);
-					   heap key */
 	uint64_t	 push_at;	/* ms: next push or retransmit, 0: none */
 	uint64_t	 last_push_ms;	/* ms: when the current push was first sent */
 	uint64_t	 hwm;		/* highest request timestamp (ms) seen:
 					   anything not above it is a replay */
-	uint64_t	 probe_at;	/* ms: PROBE_ECHO due, 0: none */
-	uint64_t	 probe_ts;	/* timestamp of the PROBE it answers */
 	uint8_t		 device[PROTO_DEVICE_LEN];
 	uint32_t	 heap_idx;
 	uint32_t	 id;
@@ -66,12 +62,13 @@ struct reg {
 	uint32_t	 sent_total;	/* total carried by the last push */
 	uint32_t	 acked_total;	/* total of the last acknowledged push */
 	uint32_t	 failures;	/* send errors and pushes given up */
+	uint32_t	 probe_at;	/* seconds: PROBE_ECHO due, 0: none */
+	union mp_addr	 addr;
 	uint8_t		 state;
 	uint8_t		 retries;	/* retransmissions of the current push */
 	uint8_t		 listener;	/* index into the listener table */
 	uint8_t		 key_id;	/* of the token it registered with */
 	uint8_t		 flags;		/* REG_F_* */
-	union mp_addr	 addr;
 	uint16_t	 ctx_len;
 	uint8_t		 ctx[];
 };

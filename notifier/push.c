@@ -528,7 +528,10 @@ push_probe_echo(struct reg *r)
 
 	memset(&rp, 0, sizeof(rp));
 	rp.type = PROTO_PROBE_ECHO;
-	rp.timestamp = r->probe_ts;
+	/* the timestamp of the device's last request: the PROBE, unless it
+	 * sent another since, and then the client's probe proves nothing
+	 * anyway (it was not silent) */
+	rp.timestamp = r->hwm;
 	r->probe_at = 0;
 	registry_schedule(r);
 	user_token(r, token);

@@ -98,6 +98,22 @@ registry_init(void)
 
 /* Heap */
 
+/* A registration's deadline (ms), the heap's key: the earliest of its
+ * expiry, its next push or retransmission and its PROBE_ECHO.  Computed,
+ * not stored (8 bytes less a registration); registry_schedule puts the
+ * entry right whenever one of them changed. */
+static inline uint64_t
+reg_deadline(const struct reg *r)
+{
+	uint64_t d = (uint64_t)r->expires * 1000;
+
+	if (r->push_at != 0 && r->push_at < d)
+		d = r->push_at;
+	if (r->probe_at != 0 && (uint64_t)r->probe_at * 1000 < d)
+		d = (uint64_t)r->probe_at * 1000;
+	return d;
+}
+
 static void
 heap_set(size_t i, struct reg *r)
 {
@@ -113,7 +129,7 @@ heap_up(size_t i)
 	while (i > 0) {
 		size_t parent = (i - 1) / 2;
 
-		if (R.heap[parent]->deadline <= r->deadline)
+		if (reg_deadline(R.heap[parent]) <= reg_deadline(r))
 			break;
 		heap_set(i, R.heap[parent]);
 		i = parent;
@@ -132,9 +148,9 @@ heap_down(size_t i)
 		if (c >= R.heap_len)
 			break;
 		if (c + 1 < R.heap_len &&
-		    R.heap[c + 1]->deadline < R.heap[c]->deadline)
+		    reg_deadline(R.heap[c + 1]) < reg_deadline(R.heap[c]))
 			c++;
-		if (r->deadline <= R.heap[c]->deadline)
+		if (reg_deadline(r) <= reg_deadline(R.heap[c]))
 			break;
 		heap_set(i, R.heap[c]);
 		i = c;
@@ -174,40 +190,23 @@ heap_delete(struct reg *r)
 	}
 }
 
-static void
-reg_compute_deadline(struct reg *r)
-{
-	uint64_t d = (uint64_t)r->expires * 1000;
-
-	if (r->push_at != 0 && r->push_at < d)
-		d = r->push_at;
-	if (r->probe_at != 0 && r->probe_at < d)
-		d = r->probe_at;
-	r->deadline = d;
-}
-
 void
 registry_schedule(struct reg *r)
 {
-	uint64_t old = r->deadline;
-
-	reg_compute_deadline(r);
-	if (r->deadline < old)
-		heap_up(r->heap_idx);
-	else if (r->deadline > old)
-		heap_down(r->heap_idx);
+	heap_up(r->heap_idx);
+	heap_down(r->heap_idx);
 }
 
 uint64_t
 registry_next_deadline(void)
 {
-	return R.heap_len ? R.heap[0]->deadline : 0;
+	return R.heap_len ? reg_deadline(R.heap[0]) : 0;
 }
 
 void
 registry_run_timers(uint64_t now_ms)
 {
-	while (R.heap_len > 0 && R.heap[0]->deadline <= now_ms) {
+	while (R.heap_len > 0 && reg_deadline(R.heap[0]) <= now_ms) {
 		struct reg *r = R.heap[0];
 
 		if ((uint64_t)r->expires * 1000 <= now_ms) {
@@ -215,11 +214,11 @@ registry_run_timers(uint64_t now_ms)
 			registry_remove(r, "expired");
 			continue;
 		}
-		if (r->probe_at != 0 && r->probe_at <= now_ms)
+		if (r->probe_at != 0 && (uint64_t)r->probe_at * 1000 <= now_ms)
 			push_probe_echo(r);	/* clears probe_at */
 		if (r->push_at != 0 && r->push_at <= now_ms)
 			push_timer(r, now_ms);	/* moves push_at forward */
-		if (r->deadline <= now_ms)
+		if (reg_deadline(r) <= now_ms)
 			abort();
 	}
 }
@@ -476,7 +475,6 @@ registry_add(struct mp_user *u, const union mp_addr *addr, int listener,
 	if (R.n_regs > mpd->stats.peak_registrations)
 		mpd->stats.peak_registrations = R.n_regs;
 	addr_ref(addr, 1);
-	reg_compute_deadline(r);
 	heap_insert(r);
 	mpd->state_dirty = 1;
 	return r;

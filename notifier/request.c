@@ -284,8 +284,8 @@ do_probe(const struct req_ctx *c, struct reg *r)
 		delay = 1;
 	if (delay > max)
 		delay = max;
-	r->probe_at = mpd->now_ms + delay * 1000;
-	r->probe_ts = c->rq->timestamp;
+	/* whole seconds, rounded up: never before the delay asked for */
+	r->probe_at = (uint32_t)((mpd->now_ms + 999) / 1000 + delay);
 	registry_schedule(r);
 	push_owed(r, c->len - PROTO_PROBE_ECHO_LEN, 0);
 }
