@@ -350,12 +350,18 @@ static void
 cmd_stats(struct evbuffer *out, int fmt)
 {
 	const struct mp_stats *s = &mpd->stats;
+	const struct provision_stats ps = provision_snapshot();
 	struct count_arg c;
 	struct metric f[] = {
 		{ "events_in", s->events_in },
 		{ "events_malformed", s->events_bad },
 		{ "events_denied", s->events_denied },
 		{ "trust_refused", trust_refusals() },
+		{ "provision_answered", ps.answered },
+		{ "provision_denied", ps.denied },
+		{ "provision_malformed", ps.bad },
+		{ "provision_timeouts", ps.timeouts },
+		{ "provision_busy", ps.busy },
 		{ "events_no_registration", s->events_no_user },
 		{ "events_filtered", s->events_filtered },
 		{ "datagrams_in", s->dgrams_in },

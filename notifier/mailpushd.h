@@ -235,7 +235,7 @@ struct provision_stats {
 int		 provision_open(const struct mp_config *, uid_t, gid_t);
 void		 provision_start(void);
 void		 provision_close(void);
-void		 provision_get_stats(struct provision_stats *);
+struct provision_stats provision_snapshot(void);
 
 /* dirs.c: socket and state directories */
 int		 dirs_check(const char *path, const char *what, uid_t, gid_t);

@@ -186,10 +186,10 @@ provision_close(void)
 	prov_fd = -1;
 }
 
-void
-provision_get_stats(struct provision_stats *s)
+struct provision_stats
+provision_snapshot(void)
 {
-	*s = prov_stats;
+	return prov_stats;
 }
 
 static void

@@ -220,6 +220,9 @@ START_TEST(answers)
 	ck_assert_int_eq(prov_ask("", 0, out, sizeof(out)), 0);
 	ck_assert_str_eq(out, "");
 	ck_assert_int_eq(mpd_log_count(&P, "provisioning socket: uid"), 1);
+	ck_assert_int_eq(mpd_stat(&P, "provision_answered"), 2);
+	ck_assert_int_eq(mpd_stat(&P, "provision_malformed"), 4);
+	ck_assert_int_eq(mpd_stat(&P, "provision_timeouts"), 1);
 }
 END_TEST
 
@@ -268,6 +271,8 @@ START_TEST(untrusted_uid)
 	ck_assert_ptr_null(strstr(out, "user alice"));
 	ck_assert_int_eq(mpd_log_wait(&P, "may not act for alice", 1, 2000),
 	    0);
+	ck_assert_int_eq(mpd_stat(&P, "provision_denied"), 1);
+	ck_assert_int_eq(mpd_stat(&P, "provision_answered"), 1);
 }
 END_TEST
 
