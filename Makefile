@@ -1,5 +1,5 @@
 # mailpush: plain GNU Makefile.  `make', `make check', `make demo',
-# `make install', `make SANITIZE=1 check', `make e2e', `make bench', `make fuzz'.
+# `make install', `make SANITIZE=1 check', `make e2e', `make nat', `make bench', `make fuzz'.
 
 PREFIX		?= /usr/local
 SBINDIR		?= $(PREFIX)/sbin
@@ -68,8 +68,8 @@ DEBIAN_PKGS	:= gcc make pkg-config libevent-dev libinih-dev libsodium-dev \
 		   check mandoc dovecot-dev libhiredis-dev redis-server prometheus \
 		   libcurl4-openssl-dev openssl dnsmasq
 
-.PHONY: all deps check demo install install-data lint clean e2e bench fuzz \
-	flood soak valgrind deb check-paths print-paths
+.PHONY: all deps check demo install install-data lint clean e2e nat bench \
+	fuzz flood soak valgrind deb check-paths print-paths
 
 all: $(PROGS) $(HELPERS) dovecot-plugin docs
 
@@ -214,6 +214,11 @@ e2e: all
 	bash test/e2e/lmtp.sh $(B)
 	bash test/e2e/provision.sh $(B)
 	bash test/e2e/srv.sh $(B)
+	bash test/nat/run.sh $(B)
+
+# Clients behind real NATs in network namespaces (root; part of e2e).
+nat: all
+	bash test/nat/run.sh $(B)
 
 install: all install-data install-dovecot-plugin
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
