@@ -1,21 +1,41 @@
 #!/usr/bin/env python3
 """
-client.py: an independent mailpush client, written from
-mailpush-protocol(7) alone (the standard library, and libsodium through
-ctypes for XChaCha20-Poly1305), to show that the page is enough to
-implement protocol version 2.
+client.py: an independent mailpush client for protocol version 2, written
+from mailpush-protocol(7) alone: the Python standard library, and libsodium
+through ctypes for XChaCha20-Poly1305 (which Python lacks).  It shows that
+the page is enough to implement the protocol.
 
-    python3 test/interop/client.py --server 127.0.0.1:4650 --user alice \
-        --token-file F [--context TEXT] [--mailbox NAME]... [--timeout 10]
-        [--unregister] [-v]
+    python3 test/interop/client.py --server HOST:PORT --user alice \
+        --token-file F [--device-file F] [--context TEXT] [--mailbox NAME]...
+        [--timeout SECONDS] [--skew SECONDS] [--keepalive] [--replay]
+        [--probe SECONDS] [--unregister] [-v]
 
-Registers (with the cookie round trip) as a new random device, waits for
-one PUSH, decrypts it, acknowledges it, prints its fields and exits 0.  Exit 1: timeout or error;
-2: usage; 3: the server refused the registration.
+Registers (with the cookie round trip and a padded REGISTER), then runs
+the checks asked for, waits for one PUSH, opens and checks it, acknowledges
+it, prints its fields on one line and exits 0:
+
+    --skew S       start with the clock S seconds wrong; the client must
+                   correct itself from the REFUSED STALE
+    --keepalive    a KEEPALIVE from the registered socket gets no answer;
+                   one from another port gets an 8-byte KICK and does not
+                   move the registration (the push still comes)
+    --replay       the REGISTER sent again byte for byte gets a verified
+                   REFUSED REPLAY on the registered socket, and only a
+                   28-byte COOKIE from another port; the PUSH_ACK sent
+                   again gets no answer; with --unregister, the REGISTER
+                   sent again after the UNREGISTER gets REFUSED REPLAY
+    --probe S      a PROBE with delay S is echoed by a verified PROBE_ECHO
+                   no sooner than S seconds later and no later than S + 3
+    --unregister   after the push: UNREGISTER, answered by REGISTERED with
+                   reg_id 0 and lifetime 0
+
+Exit 0: done; 1: timeout or a check failed; 2: usage; 3: the server
+refused the registration.
 
     python3 test/interop/client.py --selftest [man/mailpush-protocol.7]
 
-checks this implementation against the hex dumps in the page's EXAMPLES.
+checks this implementation against the examples of the page (the hex
+dumps in its EXAMPLES section, read from the page itself).
 """
 
 import argparse
@@ -25,6 +45,7 @@ import hashlib
 import hmac
 import os
 import re
+import select
 import socket
 import struct
 import sys
@@ -34,617 +55,774 @@ MAGIC = 0x4D50
 VERSION = 2
 (REGISTER, REFRESH, UNREGISTER, COOKIE, REGISTERED, REFUSED, PUSH, PUSH_ACK,
  KEEPALIVE, PROBE, PROBE_ECHO, KICK) = range(1, 13)
-REQUESTS = (REGISTER, REFRESH, UNREGISTER, PUSH_ACK, PROBE)
-NAMES = {REGISTER: "REGISTER", REFRESH: "REFRESH", UNREGISTER: "UNREGISTER",
-         PUSH_ACK: "PUSH_ACK", PROBE: "PROBE"}
+NAMES = {1: "REGISTER", 2: "REFRESH", 3: "UNREGISTER", 4: "COOKIE",
+         5: "REGISTERED", 6: "REFUSED", 7: "PUSH", 8: "PUSH_ACK",
+         9: "KEEPALIVE", 10: "PROBE", 11: "PROBE_ECHO", 12: "KICK"}
+AUTH_REQUESTS = (REGISTER, REFRESH, UNREGISTER, PUSH_ACK, PROBE)
 MAX_DGRAM = 1232
 MAC_LEN = 32
-KEY_ID = 1
-
-REASONS = {
-    1: "AUTH", 2: "STALE", 3: "TOO_MANY", 4: "CONTEXT_SIZE",
-    5: "TABLE_FULL", 6: "ADDRESS_LIMIT", 7: "NOT_ALLOWED", 8: "UNKNOWN",
-    9: "BAD_REQUEST", 10: "REPLAY",
-}
+REQ_FIXED = 64
+FIXED_LEN = {COOKIE: 28, REGISTERED: 68, REFUSED: 60, PROBE_ECHO: 44,
+             KICK: 8, KEEPALIVE: 8}
+PUSH_MIN = 80
+PUSH_PLAIN = 36
+NONCE_LEN = 24
+TAG_LEN = 16
+MAX_CONTEXT = 1024
+MAX_MAILBOXES = 16
+PERSONAL = b"mailpush-push-v2"
+REASONS = {1: "AUTH", 2: "STALE", 3: "TOO_MANY", 4: "CONTEXT_SIZE",
+           5: "TABLE_FULL", 6: "ADDRESS_LIMIT", 7: "NOT_ALLOWED",
+           8: "UNKNOWN", 9: "BAD_REQUEST", 10: "REPLAY"}
+ZERO_MAC = bytes(MAC_LEN)
 
 verbose = False
-_sodium = None
 
 
 def log(msg):
     if verbose:
-        print("client.py: " + msg, file=sys.stderr)
+        print("client.py: " + msg, file=sys.stderr, flush=True)
 
 
-def sodium():
-    """libsodium through ctypes, for XChaCha20-Poly1305 (the standard
-    library has no such cipher)."""
-    global _sodium
-    if _sodium is None:
-        name = ctypes.util.find_library("sodium") or "libsodium.so.23"
-        _sodium = ctypes.CDLL(name)
-        if _sodium.sodium_init() < 0:
-            raise RuntimeError("sodium_init failed")
-    return _sodium
+class Malformed(Exception):
+    pass
 
 
-def mac(token, data):
-    return hmac.new(token, data, hashlib.sha256).digest()
+class CheckFailed(Exception):
+    pass
 
 
-def mac_ok(token, dgram):
-    if len(dgram) < 4 + MAC_LEN:
-        return False
-    return hmac.compare_digest(mac(token, dgram[:-MAC_LEN]),
-                               dgram[-MAC_LEN:])
+# ---- cryptography --------------------------------------------------------
+
+def hmac256(key, data):
+    return hmac.new(key, data, hashlib.sha256).digest()
 
 
 def derive_token(key, user):
-    return mac(key, user)
+    return hmac256(key, user)
 
 
 def push_key(token, device):
-    """keyed BLAKE2b-256 of the device id, personal "mailpush-push-v2" """
     return hashlib.blake2b(device, digest_size=32, key=token,
-                           person=b"mailpush-push-v2").digest()
+                           person=PERSONAL).digest()
 
 
-def pad_len(context_len):
-    """REGISTER, REFRESH and PROBE are padded to REGISTERED (68) plus a
-    PUSH with this context (80 + context)."""
+def mac_ok(token, dgram):
+    return hmac.compare_digest(hmac256(token, dgram[:-MAC_LEN]),
+                               dgram[-MAC_LEN:])
+
+
+class Sodium:
+    """crypto_aead_xchacha20poly1305_ietf through ctypes."""
+
+    def __init__(self):
+        name = ctypes.util.find_library("sodium") or "libsodium.so.23"
+        lib = ctypes.CDLL(name)
+        if lib.sodium_init() < 0:
+            raise OSError("sodium_init failed")
+        ull, p = ctypes.c_ulonglong, ctypes.c_char_p
+        pull = ctypes.POINTER(ull)
+        # (c, clen_p, m, mlen, ad, adlen, nsec, npub, k) and
+        # (m, mlen_p, nsec, c, clen, ad, adlen, npub, k)
+        enc = lib.crypto_aead_xchacha20poly1305_ietf_encrypt
+        enc.argtypes = [p, pull, p, ull, p, ull, p, p, p]
+        dec = lib.crypto_aead_xchacha20poly1305_ietf_decrypt
+        dec.argtypes = [p, pull, p, p, ull, p, ull, p, p]
+        enc.restype = dec.restype = ctypes.c_int
+        self.lib = lib
+
+    def seal(self, key, nonce, ad, plain):
+        out = ctypes.create_string_buffer(len(plain) + TAG_LEN)
+        olen = ctypes.c_ulonglong()
+        if self.lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
+                out, ctypes.byref(olen), plain, len(plain), ad, len(ad),
+                None, nonce, key) != 0:
+            raise OSError("encrypt failed")
+        return out.raw[:olen.value]
+
+    def open(self, key, nonce, ad, sealed):
+        if len(sealed) < TAG_LEN:
+            return None
+        out = ctypes.create_string_buffer(max(1, len(sealed) - TAG_LEN))
+        olen = ctypes.c_ulonglong()
+        if self.lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
+                out, ctypes.byref(olen), None, sealed, len(sealed), ad,
+                len(ad), nonce, key) != 0:
+            return None
+        return out.raw[:olen.value]
+
+
+_sodium = None
+
+
+def sodium():
+    global _sodium
+    if _sodium is None:
+        _sodium = Sodium()
+    return _sodium
+
+
+# ---- encoders ------------------------------------------------------------
+
+def header(typ):
+    return struct.pack(">HBB", MAGIC, VERSION, typ)
+
+
+def min_padded(context_len):
+    """REGISTER, REFRESH and PROBE: room for a REGISTERED and a PUSH."""
     return 68 + 80 + context_len
 
 
-# Encoders
-
-
-def encode_request(typ, token, device, timestamp, cookie, user, context,
-                   mailboxes, seq=0, epoch=0, pad=True):
-    if typ not in REQUESTS:
-        raise ValueError("not a request type")
+def encode_request(typ, token, *, user, device, timestamp, key_id=1,
+                   cookie=bytes(16), context=b"", mailboxes=(), seq=0,
+                   epoch=0, pad_to=0):
+    if typ not in AUTH_REQUESTS:
+        raise ValueError("not an authenticated request type")
     if not 1 <= len(user) <= 255 or b"\0" in user:
-        raise ValueError("user name must be 1 to 255 bytes, no NUL")
-    if len(context) > 1024:
-        raise ValueError("context longer than 1024 bytes")
-    if len(mailboxes) > 16:
-        raise ValueError("more than 16 mailboxes")
-    if len(cookie) != 16 or len(device) != 16:
-        raise ValueError("cookie and device must be 16 bytes")
-    body = struct.pack("!HBBBBH16sQ16sB3xIQ", MAGIC, VERSION, typ, KEY_ID,
-                       len(user), len(context), device, timestamp, cookie,
-                       len(mailboxes), seq, epoch)
-    body += user + context
+        raise ValueError("user name must be 1 to 255 bytes without NUL")
+    if len(context) > MAX_CONTEXT:
+        raise ValueError("context longer than %d bytes" % MAX_CONTEXT)
+    if len(mailboxes) > MAX_MAILBOXES:
+        raise ValueError("more than %d mailboxes" % MAX_MAILBOXES)
+    if len(device) != 16 or len(cookie) != 16:
+        raise ValueError("device and cookie are 16 bytes")
+    d = header(typ) + struct.pack(
+        ">BBH16sQ16sB3xIQ", key_id, len(user), len(context), device,
+        timestamp, cookie, len(mailboxes), seq, epoch)
+    assert len(d) == REQ_FIXED
+    d += user + context
     for m in mailboxes:
         if not 1 <= len(m) <= 255 or b"\0" in m:
-            raise ValueError("mailbox name must be 1 to 255 bytes, no NUL")
-        body += bytes([len(m)]) + m
-    if pad and typ in (REGISTER, REFRESH, PROBE):
-        body += bytes(max(0, pad_len(len(context)) - MAC_LEN - len(body)))
-    dgram = body + mac(token, body)
-    if len(dgram) > MAX_DGRAM:
-        raise ValueError("request longer than 1232 bytes")
-    return dgram
+            raise ValueError("mailbox name must be 1 to 255 bytes")
+        d += bytes([len(m)]) + m
+    if len(d) + MAC_LEN < pad_to:
+        d += bytes(pad_to - MAC_LEN - len(d))
+    d += hmac256(token, d)
+    if len(d) > MAX_DGRAM:
+        raise ValueError("request longer than %d bytes" % MAX_DGRAM)
+    return d
 
 
 def encode_keepalive(reg_id):
-    return struct.pack("!HBBI", MAGIC, VERSION, KEEPALIVE, reg_id)
+    return header(KEEPALIVE) + struct.pack(">I", reg_id)
 
 
-# Decoders: None for anything malformed (the caller drops it)
+def seal_push(token, device, nonce, *, epoch, reg_id, seq, count, total,
+              server_time, flags, context):
+    """What a server does; used by the self-test only."""
+    plain = struct.pack(">QIIIIQHH", epoch, reg_id, seq, count, total,
+                        server_time, flags, len(context)) + context
+    hdr = header(PUSH)
+    return hdr + nonce + sodium().seal(push_key(token, device), nonce, hdr,
+                                       plain)
 
 
-def header(dgram):
-    if len(dgram) < 4 or len(dgram) > MAX_DGRAM:
+# ---- decoders --------------------------------------------------------------
+
+def decode(dgram):
+    """Parse a server-to-client datagram; raises Malformed."""
+    if len(dgram) > MAX_DGRAM:
+        raise Malformed("longer than %d bytes" % MAX_DGRAM)
+    if len(dgram) < 4:
+        raise Malformed("shorter than a header")
+    magic, version, typ = struct.unpack_from(">HBB", dgram)
+    if magic != MAGIC:
+        raise Malformed("magic 0x%04x" % magic)
+    if version != VERSION:
+        raise Malformed("version %d" % version)
+    if typ not in (COOKIE, REGISTERED, REFUSED, PUSH, PROBE_ECHO, KICK):
+        raise Malformed("type %d is not server to client" % typ)
+    if typ == PUSH:
+        if not PUSH_MIN <= len(dgram) <= PUSH_MIN + MAX_CONTEXT:
+            raise Malformed("PUSH of %d bytes" % len(dgram))
+    elif len(dgram) != FIXED_LEN[typ]:
+        raise Malformed("%s of %d bytes, not %d" %
+                        (NAMES[typ], len(dgram), FIXED_LEN[typ]))
+    m = {"type": typ, "raw": dgram}
+    if typ == COOKIE:
+        m["timestamp"], m["cookie"] = struct.unpack_from(">Q16s", dgram, 4)
+    elif typ == REGISTERED:
+        (m["timestamp"], m["epoch"], m["reg_id"], m["lifetime"], m["seq"],
+         m["keepalive_min"], m["keepalive_max"]) = struct.unpack_from(
+            ">QQIIIHH", dgram, 4)
+    elif typ == REFUSED:
+        (m["timestamp"], m["reason"], zero, m["limit"], m["value"]) = \
+            struct.unpack_from(">QB3sIQ", dgram, 4)
+        if zero != bytes(3):
+            raise Malformed("REFUSED with non-zero bytes at 13-15")
+        if m["reason"] not in REASONS:
+            raise Malformed("REFUSED reason %d" % m["reason"])
+    elif typ == PROBE_ECHO:
+        (m["timestamp"],) = struct.unpack_from(">Q", dgram, 4)
+    elif typ == KICK:
+        (m["reg_id"],) = struct.unpack_from(">I", dgram, 4)
+    return m
+
+
+def open_push(pkey, dgram):
+    """The plaintext fields of a PUSH, or None if it does not open."""
+    nonce = dgram[4:4 + NONCE_LEN]
+    plain = sodium().open(pkey, nonce, dgram[:4], dgram[4 + NONCE_LEN:])
+    if plain is None:
         return None
-    magic, version, typ = struct.unpack("!HBB", dgram[:4])
-    if magic != MAGIC or version != VERSION or not 1 <= typ <= 12:
-        return None
-    return typ
+    if len(plain) < PUSH_PLAIN:
+        raise Malformed("PUSH plaintext of %d bytes" % len(plain))
+    p = dict(zip(("epoch", "reg_id", "seq", "count", "total", "server_time",
+                  "flags", "context_len"),
+                 struct.unpack_from(">QIIIIQHH", plain)))
+    if p["context_len"] != len(plain) - PUSH_PLAIN:
+        raise Malformed("PUSH context_len %d in %d bytes" %
+                        (p["context_len"], len(plain)))
+    if p["flags"] & ~0x0001:
+        raise Malformed("PUSH flags 0x%04x" % p["flags"])
+    p["context"] = plain[PUSH_PLAIN:]
+    return p
 
 
-def decode_reply(dgram):
-    """COOKIE, REGISTERED, REFUSED, PROBE_ECHO, KICK or PUSH (still
-    sealed) as a dict, or None."""
-    typ = header(dgram)
-    if typ == COOKIE and len(dgram) == 28:
-        return {"type": COOKIE, "timestamp": struct.unpack(
-            "!Q", dgram[4:12])[0], "cookie": dgram[12:28]}
-    if typ == REGISTERED and len(dgram) == 68:
-        ts, epoch, reg_id, lifetime, seq, kmin, kmax = \
-            struct.unpack("!QQIIIHH", dgram[4:36])
-        return {"type": REGISTERED, "timestamp": ts, "epoch": epoch,
-                "reg_id": reg_id, "lifetime": lifetime, "seq": seq,
-                "keepalive_min": kmin, "keepalive_max": kmax}
-    if typ == REFUSED and len(dgram) == 60:
-        ts, reason, limit, value = struct.unpack("!QB3xIQ", dgram[4:28])
-        if not 1 <= reason <= 10:
-            return None
-        return {"type": REFUSED, "timestamp": ts, "reason": reason,
-                "limit": limit, "value": value}
-    if typ == PROBE_ECHO and len(dgram) == 44:
-        return {"type": PROBE_ECHO,
-                "timestamp": struct.unpack("!Q", dgram[4:12])[0]}
-    if typ == KICK and len(dgram) == 8:
-        return {"type": KICK, "reg_id": struct.unpack("!I", dgram[4:8])[0]}
-    if typ == PUSH and 80 <= len(dgram) <= 80 + 1024:
-        return {"type": PUSH}
-    return None
-
-
-def open_push(key, dgram):
-    """Decrypt and check a PUSH under the push key: a dict, or None."""
-    if header(dgram) != PUSH or len(dgram) < 80:
-        return None
-    s = sodium()
-    nonce = dgram[4:28]
-    ct = dgram[28:]
-    out = ctypes.create_string_buffer(len(ct))
-    outlen = ctypes.c_ulonglong(0)
-    if s.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            out, ctypes.byref(outlen), None, ct, ctypes.c_ulonglong(len(ct)),
-            dgram[:4], ctypes.c_ulonglong(4), nonce, key) != 0:
-        return None
-    plain = out.raw[:outlen.value]
-    (epoch, reg_id, seq, count, total, server_time, flags,
-     clen) = struct.unpack("!QIIIIQHH", plain[:36])
-    if len(plain) != 36 + clen:
-        return None
-    return {"type": PUSH, "epoch": epoch, "reg_id": reg_id, "seq": seq,
-            "count": count, "total": total, "server_time": server_time,
-            "flags": flags, "context": plain[36:]}
-
-
-def seal_push(key, nonce, p):
-    """For the self-test: a PUSH as the server seals it."""
-    s = sodium()
-    hdr = struct.pack("!HBB", MAGIC, VERSION, PUSH)
-    plain = struct.pack("!QIIIIQHH", p["epoch"], p["reg_id"], p["seq"],
-                        p["count"], p["total"], p["server_time"],
-                        p["flags"], len(p["context"])) + p["context"]
-    out = ctypes.create_string_buffer(len(plain) + 16)
-    outlen = ctypes.c_ulonglong(0)
-    s.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        out, ctypes.byref(outlen), plain, ctypes.c_ulonglong(len(plain)),
-        hdr, ctypes.c_ulonglong(4), None, nonce, key)
-    return hdr + nonce + out.raw[:outlen.value]
-
-
-def decode_request(dgram):
-    """For the self-test: a request as a dict, or None."""
-    typ = header(dgram)
-    if typ not in REQUESTS or len(dgram) < 97:
-        return None
-    (key_id, ulen, clen, device, timestamp, cookie, nmb, seq,
-     epoch) = struct.unpack("!BBH16sQ16sB3xIQ", dgram[4:64])
-    end = len(dgram) - MAC_LEN
-    off = 64
-    if ulen == 0 or clen > 1024 or nmb > 16 or off + ulen + clen > end:
-        return None
-    user = dgram[off:off + ulen]
-    off += ulen
-    context = dgram[off:off + clen]
-    off += clen
-    mailboxes = []
-    for _ in range(nmb):
-        if off >= end:
-            return None
-        ml = dgram[off]
-        off += 1
-        if ml == 0 or off + ml > end:
-            return None
-        mailboxes.append(dgram[off:off + ml])
-        off += ml
-    if any(dgram[off:end]) or b"\0" in user or \
-            any(b"\0" in m for m in mailboxes):
-        return None
-    return {"type": typ, "key_id": key_id, "device": device,
-            "timestamp": timestamp, "cookie": cookie, "user": user,
-            "context": context, "mailboxes": mailboxes, "seq": seq,
-            "epoch": epoch}
-
-
-# The client
-
+# ---- the client --------------------------------------------------------------
 
 class Refused(Exception):
-    def __init__(self, reply, verified):
-        self.reply = reply
-        self.verified = verified
-        name = REASONS.get(reply["reason"], "?")
-        msg = "refused: %s (reason %d, limit %d)" % (
-            name, reply["reason"], reply["limit"])
-        if reply["reason"] == 1 and not verified:
-            msg += ": token probably wrong"
-        elif reply["reason"] == 9 and not verified:
-            msg += ": user name refused"
-        super().__init__(msg)
+    def __init__(self, m):
+        Exception.__init__(self, "%s (limit %d)" %
+                           (REASONS[m["reason"]], m["limit"]))
+        self.m = m
 
 
 class Client:
-    def __init__(self, server, user, token, context, mailboxes, skew=0,
-                 device=None):
-        host, port = server
-        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)
-        family, _, _, _, addr = infos[0]
-        self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        # connected: the kernel passes only the server's datagrams
-        self.sock.connect(addr)
-        self.user = user
-        self.token = token
-        self.device = device or os.urandom(16)
-        self.key = push_key(token, self.device)
-        self.context = context
-        self.mailboxes = mailboxes
-        self.skew = skew          # testing: a wrong local clock (s)
-        self.offset = 0           # ms, learnt from STALE
+    def __init__(self, server, user, token, device, context, mailboxes,
+                 skew=0.0):
+        self.addr = server
+        self.user, self.token, self.device = user, token, device
+        self.pkey = push_key(token, device)
+        self.context, self.mailboxes = context, mailboxes
+        self.offset = int(skew * 1000)  # ms added to the local clock
         self.last_ts = 0
         self.cookie = bytes(16)
-        self.reg_id = 0
+        self.sock = self.socket()
+        self.reg_id = None
         self.epoch = None
-        self.lifetime = 0
-        self.refresh_at = None
+        self.prev_epoch = None
         self.last_seq = None
         self.last_total = None
-        self.pending = None
+        self.pushes = []        # pushes reported, in order
+        self.acks = 0
+        self.kicks = []
+        self.sent = {}          # last datagram sent per request type
+
+    def socket(self):
+        s = socket.socket(self.addr[0], socket.SOCK_DGRAM)
+        s.connect(self.addr[4])
+        return s
 
     def timestamp(self):
-        """Milliseconds, strictly increasing for this device."""
-        t = int(time.time() * 1000) + self.skew * 1000 + self.offset
-        self.last_ts = max(t, self.last_ts + 1)
+        self.last_ts = max(int(time.time() * 1000) + self.offset,
+                           self.last_ts + 1)
         return self.last_ts
 
-    def recv(self, deadline):
-        """One datagram before the deadline (monotonic), or None."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
-        self.sock.settimeout(remaining)
-        try:
-            return self.sock.recv(MAX_DGRAM + 1)
-        except socket.timeout:
-            return None
-        except ConnectionRefusedError:
-            # an ICMP error from an earlier send: retransmission copes
-            return b""
+    def request(self, typ, pad=False, seq=0, epoch=0, ts=None):
+        d = encode_request(
+            typ, self.token, user=self.user, device=self.device,
+            timestamp=self.timestamp() if ts is None else ts,
+            cookie=self.cookie, context=self.context,
+            mailboxes=self.mailboxes if typ == REGISTER else (),
+            seq=seq, epoch=epoch,
+            pad_to=min_padded(len(self.context)) if pad else 0)
+        return d
 
-    def request(self, typ, deadline):
-        """Send a request until it is answered.  Returns the REGISTERED
-        reply; raises Refused, or TimeoutError at the deadline."""
-        wait = 1.0
+    def send(self, d, sock=None):
+        (sock or self.sock).send(d)
+        log("sent %s, %d bytes" % (NAMES[d[3]], len(d)))
+
+    # Every datagram goes through here, whatever is being waited for:
+    # pushes are handled (and acknowledged) at any time.
+    def receive(self, deadline, sock=None):
+        sock = sock or self.sock
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([sock], [], [], left)
+            if not r:
+                return None
+            d = sock.recv(65536)
+            try:
+                m = decode(d)
+            except Malformed as e:
+                log("dropped %d bytes: %s" % (len(d), e))
+                continue
+            if m["type"] == PUSH and sock is self.sock:
+                self.on_push(m)
+                continue
+            if m["type"] == KICK:
+                if m["reg_id"] == self.reg_id:
+                    self.kicks.append(m)
+                else:
+                    log("dropped KICK for another reg_id")
+            return m
+
+    def transact(self, typ, timeout, pad=False, seq=0, epoch=0):
+        """Send an authenticated request until it is answered; returns the
+        verified REGISTERED or REFUSED (raises Refused for refusals the
+        client cannot correct)."""
+        deadline = time.monotonic() + timeout
+        sent_ts = set()
         cookies = 0
-        fixed = False
-        while time.monotonic() < deadline:
-            ts = self.timestamp()
-            dgram = encode_request(typ, self.token, self.device, ts,
-                                   self.cookie, self.user, self.context,
-                                   self.mailboxes)
-            self.sock.send(dgram)
-            log("sent %s, %d bytes, timestamp %d" % (NAMES[typ], len(dgram),
-                                                     ts))
-            until = min(deadline, time.monotonic() + wait)
-            resend = False
-            while not resend:
-                d = self.recv(until)
-                if d is None:
+        corrected = False
+        wait = 1.0
+        d = self.request(typ, pad, seq, epoch)
+        while True:
+            sent_ts.add(struct.unpack_from(">Q", d, 24)[0])
+            self.sent[typ] = d
+            self.send(d)
+            retry = min(deadline, time.monotonic() + wait)
+            again = False
+            while not again:
+                m = self.receive(retry)
+                if m is None:
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError("no answer to %s" % NAMES[typ])
+                    wait = min(wait * 2, 30.0)
+                    again = True
+                    d = self.request(typ, pad, seq, epoch)
                     break
-                r = decode_reply(d)
-                if r is None:
-                    log("dropped a malformed datagram of %d bytes" % len(d))
+                if m["type"] not in (COOKIE, REGISTERED, REFUSED) or \
+                        m["timestamp"] not in sent_ts:
+                    if m["type"] != KICK:
+                        log("dropped %s: not an answer" % NAMES[m["type"]])
                     continue
-                if r["type"] == PUSH:
-                    self.handle_push(d)
-                    continue
-                if r["type"] in (KICK, PROBE_ECHO) or r["timestamp"] != ts:
-                    log("dropped a reply to another request")
-                    continue
-                if r["type"] == COOKIE:
+                if m["type"] == COOKIE:
                     cookies += 1
                     if cookies > 3:
-                        raise RuntimeError("server keeps answering COOKIE")
-                    self.cookie = r["cookie"]
-                    log("got COOKIE %s" % self.cookie.hex())
-                    resend = True
+                        raise TimeoutError("%s: a COOKIE every time" %
+                                           NAMES[typ])
+                    self.cookie = m["cookie"]
+                    log("cookie %s" % m["cookie"].hex())
+                    d = self.request(typ, pad, seq, epoch)
+                    again = True
                     continue
-                verified = mac_ok(self.token, d)
-                if r["type"] == REFUSED and r["reason"] == 1:
-                    raise Refused(r, verified)
-                if r["type"] == REFUSED and r["reason"] == 9 and \
-                        d[-MAC_LEN:] == bytes(MAC_LEN):
-                    raise Refused(r, False)
-                if not verified:
-                    log("dropped a reply whose MAC does not verify")
+                if not mac_ok(self.token, m["raw"]):
+                    if m["type"] == REFUSED and m["reason"] == 1:
+                        raise Refused(m)    # token probably wrong
+                    if m["type"] == REFUSED and m["reason"] == 9 and \
+                            m["raw"][-MAC_LEN:] == ZERO_MAC:
+                        raise Refused(m)    # user name refused
+                    log("dropped %s: MAC does not verify" %
+                        NAMES[m["type"]])
                     continue
-                if r["type"] == REFUSED:
-                    if r["reason"] in (2, 10) and not fixed:
-                        fixed = True
-                        if r["reason"] == 2:
-                            self.offset += r["value"] - ts
-                            log("clock offset now %d ms" % self.offset)
-                        else:
-                            self.last_ts = max(self.last_ts, r["value"])
-                        resend = True
-                        continue
-                    raise Refused(r, True)
-                return r
-            if not resend:
-                wait = min(wait * 2, 30.0)
-        raise TimeoutError("no answer from the server")
+                if m["type"] == REGISTERED:
+                    return m
+                reason = REASONS[m["reason"]]
+                if reason in ("STALE", "REPLAY") and not corrected:
+                    corrected = True
+                    if reason == "STALE":
+                        # offset = value - local time at sending
+                        self.offset = m["value"] - (m["timestamp"] -
+                                                    self.offset)
+                        self.last_ts = 0
+                        log("clock corrected by %+d ms" % self.offset)
+                    else:
+                        self.last_ts = max(self.last_ts, m["value"])
+                        log("replay: continuing above %d" % m["value"])
+                    d = self.request(typ, pad, seq, epoch)
+                    again = True
+                    continue
+                raise Refused(m)
 
-    def registered(self, r):
-        if r["epoch"] != self.epoch:
-            self.last_seq = r["seq"]
-            self.last_total = None
-        self.epoch = r["epoch"]
-        self.reg_id = r["reg_id"]
-        self.lifetime = r["lifetime"]
-        self.refresh_at = time.monotonic() + max(1, self.lifetime / 2)
+    def register(self, timeout):
+        m = self.transact(REGISTER, timeout, pad=True)
+        self.reg_id = m["reg_id"]
+        if self.epoch is not None and m["epoch"] != self.epoch:
+            self.prev_epoch = self.epoch
+        self.epoch = m["epoch"]
+        self.lifetime = m["lifetime"]
+        self.ka = (m["keepalive_min"], m["keepalive_max"])
+        log("registered reg_id=%08x lifetime=%d seq=%d keepalive=%d-%d "
+            "epoch=%016x" % (self.reg_id, m["lifetime"], m["seq"],
+                             m["keepalive_min"], m["keepalive_max"],
+                             m["epoch"]))
+        if self.reg_id == 0 or self.lifetime == 0:
+            raise CheckFailed("REGISTERED with reg_id or lifetime 0")
+        if not 0 < self.ka[0] <= self.ka[1]:
+            raise CheckFailed("keep-alive bounds %d-%d" % self.ka)
+        return m
 
-    def register(self, deadline):
-        r = self.request(REGISTER, deadline)
-        self.registered(r)
-        log("registered: reg_id %08x, lifetime %d s, seq %d, epoch %016x" % (
-            self.reg_id, self.lifetime, r["seq"], r["epoch"]))
-
-    def refresh(self, deadline):
-        try:
-            r = self.request(REFRESH, deadline)
-        except Refused as e:
-            if e.reply["reason"] != 8:
-                raise
-            log("server forgot the registration: registering anew")
-            self.reg_id = 0
-            self.register(deadline)
-            return
-        self.registered(r)
-        log("refreshed: lifetime %d s" % self.lifetime)
-
-    def unregister(self, deadline):
-        try:
-            r = self.request(UNREGISTER, deadline)
-            log("unregistered (lifetime %d)" % r["lifetime"])
-        except Refused as e:
-            if e.reply["reason"] != 8:
-                raise
-        self.reg_id = 0
-
-    def handle_push(self, d):
-        """Decrypt and acknowledge a PUSH; return it if it is new."""
-        p = open_push(self.key, d)
+    def on_push(self, m):
+        p = open_push(self.pkey, m["raw"])
         if p is None:
-            log("dropped a PUSH that does not decrypt under our key")
-            return None
+            log("dropped PUSH: does not open under the push key")
+            return
         if p["reg_id"] != self.reg_id or p["context"] != self.context:
-            log("dropped a PUSH for another registration or context")
-            return None
-        self.sock.send(encode_request(PUSH_ACK, self.token, self.device,
-                                      self.timestamp(), bytes(16),
-                                      self.user, b"", [], p["seq"],
-                                      p["epoch"]))
-        log("acknowledged PUSH seq %d" % p["seq"])
-        if p["epoch"] == self.epoch and self.last_seq is not None and \
-                p["seq"] <= self.last_seq:
-            return None
-        if p["epoch"] != self.epoch or self.last_total is None:
-            p["new"] = p["count"]
+            log("dropped PUSH: another registration or context")
+            return
+        d = self.request(PUSH_ACK, seq=p["seq"], epoch=p["epoch"])
+        self.send(d)
+        self.last_ack = d
+        self.acks += 1
+        if p["epoch"] == self.prev_epoch and p["epoch"] != self.epoch:
+            log("late PUSH of the previous epoch, acknowledged")
+            return
+        if p["epoch"] != self.epoch or self.last_seq is None:
+            if self.epoch is not None and p["epoch"] != self.epoch:
+                self.prev_epoch = self.epoch
+            self.epoch = p["epoch"]
+            new = p["count"]
         else:
-            p["new"] = (p["total"] - self.last_total) % 2**32
-        self.epoch = p["epoch"]
-        self.last_seq = p["seq"]
-        self.last_total = p["total"]
-        self.pending = p
-        return p
+            if p["seq"] <= self.last_seq or p["total"] == self.last_total:
+                log("PUSH seq %d again, acknowledged" % p["seq"])
+                return
+            new = (p["total"] - self.last_total) % (1 << 32)
+            if new > p["count"]:
+                new = p["count"]
+        self.last_seq, self.last_total = p["seq"], p["total"]
+        p["new"] = new
+        self.pushes.append(p)
 
-    def wait_push(self, deadline):
-        self.pending = None
-        while self.pending is None:
-            if time.monotonic() >= deadline:
-                raise TimeoutError("no push before the timeout")
-            if self.refresh_at is not None and \
-                    time.monotonic() >= self.refresh_at:
-                self.refresh(deadline)
-                continue
-            until = deadline if self.refresh_at is None else \
-                min(deadline, self.refresh_at)
-            d = self.recv(until)
-            if not d:
-                continue
-            r = decode_reply(d)
-            if r is None or r["type"] != PUSH:
-                log("dropped a datagram that is not a PUSH")
-                continue
-            self.handle_push(d)
-        return self.pending
+    def wait_push(self, timeout):
+        deadline = time.monotonic() + timeout
+        while not self.pushes:
+            if self.receive(deadline) is None and \
+                    time.monotonic() >= deadline:
+                return None
+        return self.pushes[0]
+
+
+# ---- checks asked for on the command line -------------------------------
+
+def silence(c, sock, seconds):
+    """Every datagram on sock within seconds (pushes on the main socket
+    are handled as usual and not counted)."""
+    got = []
+    deadline = time.monotonic() + seconds
+    while True:
+        m = c.receive(deadline, sock)
+        if m is None:
+            return got
+        got.append(m)
+
+
+def check_keepalive(c):
+    c.send(encode_keepalive(c.reg_id))
+    got = [m for m in silence(c, c.sock, 1.0) if m["type"] != KICK] + \
+        c.kicks
+    if got:
+        raise CheckFailed("KEEPALIVE from the registered socket answered "
+                          "with %s" % NAMES[got[0]["type"]])
+    other = c.socket()
+    try:
+        ka = encode_keepalive(c.reg_id)
+        c.send(ka, other)
+        got = silence(c, other, 1.0)
+    finally:
+        other.close()
+    if len(got) != 1 or got[0]["type"] != KICK or \
+            len(got[0]["raw"]) > len(ka):
+        raise CheckFailed("KEEPALIVE from another port: %s, not one KICK" %
+                          ([NAMES[m["type"]] for m in got] or "nothing"))
+    log("KEEPALIVE: no answer on the registered socket, a KICK on another")
+
+
+def check_replay(c):
+    d = c.sent[REGISTER]
+    c.send(d)
+    got = silence(c, c.sock, 1.0)
+    if len(got) != 1 or got[0]["type"] != REFUSED or \
+            REASONS[got[0]["reason"]] != "REPLAY" or \
+            not mac_ok(c.token, got[0]["raw"]):
+        raise CheckFailed("replayed REGISTER: %s, not one verified REFUSED "
+                          "REPLAY" % [NAMES[m["type"]] for m in got])
+    if got[0]["value"] < struct.unpack_from(">Q", d, 24)[0]:
+        raise CheckFailed("REFUSED REPLAY value %d below the REGISTER's "
+                          "timestamp" % got[0]["value"])
+    other = c.socket()
+    try:
+        c.send(d, other)
+        got = silence(c, other, 1.0)
+    finally:
+        other.close()
+    if len(got) != 1 or got[0]["type"] != COOKIE:
+        raise CheckFailed("replayed REGISTER from another port: %s, not "
+                          "one COOKIE" % [NAMES[m["type"]] for m in got])
+    log("replay: REFUSED REPLAY on the registered socket, COOKIE elsewhere")
+
+
+def check_replay_ack(c):
+    """A PUSH_ACK sent again is dropped: no answer (the server's counters
+    show whether it had an effect)."""
+    c.send(c.last_ack)
+    got = silence(c, c.sock, 0.5)
+    if got:
+        raise CheckFailed("replayed PUSH_ACK answered with %s" %
+                          NAMES[got[0]["type"]])
+    log("replay: PUSH_ACK again, no answer")
+
+
+def check_replay_after_unregister(c):
+    """The REGISTER replayed after UNREGISTER, with its cookie still
+    valid, meets the device's tombstone."""
+    d = c.sent[REGISTER]
+    c.send(d)
+    got = silence(c, c.sock, 1.0)
+    if len(got) != 1 or got[0]["type"] != REFUSED or \
+            REASONS[got[0]["reason"]] != "REPLAY" or \
+            not mac_ok(c.token, got[0]["raw"]):
+        raise CheckFailed("REGISTER replayed after UNREGISTER: %s, not one "
+                          "verified REFUSED REPLAY" %
+                          [NAMES[m["type"]] if m["type"] != REFUSED else
+                           "REFUSED " + REASONS[m["reason"]] for m in got])
+    log("replay: REGISTER after UNREGISTER refused REPLAY")
+
+
+def check_probe(c, delay):
+    d = c.request(PROBE, pad=True, seq=delay)
+    ts = struct.unpack_from(">Q", d, 24)[0]
+    t0 = time.monotonic()
+    c.send(d)
+    deadline = t0 + delay + 3
+    while True:
+        m = c.receive(deadline)
+        if m is None:
+            raise CheckFailed("no PROBE_ECHO within %d s" % (delay + 3))
+        if m["type"] == COOKIE and m["timestamp"] == ts:
+            raise CheckFailed("PROBE from the registered socket needed a "
+                              "cookie")
+        if m["type"] == PROBE_ECHO and m["timestamp"] == ts:
+            if not mac_ok(c.token, m["raw"]):
+                raise CheckFailed("PROBE_ECHO MAC does not verify")
+            took = time.monotonic() - t0
+            if took < delay - 0.05:
+                raise CheckFailed("PROBE_ECHO after %.2f s, asked %d" %
+                                  (took, delay))
+            log("PROBE_ECHO after %.2f s" % took)
+            return
 
 
 def read_token(path):
-    with open(path, "rb") as f:
-        data = f.read(200)
-    text = data.rstrip(b"\r\n")
-    if not re.fullmatch(rb"[0-9A-Fa-f]{64}", text):
+    with open(path, "rb") as fp:
+        s = fp.read()
+    m = re.fullmatch(rb"([0-9a-fA-F]{64})(\r?\n)?", s)
+    if not m:
         raise ValueError("%s: not 64 hexadecimal digits" % path)
-    return bytes.fromhex(text.decode())
+    return bytes.fromhex(m.group(1).decode())
+
+
+def load_device(path):
+    """The device id kept in path (32 hex digits), made on first use."""
+    if path is None:
+        return os.urandom(16)
+    try:
+        with open(path) as fp:
+            return bytes.fromhex(fp.read().strip())
+    except FileNotFoundError:
+        dev = os.urandom(16)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fp:
+            fp.write(dev.hex() + "\n")
+        return dev
 
 
 def parse_server(s):
-    m = re.fullmatch(r"\[([^]]+)\](?::(\d+))?", s)
-    if m:
-        return m.group(1), int(m.group(2) or 4650)
-    if s.count(":") == 1:
-        host, port = s.split(":")
-        return host, int(port)
-    return s, 4650
+    m = re.fullmatch(r"\[([^]]+)\](?::(\d+))?|([^:]+)(?::(\d+))?", s)
+    if not m:
+        raise ValueError("bad server %s" % s)
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4) or 4650)
+    return socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0]
 
 
-# Self-test against the page's EXAMPLES
+def run(a):
+    global verbose
+    verbose = a.verbose
+    token = read_token(a.token_file)
+    c = Client(parse_server(a.server), a.user.encode(), token,
+               load_device(a.device_file), a.context.encode(),
+               [m.encode() for m in a.mailbox], a.skew)
+    try:
+        c.register(a.timeout)
+    except Refused as e:
+        print("client.py: registration refused: %s" % e, file=sys.stderr)
+        return 3
+    if a.skew and c.offset == int(a.skew * 1000):
+        raise CheckFailed("registered with a clock %+g s wrong without "
+                          "a correction" % a.skew)
+    if a.replay:
+        check_replay(c)
+    if a.keepalive:
+        check_keepalive(c)
+    if a.probe:
+        check_probe(c, a.probe)
+    p = c.wait_push(a.timeout)
+    if p is None:
+        print("client.py: no push within %d s" % a.timeout, file=sys.stderr)
+        return 1
+    print("push user=%s reg_id=%08x epoch=%016x seq=%d count=%d new=%d "
+          "total=%d flags=%d context=%s" %
+          (a.user, p["reg_id"], p["epoch"], p["seq"], p["count"], p["new"],
+           p["total"], p["flags"], p["context"].decode(errors="replace")),
+          flush=True)
+    # acknowledgements may be lost too: answer retransmissions for a moment
+    silence(c, c.sock, 0.3)
+    if a.replay:
+        check_replay_ack(c)
+    if a.unregister:
+        m = c.transact(UNREGISTER, 10)
+        if m["reg_id"] != 0 or m["lifetime"] != 0:
+            raise CheckFailed("UNREGISTER answered with reg_id %08x "
+                              "lifetime %d" % (m["reg_id"], m["lifetime"]))
+        log("unregistered")
+        if a.replay:
+            check_replay_after_unregister(c)
+    return 0
 
 
-def page_dumps(path):
-    """The hex dumps of the EXAMPLES section, in order."""
-    dumps, cur = [], None
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            m = re.match(r"^([0-9a-f]{4}):((?: [0-9a-f]{2})+)\s*$", line)
+# ---- self-test against the page's EXAMPLES -----------------------------------
+
+def page_examples(path):
+    """{n: bytes} for each numbered example's hex dump, and the key,
+    token, device and push key of the preamble."""
+    with open(path) as fp:
+        text = fp.read()
+    ex = text[text.index(".Sh EXAMPLES"):]
+    ex = ex[:ex.index("\n.Sh ", 1)]
+    blocks = re.findall(r"^\.Bd -literal[^\n]*\n(.*?)^\.Ed$", ex, re.M | re.S)
+    named = {}
+    for b in blocks[:2]:
+        name = None
+        for line in b.splitlines():
+            m = re.match(r"^([a-z][a-z ]*?)\s+([0-9a-f]+)$", line)
             if m:
-                if cur is None:
-                    cur = bytearray()
-                if int(m.group(1), 16) != len(cur):
-                    raise ValueError("dump offsets out of order")
-                cur += bytes.fromhex(m.group(2).replace(" ", ""))
-            elif cur is not None:
-                dumps.append(bytes(cur))
-                cur = None
-    return dumps
-
-
-def page_hex(path, label, lines_=2):
-    """A `key', `token' or `push key' value of the EXAMPLES section: 32
-    hex digits a line, on one or two lines."""
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    for i, line in enumerate(lines[:-1]):
-        m = re.fullmatch(label + r"\s+([0-9a-f]{32})", line)
-        if not m:
-            continue
-        if lines_ == 1:
-            return bytes.fromhex(m.group(1))
-        n = re.fullmatch(r"\s+([0-9a-f]{32})", lines[i + 1])
-        if n:
-            return bytes.fromhex(m.group(1) + n.group(1))
-    raise ValueError("no %s in the page" % label)
+                name = m.group(1)
+                named[name] = bytes.fromhex(m.group(2))
+            elif re.match(r"^\s+[0-9a-f]+$", line) and name:
+                named[name] += bytes.fromhex(line.strip())
+    dumps = {}
+    for m in re.finditer(r"^\.Sy (\d+) \.\n(.*?)^\.Bd -literal[^\n]*\n(.*?)"
+                         r"^\.Ed$", ex, re.M | re.S):
+        data = b""
+        for line in m.group(3).splitlines():
+            h = re.match(r"^[0-9a-f]{4}: ((?:[0-9a-f]{2} ?)+)$", line)
+            if not h:
+                raise Malformed("example %s: line %r" % (m.group(1), line))
+            data += bytes.fromhex(h.group(1).replace(" ", ""))
+        dumps[int(m.group(1))] = data
+    return named, dumps
 
 
 def selftest(path):
-    key = page_hex(path, "key")
-    token = page_hex(path, "token")
-    device = page_hex(path, "device", 1)
-    pkey = page_hex(path, "push key")
-    dumps = page_dumps(path)
-    checks = []
-    epoch = 0x0123456789abcdef
+    named, ex = page_examples(path)
+    failures = []
 
-    def check(what, ok):
-        checks.append((what, ok))
-        print("%s %s" % ("ok  " if ok else "FAIL", what))
+    def expect(what, got, want):
+        if got != want:
+            failures.append("%s: got %r, want %r" % (what, got, want))
 
-    check("key is the bytes 0x00..0x1f", key == bytes(range(32)))
-    check("token of alice", derive_token(key, b"alice") == token)
-    check("device is d0..df", device == bytes(range(0xd0, 0xe0)))
-    check("push key of alice's device", push_key(token, device) == pkey)
-    check("11 hex dumps in EXAMPLES", len(dumps) == 11)
-    if len(dumps) != 11:
-        return 1
-    (reg1, cookie, reg2, registered, push, ack, keepalive, probe, echo,
-     kick, refused) = dumps
-    t0 = 1700000000000
-    check("1 REGISTER encodes byte for byte",
-          encode_request(REGISTER, token, device, t0, bytes(16), b"alice",
-                         b"ctx", []) == reg1)
-    c = decode_reply(cookie)
-    check("2 COOKIE decodes", c is not None and c["type"] == COOKIE and
-          c["timestamp"] == t0 and c["cookie"] == bytes(range(0xa0, 0xb0)))
-    check("3 REGISTER with cookie encodes byte for byte",
-          encode_request(REGISTER, token, device, t0 + 1, c["cookie"],
-                         b"alice", b"ctx", [b"INBOX"]) == reg2)
-    rq = decode_request(reg2)
-    check("3 REGISTER decodes", rq is not None and
-          rq["mailboxes"] == [b"INBOX"] and rq["user"] == b"alice" and
-          rq["device"] == device)
-    r = decode_reply(registered)
-    check("4 REGISTERED decodes and verifies", r is not None and
-          r["type"] == REGISTERED and r["reg_id"] == 0x2a and
-          r["lifetime"] == 600 and r["seq"] == 0 and r["epoch"] == epoch and
-          r["keepalive_min"] == 15 and r["keepalive_max"] == 300 and
-          mac_ok(token, registered))
-    p = open_push(pkey, push)
-    check("5 PUSH decrypts", p is not None and p["epoch"] == epoch and
-          p["seq"] == 1 and p["count"] == 2 and p["total"] == 2 and
-          p["server_time"] == 1700000060 and p["context"] == b"ctx")
-    check("5 PUSH seals byte for byte",
-          p is not None and seal_push(pkey, push[4:28], p) == push)
-    check("5 PUSH does not open under bob's token",
-          open_push(push_key(derive_token(key, b"bob"), device),
-                    push) is None)
-    check("6 PUSH_ACK encodes byte for byte",
-          encode_request(PUSH_ACK, token, device, 1700000060500, bytes(16),
-                         b"alice", b"", [], 1, epoch) == ack)
-    check("7 KEEPALIVE encodes byte for byte",
-          encode_keepalive(0x2a) == keepalive)
-    check("8 PROBE encodes byte for byte",
-          encode_request(PROBE, token, device, 1700000070000, bytes(16),
-                         b"alice", b"ctx", [], 30) == probe)
-    e = decode_reply(echo)
-    check("9 PROBE_ECHO decodes and verifies", e is not None and
-          e["timestamp"] == 1700000070000 and mac_ok(token, echo))
-    k = decode_reply(kick)
-    check("10 KICK decodes", k is not None and k["reg_id"] == 0x2a)
-    f = decode_reply(refused)
-    check("11 REFUSED decodes and verifies", f is not None and
-          f["reason"] == 3 and f["limit"] == 8 and
-          f["timestamp"] == 1700000300000 and mac_ok(token, refused))
-    bad = bytearray(push)
-    bad[40] ^= 1
-    check("a PUSH with a flipped bit does not open",
-          open_push(pkey, bytes(bad)) is None)
-    check("a truncated PUSH does not open", open_push(pkey, push[:-1]) is None)
-    return 0 if all(ok for _, ok in checks) else 1
+    key = named["key"]
+    expect("key", key, bytes(range(32)))
+    token = derive_token(key, b"alice")
+    expect("token", token, named["token"])
+    device = named["device"]
+    expect("device", device, bytes(range(0xd0, 0xe0)))
+    expect("push key", push_key(token, device), named["push key"])
+    pkey = push_key(token, device)
+    ts = 1700000000000
+    common = dict(user=b"alice", device=device, context=b"ctx")
+
+    expect("1 REGISTER", encode_request(
+        REGISTER, token, timestamp=ts, pad_to=min_padded(3), **common), ex[1])
+    m = decode(ex[2])
+    expect("2 COOKIE", (m["type"], m["timestamp"], m["cookie"]),
+           (COOKIE, ts, bytes(range(0xa0, 0xb0))))
+    expect("3 REGISTER", encode_request(
+        REGISTER, token, timestamp=ts + 1, cookie=m["cookie"],
+        mailboxes=[b"INBOX"], pad_to=min_padded(3), **common), ex[3])
+    m = decode(ex[4])
+    expect("4 REGISTERED", {k: m[k] for k in (
+        "type", "timestamp", "epoch", "reg_id", "lifetime", "seq",
+        "keepalive_min", "keepalive_max")},
+        dict(type=REGISTERED, timestamp=ts + 1, epoch=0x0123456789abcdef,
+             reg_id=0x2a, lifetime=600, seq=0, keepalive_min=15,
+             keepalive_max=300))
+    expect("4 REGISTERED MAC", mac_ok(token, ex[4]), True)
+    bad = bytearray(ex[4])
+    bad[20] ^= 1
+    expect("4 REGISTERED altered MAC", mac_ok(token, bytes(bad)), False)
+    m = decode(ex[5])
+    p = open_push(pkey, ex[5])
+    expect("5 PUSH opens", p is not None, True)
+    if p is not None:
+        expect("5 PUSH", p, dict(
+            epoch=0x0123456789abcdef, reg_id=0x2a, seq=1, count=2, total=2,
+            server_time=1700000060, flags=0, context_len=3, context=b"ctx"))
+    expect("5 PUSH sealed", seal_push(
+        token, device, bytes(range(0x40, 0x58)), epoch=0x0123456789abcdef,
+        reg_id=0x2a, seq=1, count=2, total=2, server_time=1700000060,
+        flags=0, context=b"ctx"), ex[5])
+    expect("5 PUSH under a wrong token",
+           open_push(push_key(derive_token(key, b"bob"), device), ex[5]),
+           None)
+    expect("5 PUSH under another device's key",
+           open_push(push_key(token, bytes(16)), ex[5]), None)
+    expect("6 PUSH_ACK", encode_request(
+        PUSH_ACK, token, user=b"alice", device=device,
+        timestamp=1700000060500, seq=1, epoch=0x0123456789abcdef), ex[6])
+    expect("7 KEEPALIVE", encode_keepalive(0x2a), ex[7])
+    expect("8 PROBE", encode_request(
+        PROBE, token, timestamp=1700000070000, seq=30, pad_to=min_padded(3),
+        **common), ex[8])
+    m = decode(ex[9])
+    expect("9 PROBE_ECHO", (m["type"], m["timestamp"], mac_ok(token, ex[9])),
+           (PROBE_ECHO, 1700000070000, True))
+    m = decode(ex[10])
+    expect("10 KICK", (m["type"], m["reg_id"]), (KICK, 0x2a))
+    m = decode(ex[11])
+    expect("11 REFUSED", (m["type"], m["timestamp"], REASONS[m["reason"]],
+                          m["limit"], m["value"], mac_ok(token, ex[11])),
+           (REFUSED, 1700000300000, "TOO_MANY", 8, 0, True))
+    # the receivers' rules
+    for what, d in (("version 1", ex[4][:2] + b"\x01" + ex[4][3:]),
+                    ("one byte short", ex[4][:-1]),
+                    ("one byte long", ex[4] + b"\0"),
+                    ("a request type", ex[7]),
+                    ("REFUSED reason 11", ex[11][:12] + b"\x0b" + ex[11][13:]),
+                    ("PUSH of 79 bytes", ex[5][:79])):
+        try:
+            decode(d)
+            failures.append("decoded a datagram with %s" % what)
+        except Malformed:
+            pass
+    for f in failures:
+        print("selftest: " + f, file=sys.stderr)
+    if not failures:
+        print("selftest: %d examples of %s match" % (len(ex), path))
+    return 1 if failures else 0
 
 
 def main():
-    global verbose
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap = argparse.ArgumentParser(description="minimal mailpush client")
-    ap.add_argument("--server", help="HOST:PORT or [IPv6]:PORT")
+    ap = argparse.ArgumentParser(description="mailpush v2 test client")
+    ap.add_argument("--selftest", nargs="?", const="man/mailpush-protocol.7")
+    ap.add_argument("--server")
     ap.add_argument("--user")
     ap.add_argument("--token-file")
-    ap.add_argument("--context", default="interop",
-                    help="context text (default: interop)")
-    ap.add_argument("--mailbox", action="append", default=[],
-                    help="mailbox to be told about (repeatable; "
-                    "default all)")
-    ap.add_argument("--timeout", type=float, default=10,
-                    help="seconds to wait for a push (default 10)")
-    ap.add_argument("--unregister", action="store_true",
-                    help="unregister after the push")
-    ap.add_argument("--skew", type=int, default=0,
-                    help="testing: pretend the local clock is off by "
-                    "this many seconds")
+    ap.add_argument("--device-file")
+    ap.add_argument("--context", default="client.py")
+    ap.add_argument("--mailbox", action="append", default=[])
+    ap.add_argument("--timeout", type=int, default=10)
+    ap.add_argument("--skew", type=float, default=0.0)
+    ap.add_argument("--keepalive", action="store_true")
+    ap.add_argument("--replay", action="store_true")
+    ap.add_argument("--probe", type=int, default=0)
+    ap.add_argument("--unregister", action="store_true")
     ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("--selftest", nargs="?", metavar="PAGE",
-                    const=os.path.join(here, "..", "..", "man",
-                                       "mailpush-protocol.7"))
     a = ap.parse_args()
-    verbose = a.verbose
     if a.selftest:
         return selftest(a.selftest)
     if not (a.server and a.user and a.token_file):
-        ap.error("--server, --user and --token-file are required")
+        ap.error("--server, --user and --token-file are needed")
     try:
-        token = read_token(a.token_file)
-        c = Client(parse_server(a.server), a.user.encode(), token,
-                   a.context.encode(), [m.encode() for m in a.mailbox],
-                   a.skew)
-    except (OSError, ValueError) as e:
+        return run(a)
+    except (CheckFailed, TimeoutError, Malformed, ValueError, OSError,
+            Refused) as e:
         print("client.py: %s" % e, file=sys.stderr)
         return 1
-    deadline = time.monotonic() + a.timeout
-    try:
-        c.register(deadline)
-        p = c.wait_push(deadline)
-        print("push reg_id=%08x seq=%d count=%d total=%d new=%d "
-              "server_time=%d epoch=%016x context=%s" % (
-                  p["reg_id"], p["seq"], p["count"], p["total"], p["new"],
-                  p["server_time"], p["epoch"],
-                  p["context"].decode("utf-8", "replace")))
-        sys.stdout.flush()
-        if a.unregister:
-            c.unregister(time.monotonic() + 5)
-    except Refused as e:
-        print("client.py: %s" % e, file=sys.stderr)
-        return 3
-    except (TimeoutError, RuntimeError, OSError) as e:
-        print("client.py: %s" % e, file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":
