@@ -1,5 +1,6 @@
 # mailpush: plain GNU Makefile.  `make', `make check', `make demo',
-# `make install', `make SANITIZE=1 check', `make e2e', `make nat', `make bench', `make fuzz'.
+# `make install', `make SANITIZE=1 check', `make e2e', `make nat',
+# `make bench', `make fuzz'.
 
 PREFIX		?= /usr/local
 SBINDIR		?= $(PREFIX)/sbin
