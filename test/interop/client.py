@@ -334,7 +334,8 @@ class Client:
         log("sent %s, %d bytes" % (NAMES[d[3]], len(d)))
 
     # Every datagram goes through here, whatever is being waited for:
-    # pushes are handled (and acknowledged) at any time.
+    # pushes are handled (and acknowledged) at any time, then returned
+    # like any other datagram.
     def receive(self, deadline, sock=None):
         sock = sock or self.sock
         while True:
@@ -351,8 +352,8 @@ class Client:
                 log("dropped %d bytes: %s" % (len(d), e))
                 continue
             if m["type"] == PUSH and sock is self.sock:
-                self.on_push(m)
-                continue
+                self.on_push(m)     # and tell the caller it came
+                return m
             if m["type"] == KICK:
                 if m["reg_id"] == self.reg_id:
                     self.kicks.append(m)
@@ -387,7 +388,7 @@ class Client:
                     break
                 if m["type"] not in (COOKIE, REGISTERED, REFUSED) or \
                         m["timestamp"] not in sent_ts:
-                    if m["type"] != KICK:
+                    if m["type"] not in (KICK, PUSH):
                         log("dropped %s: not an answer" % NAMES[m["type"]])
                     continue
                 if m["type"] == COOKIE:
@@ -497,7 +498,8 @@ def silence(c, sock, seconds):
         m = c.receive(deadline, sock)
         if m is None:
             return got
-        got.append(m)
+        if m["type"] != PUSH or sock is not c.sock:
+            got.append(m)
 
 
 def check_keepalive(c):

@@ -19,9 +19,11 @@ pairs only, with documentation addresses:
 
 Scenarios, run in parallel inside the one silence window:
 
-  two-devices  alice on h1a and h1b behind r1: both report every one of
+  two-devices4 alice on h1a and h1b behind r1: both report every one of
                6 pushes; after h1b exits, h1a still gets the next one and
                alice has exactly one registration left
+  two-devices6 the same for two devices of pair6 on h6 behind f6 (one
+               IPv6 address, so one /64 as the per-address limit counts)
   roam         a device behind r4 is killed (-9, as when a laptop loses its
                network) and restarted with the same identity behind r5,
                then back behind r4: each time `mailpushctl list' shows
@@ -274,9 +276,12 @@ class Daemon:
                   check_rc=check_rc)
 
     def token(self, user):
+        """The user's token file, written once (listeners read it)."""
         path = os.path.join(tmpdir, user + ".token")
-        with open(path, "w") as fp:
-            fp.write(self.ctl("token", user).stdout)
+        if not os.path.exists(path):
+            with open(path + ".new", "w") as fp:
+                fp.write(self.ctl("token", user).stdout)
+            os.rename(path + ".new", path)
         return path
 
     def regs(self, user):
@@ -396,12 +401,11 @@ def push_ok(scn, what, lst, t_mail, bound=PUSH_BOUND, wait=None):
                  (lat, f.get("seq")))
 
 
-def sc_two_devices(d, a, b):
-    scn = "two-devices"
+def sc_two_devices(d, a, b, scn):
     n = 6
     sent = []
     for _ in range(n):
-        sent.append(d.mail("alice"))
+        sent.append(d.mail(a.user))
         time.sleep(1.5)
     time.sleep(1.5)
     for lst in (a, b):
@@ -415,20 +419,22 @@ def sc_two_devices(d, a, b):
         ok = len(got) == n and new == n and all(
             x is not None and x <= PUSH_BOUND for x in lats)
         worst = max((x for x in lats if x is not None), default=None)
-        check(scn, "%s got every push" % lst.home, ok,
+        check(scn, "%s got every push" % lst.device, ok,
               "%d of %d pushes, new messages %d, slowest %s" %
               (len(got), n, new, "%.3f s" % worst if worst is not None
                else "-"))
-    regs = d.regs("alice")
+    regs = d.regs(a.user)
     check(scn, "one registration per device", len(regs) == 2,
           "%d registrations: %s" % (len(regs),
                                     " ".join(r["address"] for r in regs)))
     b.stop()
     time.sleep(0.5)
-    t = d.mail("alice")
-    push_ok(scn, "h1a still pushed after h1b exits", a, t)
-    regs = d.regs("alice")
-    check(scn, "h1b's exit left h1a's registration", len(regs) == 1,
+    t = d.mail(a.user)
+    push_ok(scn, "%s still pushed after %s exits" % (a.device, b.device), a,
+            t)
+    regs = d.regs(a.user)
+    check(scn, "%s's exit left %s's registration" % (b.device, a.device),
+          len(regs) == 1,
           "%d registrations" % len(regs))
 
 
@@ -647,13 +653,18 @@ def main():
             "h3": Listener(d, "flush4", "flush4", "h3", s4),
             "h6": Listener(d, "silent6", "silent6", "h6", s6),
             "h7": Listener(d, "flush6", "flush6", "h7", s6),
+            "h6a": Listener(d, "pair6", "pair6-a", "h6", s6),
+            "h6b": Listener(d, "pair6", "pair6-b", "h6", s6),
         }
         for h, lst in ls.items():
             if not lst.wait_registered():
                 raise Abort("the listener on %s did not register" % h)
         log("listeners registered; scenarios start")
         threads = [
-            run_thread(sc_two_devices, d, ls["h1a"], ls["h1b"]),
+            run_thread(sc_two_devices, d, ls["h1a"], ls["h1b"],
+                       "two-devices4"),
+            run_thread(sc_two_devices, d, ls["h6a"], ls["h6b"],
+                       "two-devices6"),
             run_thread(sc_roam, d, s4),
             run_thread(sc_silence, d, ls["h2"], "silence4"),
             run_thread(sc_silence, d, ls["h6"], "silence6"),
