@@ -132,7 +132,7 @@ def mkns(name):
 
 
 def veth(a, ifa, b, ifb):
-    sh(["ip", "-n", ns(a), "link", "add", ifa, "type", "veth", "peer",
+    sh(["ip", "-n", ns(a), "link", "add", "name", ifa, "type", "veth", "peer",
         "name", ifb, "netns", ns(b)])
     nsx(a, "ip", "link", "set", ifa, "up")
     nsx(b, "ip", "link", "set", ifb, "up")
@@ -317,7 +317,6 @@ class Listener:
         self.user, self.device, self.home = user, device, home
         self.pushes = []
         self.registered = []
-        self.keepalive = None
         self.cv = threading.Condition()
         self.errlog = open(os.path.join(tmpdir, "listen-%s-%s.log" %
                                         (device, home)), "w")
@@ -354,8 +353,6 @@ class Listener:
     def _err(self, line, t):
         self.errlog.write("%.3f %s\n" % (t - T0, line))
         self.errlog.flush()
-        if "keepalive" in line or "keep-alive" in line:
-            self.keepalive = line.split(": ", 1)[-1]
         if re.search(r"(^|: )registered\b", line):
             with self.cv:
                 self.registered.append(t)
@@ -680,9 +677,6 @@ def main():
             m = re.search(r"packets (\d+)", out)
             log("f%d dropped %s new inbound packets" %
                 (f, m.group(1) if m else "?"))
-        for h, lst in ls.items():
-            if lst.keepalive:
-                log("%s (%s) last said: %s" % (h, lst.user, lst.keepalive))
     except Abort as e:
         check("setup", "completed", False, str(e))
     finally:

@@ -40,7 +40,7 @@ if ! ip netns add "$probe" 2>/dev/null; then
 	exit 0
 fi
 ok=1
-ip -n "$probe" link add a type veth peer name b 2>/dev/null || ok=0
+ip -n "$probe" link add name va type veth peer name vb 2>/dev/null || ok=0
 ip netns exec "$probe" nft add table ip t 2>/dev/null || ok=0
 ip netns del "$probe"
 if [ $ok -eq 0 ]; then
