@@ -26,7 +26,7 @@ $(FZ)/%.o: %.c
 
 $(FZ)/fuzz_%: $(FZ)/test/fuzz/fuzz_%.o $(patsubst %.c,$(FZ)/%.o,$(FUZZ_LIBSRCS))
 	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ \
-	    $(LIBS_EVENT) $(LIBS_SODIUM) $(LIBS_INIH) $(LIBS_HIREDIS)
+	    $(LIBS_EVENT) $(LIBS_SODIUM) $(LIBS_INIH) $(LIBS_HIREDIS) $(LIBS_CURL)
 
 fuzz-build: $(addprefix $(FZ)/fuzz_,$(FUZZ_TARGETS))
 
