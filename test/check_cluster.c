@@ -608,6 +608,12 @@ START_TEST(t_notifier_failover)
 	ck_assert_msg(push_lines(out) == 3, "pushes seen: \"%s\"", out);
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(wait_cmd(pid, 3000), 0);
+	off = 0;
+	out[0] = '\0';
+	drain_fd(efd, out, sizeof(out), &off);
+	ck_assert_msg(!sanitizer_report(out), "mailpush-listen: %s", out);
+	ck_assert_msg(strstr(out, "does not answer: registering at") != NULL,
+	    "mailpush-listen said: %s", out);
 	close(ofd);
 	close(efd);
 }
