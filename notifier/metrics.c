@@ -34,7 +34,7 @@ metrics_text(struct evbuffer *out, const struct metric *m, size_t n)
 
 /* Names (of the text output) that are gauges, not counters. */
 static const char *const metrics_gauges[] = {
-	"registrations", "registrations_peak", "cluster_buffer",
+	"registrations", "registrations_peak", "tombstones", "cluster_buffer",
 	"cluster_buffer_peak", NULL,
 };
 
