@@ -380,8 +380,10 @@ def check_client(tokens):
 	send_mail("mpprovsys@localhost", 11)
 	check(la.wait_pushes(1, 15), "alice -I: no push: %s" % la.stderr())
 	check(ls.wait_pushes(1, 15), "mpprovsys -I: no push: %s" % ls.stderr())
-	check("password" not in " ".join(open("/proc/%d/cmdline" %
-	    la.p.pid).read().split("\0")), "a password on the command line")
+	for l, secret in ((la, USERS[alice]), (ls, USERS["mpprovsys"])):
+		with open("/proc/%d/cmdline" % l.p.pid, "rb") as fh:
+			check(secret.encode() not in fh.read(), "%s: the password "
+			    "is on the command line" % l.tag)
 	la.stop()
 	ls.stop()
 	say("mailpush-listen -I imaps:// (vmail user, password file) and "
