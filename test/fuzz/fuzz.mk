@@ -9,9 +9,9 @@ FUZZ_SECONDS	?= 60
 FUZZ_CC		?= clang
 FZ		:= build-fuzz
 FUZZ_TARGETS	:= request reply event config state control hook \
-		   cluster
+		   cluster handler
 # targets that report how deep their seeds go (fuzz_depth.h)
-FUZZ_DEPTH	:= event config state control hook cluster
+FUZZ_DEPTH	:= event config state control hook handler cluster
 FUZZ_CFLAGS	:= -std=gnu11 -g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer \
 		   -fsanitize=fuzzer-no-link,address,undefined \
 		   -fno-sanitize-recover=undefined -Ishared -Iclient -Inotifier \

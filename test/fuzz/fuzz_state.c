@@ -46,6 +46,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if ((mpd = calloc(1, sizeof(*mpd))) == NULL)
 		abort();
 	config_defaults(&mpd->cfg);
+	/* key 1 exists: registrations of its tokens are restored */
+	mpd->keys.cur_id = PROTO_KEY_ID_DEFAULT;
 	/* two listeners, never used for sending here */
 	mpd->listeners[0].conf = mpd->cfg.listen[0];
 	mpd->listeners[0].in_use = 1;
