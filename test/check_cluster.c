@@ -335,6 +335,45 @@ START_TEST(t_redis_frozen)
 }
 END_TEST
 
+/*
+ * A notifier restarted with its registrations (state file): at its first
+ * subscription each gets one catch-up push, flagged COUNT_UNKNOWN, since
+ * events published while it was down never reached it.
+ */
+START_TEST(t_notifier_restart)
+{
+	struct tclient a;
+	struct mp_push p;
+	uint32_t ia;
+	int rc;
+
+	if (skip("notifier_restart"))
+		return;
+	redis_up();
+	node(0, "relay", NULL);
+	node(1, "notifier", NULL);
+	ck_assert_int_eq(status_wait(1, "subscribe link: ready", 3000), 0);
+	ia = client(&a, 1, "alice", "a");
+	hooks(0, "alice", 1);
+	pushes_until(&a, ia, 1, 5000);
+	ck_assert_int_eq(mpd_stop(&N[1]), 0);
+	hooks(0, "alice", 2);		/* nobody hears these */
+	ck_assert_int_eq(mpd_start(&N[1]), 0);
+	ck_assert_int_eq(mpd_stat(&N[1], "registrations"), 1);
+	rc = tc_push(&a, &p, 5000);
+	ck_assert_msg(rc == 0, "no catch-up push after the restart");
+	ck_assert_uint_eq(p.reg_id, ia);
+	ck_assert_msg(p.flags & PUSH_FLAG_COUNT_UNKNOWN, "the catch-up push "
+	    "does not say its counts may be inexact");
+	ck_assert_int_eq(tc_ack(&a, &p), 0);
+	ck_assert_int_eq(mpd_stat_wait(&N[1], "cluster_catchup_pushes", 1,
+	    2000), 0);
+	ck_assert_int_ge(mpd_log_count(&N[1], "catch-up: pushed to 1 "
+	    "registrations"), 1);
+	tc_close(&a);
+}
+END_TEST
+
 /* One process as relay+notifier: its own events come back through
  * Redis, once. */
 START_TEST(t_both_roles)
@@ -719,6 +758,7 @@ make_cluster_suite(void)
 	tcase_add_test(tc, t_redis_restart);
 	tcase_add_test(tc, t_relay_bound);
 	tcase_add_test(tc, t_redis_frozen);
+	tcase_add_test(tc, t_notifier_restart);
 	tcase_add_test(tc, t_notifier_failover);
 	suite_add_tcase(s, tc);
 
