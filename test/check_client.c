@@ -1818,6 +1818,32 @@ START_TEST(t_listen_refused)
 }
 END_TEST
 
+/* Issue 13 item 7: a full server is not a reason to exit: it says so on
+ * stderr and keeps running (registering again later); SIGTERM ends it. */
+START_TEST(t_listen_full_keeps_running)
+{
+	struct mp_request rq;
+	char addr[64], out[1024], err[1024];
+	const char *argv[] = { "mailpush-listen", "-s", addr, "-u", "alice",
+	    "-K", tokpath, NULL };
+	int fo, fe;
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", srv.port);
+	listen_run(argv, &fo, &fe);
+	srv_handshake(&srv, &rq, 0, REASON_TABLE_FULL, 100000);
+	wait_for_line(fe, "mailpush-listen: registration refused: "
+	    "registration table full (limit 100000); retrying in 30s\n");
+	/* still there a second later */
+	poll(NULL, 0, 1000);
+	ck_assert_int_eq(waitpid(lpid, NULL, WNOHANG), 0);
+	ck_assert_int_eq(kill(lpid, SIGTERM), 0);
+	ck_assert_int_eq(listen_wait(WAIT_MS), 0);
+	read_all(fo, out, sizeof(out));
+	read_all(fe, err, sizeof(err));
+	ck_assert_str_eq(out, "");
+}
+END_TEST
+
 START_TEST(t_listen_usage)
 {
 	static const char *const bad[][12] = {
@@ -1973,6 +1999,7 @@ make_client_suite(void)
 	tcase_add_test(tc, t_listen_command_v6);
 	tcase_add_test(tc, t_listen_command_coalesce);
 	tcase_add_test(tc, t_listen_refused);
+	tcase_add_test(tc, t_listen_full_keeps_running);
 	tcase_add_test(tc, t_listen_usage);
 	tcase_add_test(tc, t_listen_timeout);
 	tcase_add_test(tc, t_listen_sigterm);
