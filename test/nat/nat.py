@@ -609,7 +609,7 @@ def cleanup():
 
 
 def on_signal(sig, frame):
-    raise Abort("signal %d" % sig)
+    raise Abort("interrupted by signal %d (or out of time)" % sig)
 
 
 def reap_stale():
@@ -678,7 +678,7 @@ def main():
             log("f%d dropped %s new inbound packets" %
                 (f, m.group(1) if m else "?"))
     except Abort as e:
-        check("setup", "completed", False, str(e))
+        check("run", "completed", False, str(e))
     finally:
         signal.alarm(0)
         cleanup()
