@@ -5,7 +5,7 @@
 # beside this file.  Needs root and network namespaces, and skips (exit 0)
 # with a message saying so when either is missing.  Installs nftables,
 # conntrack and python3 when they are missing.  Takes about NAT_SILENCE
-# (default 180) + 15 seconds: every scenario runs inside the one silence
+# (default 180) + 20 seconds: every scenario runs inside the one silence
 # window.
 set -euo pipefail
 
