@@ -482,11 +482,19 @@ class CtMonitor:
         self.times = []
         self.cv = threading.Condition()
         self.src = src
+        err = open(os.path.join(tmpdir, "conntrack-%s.err" % router), "w+")
         self.p = start(["conntrack", "-E", "-e", "NEW", "-p", "udp",
                         "-o", "timestamp"], netns=router,
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=err,
                        text=True, bufsize=1)
-        threading.Thread(target=self._read, daemon=True).start()
+        try:
+            self.p.wait(0.5)
+        except subprocess.TimeoutExpired:    # running, as it should
+            threading.Thread(target=self._read, daemon=True).start()
+            return
+        err.seek(0)
+        raise Abort("conntrack -E in %s exited: %s" % (router,
+                                                       err.read().strip()))
 
     def _read(self):
         for line in self.p.stdout:
