@@ -30,6 +30,7 @@
 
 #include "cluster.h"
 #include "log.h"
+#include "logesc.h"
 #include "mailpushd.h"
 #include "user.h"
 #include "wire.h"
@@ -460,7 +461,8 @@ sub_message(const uint8_t *buf, size_t len)
 	cluster_st.received++;
 	cluster_st.event_age_ms = (int64_t)(mpd->now_ms - m.time_ms);
 	log_debug("event from relay %016" PRIx64 " #%" PRIu64 ": %u new for "
-	    "%s in %s", m.origin, m.seq, m.ev.count, user, m.ev.mailbox);
+	    "%s in %s", m.origin, m.seq, m.ev.count, user,
+	    log_str(m.ev.mailbox));
 	push_event(user, m.ev.mailbox, m.ev.count);
 	/* one flush after all the messages of this read */
 	make_events();
