@@ -267,6 +267,9 @@ START_TEST(stats_prometheus)
 	    "{reason=\"auth\"} 0\n") != NULL, "%s", out);
 	ck_assert_msg(strstr(out, "\nmailpush_health_problems 0\n") != NULL,
 	    "%s", out);
+	/* a count of what the table holds now can fall: a gauge */
+	ck_assert_msg(strstr(out, "# TYPE mailpush_tombstones gauge\n") !=
+	    NULL, "mailpush_tombstones is not a gauge");
 	/* and a strict reading: HELP and TYPE before each family's samples */
 	ck_assert_int_eq(regcomp(&re, sample_re, REG_EXTENDED | REG_NOSUB), 0);
 	for (line = strtok_r(out, "\n", &save); line != NULL;
