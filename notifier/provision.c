@@ -289,8 +289,12 @@ prov_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	mpd_now();
 	if (n > (ssize_t)PROVISION_REQ_MAX) {
+		char msg[64];
+
 		prov_stats.bad++;
-		prov_error(c, "request longer than 263 bytes");
+		snprintf(msg, sizeof(msg), "request longer than %d bytes",
+		    PROVISION_REQ_MAX);
+		prov_error(c, msg);
 	} else if (n > 0)
 		prov_answer(c, req, (size_t)n);
 	prov_conn_free(c);

@@ -214,14 +214,23 @@ START_TEST(answers)
 	ck_assert_str_eq(out, "error: request contains a NUL or newline\n");
 	memset(big, 'a', sizeof(big));
 	memcpy(big, "token ", 6);
+	/* the longest request: "token ", a 255-byte name, a newline */
+	big[261] = '\n';
+	ck_assert_int_eq(prov_ask(big, 262, out, sizeof(out)), 0);
+	big[261] = '\0';
+	expect_token(out, 1, big + 6);
+	/* a byte more is refused, and the message gives the limit */
+	big[261] = 'a';
+	ck_assert_int_eq(prov_ask(big, 263, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "error: request longer than 262 bytes\n");
 	ck_assert_int_eq(prov_ask(big, sizeof(big), out, sizeof(out)), 0);
-	ck_assert_str_eq(out, "error: request longer than 263 bytes\n");
+	ck_assert_str_eq(out, "error: request longer than 262 bytes\n");
 	/* silence: closed at the deadline, without an answer */
 	ck_assert_int_eq(prov_ask("", 0, out, sizeof(out)), 0);
 	ck_assert_str_eq(out, "");
 	ck_assert_int_eq(mpd_log_count(&P, "provisioning socket: uid"), 1);
-	ck_assert_int_eq(mpd_stat(&P, "provision_answered"), 2);
-	ck_assert_int_eq(mpd_stat(&P, "provision_malformed"), 4);
+	ck_assert_int_eq(mpd_stat(&P, "provision_answered"), 3);
+	ck_assert_int_eq(mpd_stat(&P, "provision_malformed"), 5);
 	ck_assert_int_eq(mpd_stat(&P, "provision_timeouts"), 1);
 }
 END_TEST
