@@ -170,19 +170,28 @@ END_TEST
 
 START_TEST(refusals_rate_limited)
 {
-	int i;
+	uint64_t t0, secs;
+	int i, lines;
 
 	if (!need_root("refusals_rate_limited"))
 		return;
 	make_users();
 	ck_assert_int_eq(mpd_setup(&P, NULL), 0);
 	copy_hook();
+	t0 = now_ms();
 	for (i = 0; i < 30; i++)
 		ck_assert_int_eq(hook_as(UB, UA), 0);
 	ck_assert(wait_stat("trust_refused", 30));
-	/* 30 refusals within a few seconds: a few log lines, not 30 */
-	ck_assert_int_le(mpd_log_count(&P, "may not act for"), 8);
-	ck_assert_int_ge(mpd_log_count(&P, "may not act for"), 1);
+	secs = (now_ms() - t0) / 1000;
+	/* at most one line a second, whatever the machine's speed (30 forks
+	 * take 14 s under ASan on a busy machine): one for each second that
+	 * began, not one per refusal */
+	lines = mpd_log_count(&P, "may not act for");
+	ck_assert_int_ge(lines, 1);
+	ck_assert_int_le(lines, secs + 2);
+	if (secs + 2 >= 30)
+		fprintf(stderr, "trust: 30 hooks took %llu s: the rate limit "
+		    "could not be seen\n", (unsigned long long)secs);
 }
 END_TEST
 
