@@ -242,8 +242,12 @@ START_TEST(hook_to_listen)
 		get_push(&c, id, "raw", 3000, &p, 0);
 		ck_assert_uint_eq(p.seq, seq + 1);
 		seq = p.seq;
-		sum += p.count;
-		ck_assert_uint_eq(p.total, sum);
+		/* count is what is not acknowledged yet: an event that
+		 * overtakes our acknowledgement (a busy machine) is counted
+		 * again; the totals are what add up */
+		ck_assert_uint_gt(p.total, sum);
+		ck_assert_uint_ge(p.count, p.total - sum);
+		sum = p.total;
 	}
 	ck_assert_uint_eq(sum, 3);
 	expect_nothing(&c, 700);	/* beyond min_push_interval */
@@ -671,9 +675,11 @@ START_TEST(burst_1000)
 		get_push(&c, id, "ctx", 3000, &p, 0);
 		ck_assert_uint_eq(p.seq, seq + 1);
 		seq = p.seq;
-		ck_assert_uint_eq(p.total, sum + p.count);
-		ck_assert_uint_gt(p.count, 0);
-		sum += p.count;
+		/* as above: an acknowledgement overtaken by an event
+		 * leaves that event in the next count too */
+		ck_assert_uint_gt(p.total, sum);
+		ck_assert_uint_ge(p.count, p.total - sum);
+		sum = p.total;
 		/* the daemon sends them 300 ms apart; receive times jitter
 		 * (valgrind), but without coalescing they would be ~0 apart */
 		if (pushes++ > 0)
