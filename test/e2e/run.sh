@@ -15,7 +15,8 @@
 # the backend as a [cluster] relay: mailpush-hook -> mailpushd (relay) ->
 # redis-server (a Unix socket here) -> mailpushd (notifier) -> the
 # listeners (mailpush-cluster(7); skipped when redis-server is missing);
-# E2E_CLUSTER_ONLY=1 runs this pass alone.
+# E2E_CLUSTER_ONLY=1 runs this pass alone (virtual users through LMTP
+# when the Dovecot plugin is built).
 #
 # Needs root on a Debian 12 machine; installs postfix, dovecot-core and
 # dovecot-imapd (and dovecot-lmtpd) with debconf preseeding when they are
@@ -485,6 +486,9 @@ PY=$!
 wait $PY	# in the background so that a signal reaches cleanup at once
 PY=""
 SWITCHED=$LMTP	# e2e.py switched Postfix to LMTP when it could
+elif [ -n "$LMTP" ]; then
+	bash "$LMTP" 9>&- || die "switching Postfix to LMTP failed"
+	SWITCHED=$LMTP
 fi
 
 # ---- the same backend as a cluster relay, through Redis ------------------------
