@@ -459,7 +459,8 @@ registry_add(struct mp_user *u, const union mp_addr *addr, int listener,
 	r->listener = (uint8_t)listener;
 	memcpy(&r->addr, addr, addr_len(addr));
 	r->ctx_len = ctx_len;
-	memcpy(r->ctx, ctx, ctx_len);
+	if (ctx_len > 0)
+		memcpy(r->ctx, ctx, ctx_len);
 	R.mem += sizeof(*r) + ctx_len;
 
 	for (pp = &u->regs; *pp != NULL; pp = &(*pp)->user_next)
