@@ -8,7 +8,8 @@
  *
  * dirs_enter / dirs_leave: started as root, the daemon makes its sockets
  * before it drops privileges.  In a directory the daemon's user owns
- * (/run/mailpush), that user could swap a path for a link between a check
+ * (/run/mailpush), or one of root's that the daemon's group may write,
+ * that user could swap a path for a link between a check
  * and a use, so nothing is done there as root by path: the file-system
  * identity (setfsuid, setfsgid) becomes the daemon's user and the
  * socket's group for the stale-socket unlink and the bind, and the socket
@@ -81,7 +82,8 @@ dirs_check(const char *path, const char *what, uid_t uid, gid_t gid)
 
 /*
  * Before making a socket at path as root: if its directory belongs to the
- * daemon's user (uid), act as uid and group gid on the file system until
+ * daemon's user (uid), or its group gid may write it, act as uid and
+ * group gid on the file system until
  * dirs_leave.  Returns 1 when it did (the socket will be owned by uid:gid
  * without a chown), 0 when root works there itself, -1 on failure.
  */
@@ -94,7 +96,12 @@ dirs_enter(const char *path, uid_t uid, gid_t gid)
 	if (geteuid() != 0 || uid == 0)
 		return 0;
 	dir_of(path, dir, sizeof(dir));
-	if (stat(dir, &st) == -1 || st.st_uid != uid)
+	if (stat(dir, &st) == -1)
+		return 0;
+	/* dirs_check lets the daemon's group write a directory of root's
+	 * too: there as well uid (or its group) could swap a path */
+	if (st.st_uid != uid && !((st.st_mode & S_IWGRP) != 0 &&
+	    st.st_gid == gid))
 		return 0;
 	setfsgid(gid);
 	setfsuid(uid);

@@ -268,49 +268,51 @@ START_TEST(foreign_socket_dir)
 }
 END_TEST
 
+/* [mailpushd] user = is empty in the harness: set it to DUSER */
+static void
+set_daemon_user(void)
+{
+	FILE *fp;
+	char text[8192], *u;
+	size_t n;
+
+	ck_assert_int_eq(mpd_rewrite(&P, NULL), 0);
+	fp = fopen(P.conf, "r");
+	ck_assert_ptr_nonnull(fp);
+	n = fread(text, 1, sizeof(text) - 1, fp);
+	fclose(fp);
+	text[n] = '\0';
+	u = strstr(text, "user =\n");
+	ck_assert_ptr_nonnull(u);
+	memmove(u + strlen("user = " DUSER "\n"), u + 7, strlen(u + 7) + 1);
+	memcpy(u, "user = " DUSER "\n", strlen("user = " DUSER "\n"));
+	ck_assert_int_eq(write_text(P.conf, text, 0644), 0);
+}
+
 /*
- * F7: started as root, the daemon makes its sockets in a directory its
- * user owns as that user: they are born with their final owner (no root
- * unlink, bind or chown by path there).
+ * Start the daemon (as root, user DUSER) with its sockets in a directory
+ * of mode, owner and group given; they must be born DUSER's with their
+ * final modes, whoever made them.
  */
-START_TEST(sockets_made_as_daemon_user)
+static void
+sockets_in_dir(mode_t mode, int dir_owner_is_root)
 {
 	struct passwd *pw;
 	struct stat st;
-	char dir[160], extra[256];
+	char dir[160];
 
-	if (!need_root("sockets_made_as_daemon_user"))
-		return;
 	pw = daemon_user();
 	ck_assert_ptr_nonnull(pw);
 	ck_assert_int_eq(mpd_prepare(&P), 0);
 	snprintf(dir, sizeof(dir), "%s/run", P.dir);
-	ck_assert_int_eq(mkdir(dir, 0755), 0);
-	ck_assert_int_eq(chown(dir, pw->pw_uid, pw->pw_gid), 0);
+	ck_assert_int_eq(mkdir(dir, mode), 0);
+	ck_assert_int_eq(chown(dir, dir_owner_is_root ? 0 : pw->pw_uid,
+	    pw->pw_gid), 0);
+	ck_assert_int_eq(chmod(dir, mode), 0);
 	snprintf(P.events, sizeof(P.events), "%s/event.sock", dir);
 	snprintf(P.control, sizeof(P.control), "%s/control.sock", dir);
 	ck_assert_int_eq(chown(P.key_file, pw->pw_uid, pw->pw_gid), 0);
-	/* a stale socket of root's there is removed as the daemon's user,
-	 * who may (it owns the directory) */
-	snprintf(extra, sizeof(extra), "[mailpushd]\n");
-	ck_assert_int_eq(mpd_rewrite(&P, NULL), 0);
-	/* [mailpushd] user = is empty in the harness: set it */
-	{
-		FILE *fp = fopen(P.conf, "r");
-		char text[8192], *u;
-		size_t n;
-
-		ck_assert_ptr_nonnull(fp);
-		n = fread(text, 1, sizeof(text) - 1, fp);
-		fclose(fp);
-		text[n] = '\0';
-		u = strstr(text, "user =\n");
-		ck_assert_ptr_nonnull(u);
-		memmove(u + strlen("user = " DUSER "\n"), u + 7,
-		    strlen(u + 7) + 1);
-		memcpy(u, "user = " DUSER "\n", strlen("user = " DUSER "\n"));
-		ck_assert_int_eq(write_text(P.conf, text, 0644), 0);
-	}
+	set_daemon_user();
 	ck_assert_int_eq(mpd_start(&P), 0);
 	ck_assert_int_eq(lstat(P.events, &st), 0);
 	ck_assert_uint_eq(st.st_uid, pw->pw_uid);
@@ -319,7 +321,32 @@ START_TEST(sockets_made_as_daemon_user)
 	ck_assert_uint_eq(st.st_uid, pw->pw_uid);
 	ck_assert_uint_eq(st.st_gid, pw->pw_gid);
 	ck_assert_uint_eq(st.st_mode & 07777, 0660);
-	(void)extra;
+}
+
+/*
+ * F7: started as root, the daemon makes its sockets in a directory its
+ * user owns as that user: they are born with their final owner (no root
+ * unlink, bind or chown by path there).
+ */
+START_TEST(sockets_made_as_daemon_user)
+{
+	if (!need_root("sockets_made_as_daemon_user"))
+		return;
+	sockets_in_dir(0755, 0);
+}
+END_TEST
+
+/*
+ * F7 too: a directory of root's that the daemon's group may write (mode
+ * 0770, group the daemon's) is accepted by dirs_check, so the sockets
+ * there are made as the daemon's user as well: the event socket, which
+ * root would make and never chown, is born the daemon's.
+ */
+START_TEST(sockets_in_group_dir_made_as_daemon_user)
+{
+	if (!need_root("sockets_in_group_dir_made_as_daemon_user"))
+		return;
+	sockets_in_dir(0770, 1);
 }
 END_TEST
 
@@ -452,6 +479,7 @@ make_hardening_suite(void)
 	tcase_add_test(tc, world_writable_socket_dir);
 	tcase_add_test(tc, foreign_socket_dir);
 	tcase_add_test(tc, sockets_made_as_daemon_user);
+	tcase_add_test(tc, sockets_in_group_dir_made_as_daemon_user);
 	tcase_add_test(tc, state_file_owner);
 	tcase_add_test(tc, auth_none_not_zero_key);
 	tcase_add_test(tc, qlen_warning);
