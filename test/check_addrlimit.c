@@ -74,7 +74,8 @@ add(const char *user, const union mp_addr *a)
 	static unsigned n;
 	struct reg *r;
 
-	r = registry_add(registry_user(user, 1), a, 0, NULL, 0, 600, 0);
+	r = registry_add(registry_user(user, 1), a, 0, (const uint8_t *)"", 0,
+	    600, 0);
 	memset(r->device, 0, sizeof(r->device));
 	memcpy(r->device, &n, sizeof(n));
 	n++;

@@ -444,8 +444,11 @@ START_TEST(withheld_ack)
 	ck_assert_msg(strstr(out, " active ") != NULL, "%s", out);
 	ck_assert_int_eq(mpd_event(&P, "alice", "INBOX", 1), 0);
 	expect_push(&c, id, "ctx", 3, 1, 2);
-	expect_nothing(&c, 300);
-	ck_assert_int_eq(mpd_stat(&P, "retransmits"), 2);
+	/* a copy of seq 3 may have left before its acknowledgement was read
+	 * (a busy machine, a sanitizer build); nothing else may come */
+	expect_no_new_push(&c, 300, 3);
+	ck_assert_int_ge(mpd_stat(&P, "retransmits"), 2);
+	ck_assert_int_le(mpd_stat(&P, "retransmits"), 3);
 	tc_close(&c);
 }
 END_TEST
