@@ -21,8 +21,9 @@
  *	error: MESSAGE\n
  *
  * A connection that sends nothing within [provision] timeout is closed;
- * at most PROVISION_CLIENTS_MAX are open at once, more are closed at once
- * and counted.
+ * at most PROVISION_CLIENTS_MAX are open at once: a new one closes the
+ * oldest (counted), so that a local user holding idle connections cannot
+ * keep the imap processes from their tokens, as with the control socket.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -50,6 +51,7 @@
 struct prov_conn {
 	int		 fd;
 	uid_t		 uid;
+	uint64_t	 serial;	/* accept order: the smallest is oldest */
 	struct event	*ev;
 };
 
@@ -58,6 +60,7 @@ static struct event	*prov_ev, *prov_pause;
 static char		 prov_path[CONFIG_SOCKPATH_MAX];
 static struct prov_conn	*prov_conns[PROVISION_CLIENTS_MAX];
 static struct provision_stats prov_stats;
+static uint64_t		 prov_serial;
 
 static void provision_accept(evutil_socket_t, short, void *);
 
@@ -307,7 +310,7 @@ provision_accept(evutil_socket_t fd, short what, void *arg)
 	struct ucred cred;
 	socklen_t cl = sizeof(cred);
 	struct timeval tv;
-	size_t i;
+	size_t i, k;
 	int cfd;
 
 	(void)what;
@@ -333,12 +336,15 @@ provision_accept(evutil_socket_t fd, short what, void *arg)
 		if (prov_conns[i] == NULL)
 			break;
 	if (i == PROVISION_CLIENTS_MAX) {
+		/* make room: the oldest has had the most time to ask */
+		for (i = 0, k = 1; k < PROVISION_CLIENTS_MAX; k++)
+			if (prov_conns[k]->serial < prov_conns[i]->serial)
+				i = k;
 		prov_stats.busy++;
 		log_debug("provisioning socket: %d connections open; closing "
-		    "the one from uid %ld", PROVISION_CLIENTS_MAX,
-		    (long)cred.uid);
-		close(cfd);
-		return;
+		    "the oldest, from uid %ld", PROVISION_CLIENTS_MAX,
+		    (long)prov_conns[i]->uid);
+		prov_conn_free(prov_conns[i]);
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_warn("provisioning socket: calloc");
@@ -347,6 +353,7 @@ provision_accept(evutil_socket_t fd, short what, void *arg)
 	}
 	c->fd = cfd;
 	c->uid = cred.uid;
+	c->serial = ++prov_serial;
 	c->ev = event_new(mpd->base, cfd, EV_READ | EV_PERSIST, prov_read, c);
 	tv.tv_sec = (time_t)(mpd->cfg.provision_timeout / 1000);
 	tv.tv_usec = (suseconds_t)(mpd->cfg.provision_timeout % 1000) * 1000;

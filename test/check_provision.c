@@ -128,7 +128,7 @@ END_TEST
 /* Through the real daemon */
 
 static void
-prov_setup(const char *extra)
+prov_setup_timeout(const char *extra, const char *timeout)
 {
 	char conf[1024];
 
@@ -136,10 +136,16 @@ prov_setup(const char *extra)
 	snprintf(prov_path, sizeof(prov_path), "%s/provision.sock", P.dir);
 	snprintf(conf, sizeof(conf), "[provision]\nsocket = %s\n"
 	    "servers = push1.example.org:4650 [2001:db8::1]:4651\n"
-	    "timeout = 300ms\n%s", prov_path, extra ? extra : "");
+	    "timeout = %s\n%s", prov_path, timeout, extra ? extra : "");
 	ck_assert_int_eq(mpd_rewrite(&P, conf), 0);
 	ck_assert_int_eq(mpd_start(&P), 0);
 	ck_assert_int_eq(mpd_wait_ready(&P, 5000), 0);
+}
+
+static void
+prov_setup(const char *extra)
+{
+	prov_setup_timeout(extra, "300ms");
 }
 
 static void
@@ -148,13 +154,12 @@ teardown(void)
 	ck_assert_int_eq(mpd_finish(&P), 0);
 }
 
-/* One request record, one answer (2 s at most); -1 on a socket error. */
+/* A connection to the provisioning socket (answers wait 2 s), or -1. */
 static int
-prov_ask(const char *req, size_t len, char *out, size_t outlen)
+prov_connect(void)
 {
 	struct sockaddr_un sun;
 	struct timeval tv = { 2, 0 };
-	ssize_t n;
 	int fd;
 
 	memset(&sun, 0, sizeof(sun));
@@ -163,8 +168,23 @@ prov_ask(const char *req, size_t len, char *out, size_t outlen)
 	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET, 0)) == -1)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    (len > 0 && send(fd, req, len, 0) != (ssize_t)len)) {
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* One request record, one answer (2 s at most); -1 on a socket error. */
+static int
+prov_ask(const char *req, size_t len, char *out, size_t outlen)
+{
+	ssize_t n;
+	int fd;
+
+	if ((fd = prov_connect()) == -1)
+		return -1;
+	if (len > 0 && send(fd, req, len, 0) != (ssize_t)len) {
 		close(fd);
 		return -1;
 	}
@@ -232,6 +252,28 @@ START_TEST(answers)
 	ck_assert_int_eq(mpd_stat(&P, "provision_answered"), 3);
 	ck_assert_int_eq(mpd_stat(&P, "provision_malformed"), 5);
 	ck_assert_int_eq(mpd_stat(&P, "provision_timeouts"), 1);
+}
+END_TEST
+
+/*
+ * 64 idle connections (a local user holding them open) do not keep a
+ * request from its answer: the oldest is closed to make room.
+ */
+START_TEST(idle_connections_do_not_lock_out)
+{
+	char out[1024];
+	int fds[64], i;
+
+	prov_setup_timeout(NULL, "10s");
+	for (i = 0; i < 64; i++)
+		ck_assert_int_ne(fds[i] = prov_connect(), -1);
+	ck_assert_int_eq(prov_ask("token alice\n", 12, out, sizeof(out)), 0);
+	expect_token(out, 1, "alice");
+	ck_assert_int_eq(mpd_stat(&P, "provision_busy"), 1);
+	/* the first one is the one that went */
+	ck_assert_int_eq(recv(fds[0], out, sizeof(out), 0), 0);
+	for (i = 0; i < 64; i++)
+		close(fds[i]);
 }
 END_TEST
 
@@ -333,6 +375,7 @@ make_provision_suite(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, answers);
+	tcase_add_test(tc, idle_connections_do_not_lock_out);
 	tcase_add_test(tc, untrusted_uid);
 	tcase_add_test(tc, rotation);
 	suite_add_tcase(s, tc);
