@@ -155,10 +155,15 @@ $(B)/test/suites.h: $(TEST_SRCS) Makefile
 	@mkdir -p $(dir $@)
 	printf '$(foreach s,$(TEST_SUITES),SUITE($(s))\n)' > $@
 $(B)/test/check_main.o: $(B)/test/suites.h
-$(B)/test/%.o: CPPFLAGS += -I$(B)/test -Itest/lib -DBUILDDIR='"$(B)"'
+$(B)/test/%.o: CPPFLAGS += -I$(B)/test -Itest/lib -Inotifier -DBUILDDIR='"$(B)"'
 $(B)/test/%.o: ALL_CFLAGS += -Wno-cast-qual -Wno-missing-prototypes
+# The fault-injecting and tracing LD_PRELOAD library of check_journal.c.
+$(B)/test/mpfault.so: test/preload/mpfault.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -std=gnu11 -g -O2 -Wall -Wextra -Werror -fPIC \
+	    -shared -o $@ $< -ldl
 $(B)/test/check_mailpush: $(call obj,$(TEST_SRCS) $(TESTLIB_SRCS)) $(B)/libdaemon.a \
-    $(B)/libmailpush-client.a $(B)/libshared.a | $(PROGS)
+    $(B)/libmailpush-client.a $(B)/libshared.a | $(PROGS) $(B)/test/mpfault.so
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_CHECK) $(LIBS_EVENT) \
 	    $(LIBS_CURL) $(LIBS_SODIUM) $(LIBS_INIH) $(LIBS_HIREDIS)
 

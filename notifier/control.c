@@ -40,6 +40,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
+#include "journal.h"
 #include "log.h"
 #include "mailpushd.h"
 #include "user.h"
@@ -304,6 +305,7 @@ cmd_status(struct evbuffer *out, int json)
 		else
 			evbuffer_add_printf(out, "null");
 		cluster_status(out, 1);
+		journal_status_put(out, 1);
 		evbuffer_add_printf(out, ",\"problems\":[");
 		problems = health_report(out, 1);
 		evbuffer_add_printf(out, "],\"healthy\":%s}\n",
@@ -326,6 +328,7 @@ cmd_status(struct evbuffer *out, int json)
 	    health_socket_state(mpd->cfg.control_socket),
 	    mpd->cfg.state_file[0] != '\0' ? mpd->cfg.state_file : "none");
 	cluster_status(out, 0);
+	journal_status_put(out, 0);
 	problems = health_report(out, 0);
 	if (problems == 0)
 		evbuffer_add_printf(out, "health: ok\n");
@@ -352,6 +355,7 @@ cmd_stats(struct evbuffer *out, int fmt)
 	const struct mp_stats *s = &mpd->stats;
 	const struct provision_stats ps = provision_snapshot();
 	struct count_arg c;
+	const struct journal_status *js = journal_stats();
 	struct metric f[] = {
 		{ "events_in", s->events_in },
 		{ "events_malformed", s->events_bad },
@@ -392,6 +396,14 @@ cmd_stats(struct evbuffer *out, int fmt)
 		{ "send_errors", s->send_errors },
 		{ "registrations", registry_count() },
 		{ "registrations_peak", s->peak_registrations },
+		{ "state_write_errors", js->write_errors },
+		{ "state_snapshots", js->snapshots },
+		{ "state_snapshot_errors", js->snapshot_errors },
+		{ "journal_commits", js->commits },
+		{ "journal_records", js->records },
+		{ "journal_bytes", js->bytes },
+		{ "replies_held", js->held },
+		{ "replies_held_dropped", js->held_dropped },
 	};
 	static const char *const by_state[3] = {
 		"registrations_active", "registrations_pushing",
@@ -723,6 +735,7 @@ control_free(struct bufferevent *bev)
 			event_free(ctl_conns[i].deadline);
 			memset(&ctl_conns[i], 0, sizeof(ctl_conns[i]));
 		}
+	journal_forget_bev(bev);
 	bufferevent_free(bev);
 	ctl_clients--;
 }
@@ -767,6 +780,8 @@ control_read(struct bufferevent *bev, void *arg)
 	bufferevent_disable(bev, EV_READ);
 	bufferevent_setcb(bev, NULL, control_write, NULL, NULL);
 	control_handle(line, bufferevent_get_output(bev));
+	/* a drop is answered once it is on disk */
+	journal_hold_bev(bev);
 	free(line);
 }
 

@@ -31,6 +31,7 @@
 
 #include <sodium.h>
 
+#include "journal.h"
 #include "log.h"
 #include "mailpushd.h"
 
@@ -42,7 +43,8 @@
 
 struct mpd	*mpd;
 
-static struct event	*ev_timer, *ev_save;
+static struct event	*ev_timer;
+static int		 stopping;
 static uint64_t		 armed;		/* deadline the timer is set for */
 static uid_t		 run_uid;
 static gid_t		 run_gid;
@@ -108,40 +110,6 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-save_state(void)
-{
-	if (mpd->cfg.state_file[0] == '\0' || !mpd->state_dirty)
-		return;
-	mpd_now();
-	errno = 0;
-	if (state_save(mpd->cfg.state_file) == 0) {
-		mpd->state_dirty = 0;
-		health_saved(0);
-	} else
-		health_saved(errno != 0 ? errno : EIO);
-}
-
-static void
-save_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	save_state();
-}
-
-static void
-arm_save_timer(void)
-{
-	struct timeval tv;
-
-	tv.tv_sec = (time_t)(mpd->cfg.state_save_interval / 1000);
-	tv.tv_usec = (suseconds_t)(mpd->cfg.state_save_interval % 1000) * 1000;
-	event_del(ev_save);
-	event_add(ev_save, &tv);
-}
-
-static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -155,6 +123,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	case SIGINT:
 		log_info("%s: saving state and exiting",
 		    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		stopping = 1;
 		event_base_loopbreak(mpd->base);
 		break;
 	}
@@ -509,7 +478,6 @@ mpd_reload(void)
 	mpd->post_uids = uids;
 	mpd->n_post_uids = n_uids;
 	trust_set(tuids, n_tuids);
-	arm_save_timer();
 	log_info("configuration reloaded from %s: %zu registrations kept",
 	    mpd->cfg.path, registry_count());
 	return 0;
@@ -728,8 +696,9 @@ mailpushd_main(int argc, char *argv[])
 	if ((mpd->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	randombytes_buf(mpd->cookie_secret, sizeof(mpd->cookie_secret));
-	/* a new restart epoch each start: clients report the next push
-	 * whatever sequence numbers the state file lost */
+	/* a new restart epoch each start, unless the state comes back
+	 * exactly (journal_open): clients report the next push whatever
+	 * sequence numbers were lost */
 	do
 		randombytes_buf(&mpd->epoch, sizeof(mpd->epoch));
 	while (mpd->epoch == 0);
@@ -786,8 +755,14 @@ mailpushd_main(int argc, char *argv[])
 		log_init("mailpushd", 0, verbose);
 	drop_privileges();
 	check_state_writable(mpd->cfg.state_file);
-	if (mpd->cfg.state_file[0] != '\0')
-		state_load(mpd->cfg.state_file);
+	if (mpd->cfg.state_file[0] != '\0') {
+		struct state_info si;
+
+		state_load(mpd->cfg.state_file, &si);
+		journal_open(mpd->cfg.state_file, &si);
+		/* kept after a clean shutdown (journal.c) */
+		mpd->epoch = journal_epoch();
+	}
 
 	for (i = 0; i < mpd->n_listeners; i++)
 		if (mpd->listeners[i].in_use)
@@ -797,10 +772,8 @@ mailpushd_main(int argc, char *argv[])
 	control_start();
 	cluster_start();
 	ev_timer = evtimer_new(mpd->base, timer_cb, NULL);
-	ev_save = event_new(mpd->base, -1, EV_PERSIST, save_cb, NULL);
-	if (ev_timer == NULL || ev_save == NULL)
+	if (ev_timer == NULL)
 		fatalx("cannot create timers");
-	arm_save_timer();
 	for (i = 0; signums[i] != 0; i++) {
 		sigs[i] = evsignal_new(mpd->base, signums[i], signal_cb, NULL);
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
@@ -810,11 +783,18 @@ mailpushd_main(int argc, char *argv[])
 	log_info("started: %zu registrations, %zu listeners, event socket %s",
 	    registry_count(), mpd->n_listeners, mpd->cfg.event_socket);
 
-	event_base_dispatch(mpd->base);
+	/*
+	 * One loop iteration at a time: the changes of an iteration are
+	 * committed at its end, with one sync for all of them (journal.c).
+	 */
+	while (!stopping) {
+		if (event_base_loop(mpd->base, EVLOOP_ONCE) == -1)
+			fatalx("event loop failed");
+		journal_commit();
+	}
 
-	mpd->state_dirty = 1;
-	save_state();
 	cluster_stop();
+	journal_close();
 	events_close();
 	provision_close();
 	control_close();
@@ -824,7 +804,6 @@ mailpushd_main(int argc, char *argv[])
 	for (i = 0; signums[i] != 0; i++)
 		event_free(sigs[i]);
 	event_free(ev_timer);
-	event_free(ev_save);
 	registry_free();
 	event_base_free(mpd->base);
 	free(mpd->post_uids);

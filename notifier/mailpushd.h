@@ -165,6 +165,9 @@ void		 registry_schedule(struct reg *);	/* deadline changed */
 void		 registry_run_timers(uint64_t now_ms);
 uint64_t	 registry_next_deadline(void);
 void		 registry_foreach(void (*)(struct reg *, void *), void *);
+void		 registry_reserve(size_t);
+int		 registry_scan(uint64_t *cursor, size_t max,
+		    void (*)(struct reg *, void *), void *);
 struct registry_iter {
 	size_t	bucket, mask;		/* zero to start */
 };
@@ -248,10 +251,6 @@ void		 control_start(void);
 void		 control_close(void);
 struct evbuffer;
 void		 control_handle(char *line, struct evbuffer *out);
-
-/* state.c */
-int		 state_load(const char *path);
-int		 state_save(const char *path);
 
 /* cluster.c, cluster_msg.c: [cluster], mailpush-cluster(7) */
 struct evbuffer;

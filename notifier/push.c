@@ -41,6 +41,7 @@
 
 #include <sodium.h>
 
+#include "journal.h"
 #include "log.h"
 #include "mailpushd.h"
 
@@ -320,6 +321,7 @@ send_new_push(struct reg *r, const uint8_t *token)
 	registry_schedule(r);
 	mpd->stats.pushes++;
 	mpd->state_dirty = 1;
+	journal_log_seq(r);
 }
 
 /*
@@ -375,6 +377,7 @@ push_event(const char *user, const char *mailbox, unsigned count)
 			have_token = 0;	/* another key's token */
 		key_id = r->key_id;
 		kick(r, token, &have_token);
+		journal_log_seq(r);
 	}
 	mpd->state_dirty = 1;
 }
@@ -445,6 +448,7 @@ push_ack(struct reg *r, const struct mp_request *rq)
 	registry_schedule(r);
 	user_token(r, token);
 	kick(r, token, &have_token);
+	journal_log_seq(r);
 }
 
 void

@@ -25,6 +25,7 @@
 
 #include <sodium.h>
 
+#include "journal.h"
 #include "log.h"
 #include "mailpushd.h"
 
@@ -478,6 +479,7 @@ registry_add(struct mp_user *u, const union mp_addr *addr, int listener,
 	addr_ref(addr, 1);
 	heap_insert(r);
 	mpd->state_dirty = 1;
+	journal_log_reg(r);
 	return r;
 }
 
@@ -505,6 +507,7 @@ registry_remove(struct reg *r, const char *why)
 
 	log_debug("registration %08x of %s from %s removed: %s", r->id,
 	    u->name, addr_str(&r->addr), why);
+	journal_log_del(r->id);
 	heap_delete(r);
 	push_forget(r);
 	for (pp = &R.ids[r->id & R.ids_mask]; *pp != r; pp = &(*pp)->id_next)
@@ -709,6 +712,7 @@ registry_set_addr(struct reg *r, const union mp_addr *addr, int listener)
 	memset(&r->addr, 0, sizeof(r->addr));
 	memcpy(&r->addr, addr, addr_len(addr));
 	r->listener = (uint8_t)listener;
+	journal_log_reg(r);
 }
 
 int
@@ -718,6 +722,7 @@ registry_set_mailboxes(struct reg *r, const struct mp_request *rq)
 	size_t i;
 
 	free_mailboxes(r);
+	journal_log_reg(r);
 	if (rq->n_mailboxes == 0)
 		return 0;
 	m = xcalloc(1, sizeof(*m) + rq->n_mailboxes * sizeof(char *));
@@ -810,6 +815,66 @@ registry_foreach_step(struct registry_iter *it, size_t max,
 		}
 	}
 	return it->bucket > R.ids_mask;
+}
+
+/*
+ * Room for n registrations of as many users, before a start loads them:
+ * the tables are sized once instead of doubling (and rehashing) twenty
+ * times.
+ */
+void
+registry_reserve(size_t n)
+{
+	while (R.ids_mask + 1 < n)
+		GROW(R.ids, R.ids_mask, R.n_regs, struct reg, id_next,
+		    id_hash);
+	while (R.users_mask + 1 < n)
+		GROW(R.users, R.users_mask, R.n_users, struct mp_user,
+		    hash_next, user_hash);
+	if (R.heap_cap < n) {
+		struct reg **h = reallocarray(R.heap, n, sizeof(*h));
+
+		if (h == NULL)
+			fatal("heap");
+		R.heap = h;
+		R.heap_cap = n;
+	}
+}
+
+static uint64_t
+rev64(uint64_t v)
+{
+	v = (v >> 1 & 0x5555555555555555ULL) | (v & 0x5555555555555555ULL) << 1;
+	v = (v >> 2 & 0x3333333333333333ULL) | (v & 0x3333333333333333ULL) << 2;
+	v = (v >> 4 & 0x0f0f0f0f0f0f0f0fULL) | (v & 0x0f0f0f0f0f0f0f0fULL) << 4;
+	return __builtin_bswap64(v);
+}
+
+/*
+ * Visit the registrations of the id table from *cursor on, bucket by
+ * bucket, until about max have been seen; returns 1 while buckets remain
+ * (start with *cursor 0).  The cursor walks the buckets in reverse-binary
+ * order (as Redis SCAN does), so a scan spread over many loop iterations
+ * sees every registration that exists throughout it exactly once, even
+ * when the table grows in between (it never shrinks).  fn must not remove
+ * registrations.
+ */
+int
+registry_scan(uint64_t *cursor, size_t max, void (*fn)(struct reg *, void *),
+    void *arg)
+{
+	uint64_t v = *cursor, m = R.ids_mask;
+	size_t n = 0;
+	struct reg *r;
+
+	do {
+		for (r = R.ids[v & m]; r != NULL; r = r->id_next, n++)
+			fn(r, arg);
+		v |= ~m;
+		v = rev64(rev64(v) + 1);
+	} while (v != 0 && n < max);
+	*cursor = v;
+	return v != 0;
 }
 
 void

@@ -14,6 +14,7 @@
 
 #include <string.h>
 
+#include "journal.h"
 #include "log.h"
 #include "mailpushd.h"
 #include "user.h"
@@ -391,8 +392,12 @@ request_handle(int listener, const union mp_addr *from, const uint8_t *buf,
 	c.len = len;
 	c.user = user;
 	c.token = token;
-	if (r != NULL)
+	if (r != NULL) {
 		r->hwm = rq.timestamp;
+		/* the timestamp and the expiry a refresh extends: written
+		 * with the iteration's commit, never waited for */
+		journal_log_exp(r);
+	}
 	switch (rq.type) {
 	case PROTO_REGISTER:
 		do_register(&c, u, r);

@@ -1,38 +1,33 @@
 /*
- * state.c: registrations kept across restarts.
+ * state.c: registrations read back at start, from the snapshot FILE and
+ * the journals FILE.journal.GEN (journal.c writes them; record.c gives
+ * the format).
  *
- * A text file, one registration a line, written to a temporary file,
- * fsync'ed, renamed over the old one and the directory fsync'ed, so a crash
- * leaves either the old or the new file.  The first line names the format
- * and its version, the last gives the count, so truncation is noticed.  A
- * file that does not read back whole (corrupt, truncated, another version)
- * is moved aside as FILE.corrupt-YYYYmmddTHHMMSS (UTC) and reported; the
- * daemon then starts empty instead of failing again at every start.
+ * The snapshot's header names the first journal generation it does not
+ * hold; journals of older generations are left-overs (a crash between
+ * the snapshot's rename and their removal) and are removed.  The others
+ * are replayed in order, each up to its first record that does not
+ * verify: a torn or damaged tail is discarded with a log line.  A
+ * snapshot or journal that cannot be read as a whole (damaged, or of
+ * another format, such as the text file of version 1) is moved aside as
+ * FILE.corrupt-YYYYmmddTHHMMSS (UTC) and reported; what can still be
+ * replayed is, and the daemon starts instead of failing again at every
+ * start.
  *
- *	mailpush-state 2
- *	reg ID USER DEVICE KEYID HWM ADDR PORT LISTENER CREATED EXPIRES
- *	    LASTPUSH LASTACK SEQ TOTAL SENT ACKED FAILURES STATE CONTEXT
- *	    MAILBOXES
- *	end COUNT
- *
- * ID in hex; USER normalised (never contains a space); DEVICE the 16-byte
- * device id in hex; KEYID the id of the key its token came from; HWM the
- * last request timestamp (ms) seen from it, so no request captured before
- * a restart can be replayed after it; ADDR numeric;
- * LISTENER the listen address it came in on, "-" if that is closed; times
- * in seconds since the epoch, 0 for never; SEQ the last push sequence
- * number; TOTAL, SENT and ACKED the message totals counted, carried by the
- * last push, and acknowledged; STATE 0 active, 1 pushing, 2 unreachable;
- * CONTEXT in hex or "-"; MAILBOXES comma-separated hex names or "-" for
- * all.  Entries that have expired are not written, and skipped on reading.
- * A registration read back is marked REG_F_RESTORED: its pushes say that
- * their counts may be inexact (events after the last save are lost) until
- * the client acknowledges one.  The restart epoch is new at every start.
+ * What comes back: every registration (id, user, address, listener,
+ * context, mailboxes, creation time), its push sequence number and
+ * message totals, and its expiry, extended by the time the daemon was
+ * down (from the last write to this start).  After a clean shutdown
+ * (a clean snapshot and no journal) the state is exact and the restart
+ * epoch is kept; otherwise the epoch is new, so that every client reports
+ * the next push whatever sequence number it carries, and the
+ * registrations are marked REG_F_RESTORED (their pushes say the counts
+ * may be inexact until one is acknowledged).
  */
 #include <sys/types.h>
 #include <sys/stat.h>
-#include <arpa/inet.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -43,167 +38,69 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
+#include "journal.h"
 #include "log.h"
-#include "mailpushd.h"
 #include "user.h"
 
-#define STATE_MAGIC	"mailpush-state 2"
-#define STATE_FIELDS	21
+#define JOURNALS_MAX	4096
 
-struct save_arg {
-	FILE	*fp;
-	size_t	 count;
-	uint32_t now;
+enum { LOAD_OK, LOAD_NO_LISTENER, LOAD_TABLE_FULL, LOAD_RENAMED, LOAD_NO_KEY,
+    LOAD_N };
+
+struct load {
+	size_t	 n[LOAD_N];
+	size_t	 records;
+	uint32_t downtime;	/* s: added to every expiry read */
 };
 
-static void
-put_hex(FILE *fp, const uint8_t *p, size_t len)
+int
+state_file_name(char *buf, size_t len, const char *path, const char *suffix)
 {
-	char hex[2 * MP_CONTEXT_MAX + 1];
-
-	if (len == 0) {
-		fputc('-', fp);
-		return;
-	}
-	sodium_bin2hex(hex, sizeof(hex), p, len);
-	fputs(hex, fp);
-}
-
-static void
-save_reg(struct reg *r, void *arg)
-{
-	struct save_arg *a = arg;
-	char host[INET6_ADDRSTRLEN];
-	const struct mp_listener *l = &mpd->listeners[r->listener];
-	char dev[2 * PROTO_DEVICE_LEN + 1];
-	size_t i;
-
-	if (r->expires <= a->now)
-		return;
-	if (r->addr.sa.sa_family == AF_INET)
-		inet_ntop(AF_INET, &r->addr.sin.sin_addr, host, sizeof(host));
-	else
-		inet_ntop(AF_INET6, &r->addr.sin6.sin6_addr, host, sizeof(host));
-	sodium_bin2hex(dev, sizeof(dev), r->device, PROTO_DEVICE_LEN);
-	fprintf(a->fp, "reg %08" PRIx32 " %s %s %u %" PRIu64 " %s %u %s %"
-	    PRIu32 " %" PRIu32 " %" PRIu64 " %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32
-	    " %" PRIu32 " %" PRIu32 " %u ",
-	    r->id, r->user->name, dev, (unsigned)r->key_id, r->hwm, host,
-	    ntohs(r->addr.sa.sa_family == AF_INET ? r->addr.sin.sin_port :
-	    r->addr.sin6.sin6_port),
-	    (size_t)r->listener < mpd->n_listeners && l->in_use ?
-	    l->conf.text : "-",
-	    r->created, r->expires, r->last_push_ms / 1000, r->last_ack,
-	    r->seq, r->total, r->sent_total, r->acked_total, r->failures,
-	    (unsigned)r->state);
-	put_hex(a->fp, r->ctx, r->ctx_len);
-	fputc(' ', a->fp);
-	if (r->mailboxes == NULL)
-		fputc('-', a->fp);
-	for (i = 0; r->mailboxes != NULL && i < r->mailboxes->n; i++) {
-		if (i > 0)
-			fputc(',', a->fp);
-		put_hex(a->fp, (const uint8_t *)r->mailboxes->names[i],
-		    strlen(r->mailboxes->names[i]));
-	}
-	fputc('\n', a->fp);
-	a->count++;
+	return snprintf(buf, len, "%s%s", path, suffix) >= (int)len ? -1 : 0;
 }
 
 int
-state_save(const char *path)
+state_journal_name(char *buf, size_t len, const char *path, uint64_t gen)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX];
-	struct save_arg a;
-	int fd, dfd;
+	return snprintf(buf, len, "%s.journal.%" PRIu64, path, gen) >=
+	    (int)len ? -1 : 0;
+}
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
-		log_error("state file name %s too long", path);
-		return -1;
-	}
-	/* a left-over temporary file (a crash while saving) goes first */
-	if (unlink(tmp) == -1 && errno != ENOENT) {
-		log_warn("cannot write state file: unlink %s", tmp);
-		return -1;
-	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW, 0600)) == -1) {
-		log_warn("cannot write state file %s", tmp);
-		return -1;
-	}
-	if ((a.fp = fdopen(fd, "w")) == NULL) {
-		log_warn("cannot write state file %s", tmp);
-		close(fd);
-		unlink(tmp);
-		return -1;
-	}
-	a.count = 0;
-	a.now = (uint32_t)(mpd->now_ms / 1000);
-	fprintf(a.fp, "%s\n", STATE_MAGIC);
-	registry_foreach(save_reg, &a);
-	fprintf(a.fp, "end %zu\n", a.count);
-	if (fflush(a.fp) != 0 || ferror(a.fp) || fsync(fd) != 0) {
-		log_warn("cannot write state file %s", tmp);
-		fclose(a.fp);
-		unlink(tmp);
-		return -1;
-	}
-	if (fclose(a.fp) != 0) {
-		log_warn("cannot write state file %s", tmp);
-		unlink(tmp);
-		return -1;
-	}
-	if (rename(tmp, path) == -1) {
-		log_warn("cannot write state file: rename %s to %s", tmp,
-		    path);
-		unlink(tmp);
-		return -1;
-	}
+int
+state_fsync_dir(const char *path)
+{
+	char dir[PATH_MAX];
+	int dfd, rc;
+
 	snprintf(dir, sizeof(dir), "%s", path);
 	if ((dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC))
-	    != -1) {
-		if (fsync(dfd) == -1)
-			log_warn("state file %s: fsync of its directory", path);
-		close(dfd);
-	}
-	log_debug("state saved: %zu registrations in %s", a.count, path);
-	return 0;
+	    == -1)
+		return -1;
+	rc = fsync(dfd);
+	close(dfd);
+	return rc;
 }
 
-static int
-get_hex(const char *s, uint8_t *out, size_t max, size_t *len)
+/* FILE.corrupt-YYYYmmddTHHMMSS, and -1, -2... if that is taken. */
+void
+state_move_aside(const char *path, const char *what, const char *why)
 {
-	size_t n = strlen(s);
+	char aside[PATH_MAX + 48], stamp[32];
+	struct stat st;
+	time_t t = time(NULL);
+	int i;
 
-	if (strcmp(s, "-") == 0) {
-		*len = 0;
-		return 0;
-	}
-	if (n == 0 || n % 2 != 0 || n / 2 > max)
-		return -1;
-	if (sodium_hex2bin(out, max, s, n, NULL, len, NULL) != 0 ||
-	    *len != n / 2)
-		return -1;
-	return 0;
-}
-
-/* A decimal number of at most 32 bits (64 if wide), digits only. */
-static int
-get_num(const char *s, int wide, uint64_t *v)
-{
-	unsigned long long n;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	n = strtoull(s, &end, 10);
-	if (*end != '\0' || errno != 0 || (!wide && n > UINT32_MAX))
-		return -1;
-	*v = n;
-	return 0;
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", gmtime(&t));
+	snprintf(aside, sizeof(aside), "%s.corrupt-%s", path, stamp);
+	for (i = 1; i < 100 && lstat(aside, &st) == 0; i++)
+		snprintf(aside, sizeof(aside), "%s.corrupt-%s-%d", path, stamp,
+		    i);
+	if (rename(path, aside) == 0)
+		log_error("%s %s: %s; moved aside to %s", what, path, why,
+		    aside);
+	else
+		log_error("%s %s: %s; cannot move it aside (%s)", what, path,
+		    why, strerror(errno));
 }
 
 static int
@@ -223,151 +120,399 @@ find_listener(const char *text, int family)
 	return -1;
 }
 
-enum { LOAD_OK, LOAD_EXPIRED, LOAD_NO_LISTENER, LOAD_TABLE_FULL,
-    LOAD_RENAMED, LOAD_NO_KEY };
-
-/* Parse one "reg" line; returns LOAD_*, or -1 with *why on error. */
-static int
-load_line(char *line, uint32_t now, const char **why)
+static void
+apply_reg(const struct rec_fields *g, struct load *ld)
 {
 	static struct mp_request rq;	/* 5 kB: keep it off the stack */
-	char *f[STATE_FIELDS + 1], *save = NULL, *tok;
-	union mp_addr addr;
-	uint8_t ctx[MP_CONTEXT_MAX];
-	size_t nf = 0, ctx_len, i;
-	/* CREATED EXPIRES LASTPUSH LASTACK SEQ TOTAL SENT ACKED FAILURES
-	 * STATE */
-	uint64_t v[10], id, port, keyid, hwm;
-	uint8_t device[PROTO_DEVICE_LEN];
-	size_t dlen;
+	char user[MP_USER_MAX + 1];
+	const char *why;
+	struct reg *r = registry_find(g->id);
 	struct mp_user *u;
-	struct reg *r;
-	const char *uwhy;
-	char user[MP_USER_MAX + 1], *end;
-	int listener, renamed;
+	int listener;
+	size_t i;
 
-	for (tok = strtok_r(line, " ", &save); tok != NULL &&
-	    nf < STATE_FIELDS + 1; tok = strtok_r(NULL, " ", &save))
-		f[nf++] = tok;
-	if (nf != STATE_FIELDS || strcmp(f[0], "reg") != 0) {
-		*why = "not a registration line of 21 fields";
-		return -1;
+	if (user_normalize(&mpd->cfg.names, g->user, strlen(g->user), user,
+	    &why) != 0 || strcmp(user, g->user) != 0) {
+		/* saved under other [names] rules */
+		if (r != NULL)
+			registry_remove(r, "user name changed");
+		ld->n[LOAD_RENAMED]++;
+		return;
 	}
-	errno = 0;
-	id = strtoull(f[1], &end, 16);
-	if (strlen(f[1]) != 8 || strspn(f[1], "0123456789abcdef") != 8 ||
-	    *end != '\0' || errno != 0 || id == 0) {
-		*why = "bad registration id";
-		return -1;
+	if ((listener = find_listener(g->listener, g->addr.sa.sa_family))
+	    == -1) {
+		if (r != NULL)
+			registry_remove(r, "no listener");
+		ld->n[LOAD_NO_LISTENER]++;
+		return;
 	}
-	if (user_normalize(&mpd->cfg.names, f[2], strlen(f[2]), user, &uwhy)
-	    != 0) {
-		*why = "bad user name";
-		return -1;
+	if (mpd_key(g->key_id) == NULL) {
+		/* the key its token came from is gone */
+		if (r != NULL)
+			registry_remove(r, "key gone");
+		ld->n[LOAD_NO_KEY]++;
+		return;
 	}
-	/* saved under other [names] rules: dropped once the line is read */
-	renamed = strcmp(user, f[2]) != 0;
-	if (strlen(f[3]) != 2 * PROTO_DEVICE_LEN ||
-	    get_hex(f[3], device, sizeof(device), &dlen) != 0 ||
-	    dlen != PROTO_DEVICE_LEN) {
-		*why = "bad device id";
-		return -1;
+	if (r != NULL && strcmp(r->user->name, user) != 0) {
+		registry_remove(r, "replaced");
+		r = NULL;
 	}
-	if (get_num(f[4], 0, &keyid) != 0 || keyid > 255 ||
-	    get_num(f[5], 1, &hwm) != 0) {
-		*why = "bad key id or timestamp";
-		return -1;
-	}
-	memset(&addr, 0, sizeof(addr));
-	if (get_num(f[7], 0, &port) != 0 || port == 0 || port > 65535) {
-		*why = "bad port";
-		return -1;
-	}
-	if (inet_pton(AF_INET, f[6], &addr.sin.sin_addr) == 1) {
-		addr.sin.sin_family = AF_INET;
-		addr.sin.sin_port = htons((uint16_t)port);
-	} else if (inet_pton(AF_INET6, f[6], &addr.sin6.sin6_addr) == 1) {
-		addr.sin6.sin6_family = AF_INET6;
-		addr.sin6.sin6_port = htons((uint16_t)port);
+	if (r == NULL) {
+		struct reg *o;
+
+		/* one registration per device of a user: the newer wins */
+		if ((u = registry_user(user, 0)) != NULL &&
+		    (o = registry_device(u, g->device)) != NULL)
+			registry_remove(o, "replaced by its device");
+		if (registry_count() >= mpd->cfg.max_registrations) {
+			ld->n[LOAD_TABLE_FULL]++;
+			return;
+		}
+		u = registry_user(user, 1);
+		r = registry_add(u, &g->addr, listener, g->ctx, g->ctx_len, 0,
+		    g->id);
 	} else {
-		*why = "bad address";
-		return -1;
+		registry_set_addr(r, &g->addr, listener);
+		registry_set_ctx(&r, g->ctx, g->ctx_len);
 	}
-	for (i = 0; i < 10; i++)
-		if (get_num(f[9 + i], i == 2, &v[i]) != 0) {
-			*why = "bad number";
-			return -1;
-		}
-	/* created <= expires; acked <= sent <= total; a known state */
-	if (v[0] > v[1] || v[7] > v[6] || v[6] > v[5] || v[9] > REG_UNREACHABLE ||
-	    v[2] > UINT64_MAX / 1000) {
-		*why = "inconsistent times, counters or state";
-		return -1;
+	memcpy(r->device, g->device, PROTO_DEVICE_LEN);
+	r->key_id = g->key_id;
+	r->hwm = g->hwm;
+	/* registry_set_mailboxes reads only these */
+	rq.n_mailboxes = g->n_mailboxes;
+	for (i = 0; i < g->n_mailboxes; i++) {
+		rq.mailboxes[i].len = (uint8_t)strlen(g->mailboxes[i]);
+		memcpy(rq.mailboxes[i].name, g->mailboxes[i],
+		    (size_t)rq.mailboxes[i].len + 1);
 	}
-	if (get_hex(f[19], ctx, sizeof(ctx), &ctx_len) != 0) {
-		*why = "bad context";
-		return -1;
-	}
-	memset(&rq, 0, sizeof(rq));
-	if (strcmp(f[20], "-") != 0) {
-		char *m, *msave = NULL;
-
-		for (m = strtok_r(f[20], ",", &msave); m != NULL;
-		    m = strtok_r(NULL, ",", &msave)) {
-			char *name = rq.mailboxes[rq.n_mailboxes].name;
-			size_t ml;
-
-			if (rq.n_mailboxes == MP_MAILBOXES_MAX ||
-			    get_hex(m, (uint8_t *)name, MP_MAILBOX_MAX, &ml)
-			    != 0 || ml == 0 || memchr(name, '\0', ml) != NULL) {
-				*why = "bad mailbox list";
-				return -1;
-			}
-			name[ml] = '\0';
-			rq.mailboxes[rq.n_mailboxes++].len = (uint8_t)ml;
-		}
-		if (rq.n_mailboxes == 0) {
-			*why = "bad mailbox list";
-			return -1;
-		}
-	}
-	if (v[1] <= now)
-		return LOAD_EXPIRED;	/* expired while we were down */
-	if (renamed)
-		return LOAD_RENAMED;
-	if (mpd_key((unsigned)keyid) == NULL)
-		return LOAD_NO_KEY;
-	if (registry_find((uint32_t)id) != NULL) {
-		*why = "duplicate registration id";
-		return -1;
-	}
-	if ((u = registry_user(user, 0)) != NULL &&
-	    registry_device(u, device) != NULL) {
-		*why = "duplicate device of one user";
-		return -1;
-	}
-	if ((listener = find_listener(f[8], addr.sa.sa_family)) == -1)
-		return LOAD_NO_LISTENER;
-	if (registry_count() >= mpd->cfg.max_registrations)
-		return LOAD_TABLE_FULL;
-	u = registry_user(user, 1);
-	r = registry_add(u, &addr, listener, ctx, (uint16_t)ctx_len,
-	    0, (uint32_t)id);
 	registry_set_mailboxes(r, &rq);
-	memcpy(r->device, device, PROTO_DEVICE_LEN);
-	r->key_id = (uint8_t)keyid;
-	r->hwm = hwm;
-	r->flags |= REG_F_RESTORED;
-	r->created = (uint32_t)v[0];
-	r->expires = (uint32_t)v[1];
-	r->last_push_ms = v[2] * 1000;
-	r->last_ack = (uint32_t)v[3];
-	r->seq = (uint32_t)v[4];
-	r->total = (uint32_t)v[5];
-	r->sent_total = (uint32_t)v[6];
-	r->acked_total = (uint32_t)v[7];
-	r->failures = (uint32_t)v[8];
-	r->state = (uint8_t)v[9];
+	r->created = g->created;
+	r->expires = g->expires;
+	r->last_ack = g->last_ack;
+	r->seq = g->seq;
+	r->total = g->total;
+	r->sent_total = g->sent;
+	r->acked_total = g->acked;
+	r->failures = g->failures;
+	r->last_push_ms = g->last_push_ms;
+	r->state = g->state;
+	r->expires += ld->downtime;
+	registry_schedule(r);
+	ld->n[LOAD_OK]++;
+}
+
+static void
+apply(const struct rec_fields *g, struct load *ld)
+{
+	struct reg *r;
+
+	ld->records++;
+	if (g->type == REC_REG) {
+		apply_reg(g, ld);
+		return;
+	}
+	if ((r = registry_find(g->id)) == NULL)
+		return;
+	switch (g->type) {
+	case REC_DEL:
+		registry_remove(r, "removed in the journal");
+		break;
+	case REC_EXP:
+		r->expires = g->expires + ld->downtime;
+		if (g->hwm > r->hwm)
+			r->hwm = g->hwm;
+		registry_schedule(r);
+		break;
+	case REC_SEQ:
+		r->seq = g->seq;
+		r->total = g->total;
+		r->sent_total = g->sent;
+		r->acked_total = g->acked;
+		r->last_ack = g->last_ack;
+		r->last_push_ms = g->last_push_ms;
+		if (g->hwm > r->hwm)
+			r->hwm = g->hwm;
+		r->state = g->state;
+		break;
+	}
+}
+
+/*
+ * The whole file, or NULL (errno; ENOENT: none; EPERM: not ours, said
+ * here).  Only a file of the daemon's user that nobody else can write is
+ * read: anybody else's could bring registrations nobody made.
+ */
+static uint8_t *
+read_file(const char *path, const char *what, size_t *len, time_t *mtime)
+{
+	struct stat st;
+	uint8_t *buf;
+	size_t off = 0;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return NULL;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+		log_error("%s %s is owned by uid %ld with mode %04o; it must be "
+		    "owned by uid %ld (the user mailpushd runs as) and writable "
+		    "by nobody else: not loading it (chown and chmod 600 it, or "
+		    "remove it)", what, path, (long)st.st_uid,
+		    (unsigned)(st.st_mode & 07777), (long)geteuid());
+		close(fd);
+		errno = EPERM;
+		return NULL;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
+		fatal("state: %s", path);
+	while (off < (size_t)st.st_size &&
+	    (n = read(fd, buf + off, (size_t)st.st_size - off)) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			free(buf);
+			close(fd);
+			return NULL;
+		}
+		off += (size_t)n;
+	}
+	close(fd);
+	*len = off;
+	*mtime = st.st_mtime;
+	return buf;
+}
+
+/*
+ * The header of a file: 0, or -1 with *why.  A text state file of
+ * version 1 and a binary file of another version are named as such.
+ */
+static int
+read_hdr(const uint8_t *buf, size_t len, int kind, struct rec_hdr *h,
+    size_t *off, const char **why)
+{
+	static char msg[128];
+	struct rec_view v;
+
+	if (len >= 15 && memcmp(buf, "mailpush-state ", 15) == 0) {
+		*why = "an older format (the text state file of version 1); "
+		    "its registrations are not restored";
+		return -1;
+	}
+	if (len == 0) {
+		*why = "empty file";
+		return -1;
+	}
+	if (record_next(buf, len, &v, why) != 0 ||
+	    record_parse_hdr(&v, h) != 0) {
+		*why = "not a mailpush state or journal file";
+		return -1;
+	}
+	if (h->version != REC_VERSION) {
+		snprintf(msg, sizeof(msg), "format version %u (this mailpushd "
+		    "reads version %u)", h->version, REC_VERSION);
+		*why = msg;
+		return -1;
+	}
+	if (h->kind != kind) {
+		*why = "a journal where a snapshot belongs, or the reverse";
+		return -1;
+	}
+	*off = v.size;
+	return 0;
+}
+
+static void
+drop_all(struct reg *r, void *arg)
+{
+	(void)arg;
+	registry_remove(r, "state file rejected");
+}
+
+/* Snapshot: 0 loaded, 1 none, -1 moved aside. */
+static int
+load_snapshot(const char *path, struct rec_hdr *h, struct load *ld)
+{
+	static struct rec_fields g;
+	struct rec_view v;
+	const char *why = NULL;
+	size_t len, off = 0, count = 0;
+	uint8_t *buf;
+	time_t mtime;
+	int ended = 0;
+
+	if ((buf = read_file(path, "state file", &len, &mtime)) == NULL) {
+		if (errno == ENOENT) {
+			log_info("state: no state file %s yet", path);
+			return 1;
+		}
+		if (errno != EPERM)
+			log_error("cannot read state file %s: %s", path,
+			    strerror(errno));
+		return -1;
+	}
+	if (read_hdr(buf, len, REC_KIND_SNAPSHOT, h, &off, &why) == 0) {
+		/* the count from the END record, to size the table once */
+		if (len >= off + REC_FRAME + 8 + REC_SUM &&
+		    record_next(buf + len - (REC_FRAME + 8 + REC_SUM),
+		    REC_FRAME + 8 + REC_SUM, &v, &why) == 0 &&
+		    record_parse(&v, &g) == 0 && g.type == REC_END &&
+		    g.count <= mpd->cfg.max_registrations)
+			registry_reserve((size_t)g.count);
+		why = NULL;
+		while (off < len) {
+			if (ended) {
+				why = "data after the end record";
+				break;
+			}
+			if (record_next(buf + off, len - off, &v, &why) != 0)
+				break;
+			if (record_parse(&v, &g) != 0 || (v.type != REC_REG &&
+			    v.type != REC_END)) {
+				why = "a record that does not parse";
+				break;
+			}
+			off += v.size;
+			if (v.type == REC_END) {
+				if (g.count != count) {
+					why = "count does not match the end "
+					    "record";
+					break;
+				}
+				ended = 1;
+				continue;
+			}
+			count++;
+			apply(&g, ld);
+		}
+		if (why == NULL && !ended)
+			why = "truncated (no end record)";
+	}
+	free(buf);
+	if (why != NULL) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "state file (at byte %zu)", off);
+		uint32_t downtime = ld->downtime;
+
+		registry_foreach(drop_all, NULL);
+		memset(ld, 0, sizeof(*ld));
+		ld->downtime = downtime;
+		state_move_aside(path, what, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Journal gen: 0 replayed whole, 1 tail discarded, -1 moved aside. */
+static int
+replay_journal(const char *path, uint64_t gen, struct load *ld,
+    time_t *mtime)
+{
+	static struct rec_fields g;
+	struct rec_hdr h;
+	struct rec_view v;
+	const char *why = NULL;
+	char name[PATH_MAX];
+	size_t len, off = 0;
+	uint8_t *buf;
+
+	state_journal_name(name, sizeof(name), path, gen);
+	if ((buf = read_file(name, "journal", &len, mtime)) == NULL) {
+		if (errno != EPERM)
+			log_error("cannot read journal %s: %s", name,
+			    strerror(errno));
+		return -1;
+	}
+	if (read_hdr(buf, len, REC_KIND_JOURNAL, &h, &off, &why) != 0 ||
+	    (h.gen != gen && (why = "generation does not match its name"))) {
+		free(buf);
+		state_move_aside(name, "journal", why);
+		return -1;
+	}
+	while (off < len) {
+		if (record_next(buf + off, len - off, &v, &why) != 0)
+			break;
+		if (record_parse(&v, &g) != 0 || v.type == REC_HDR ||
+		    v.type == REC_END) {
+			why = "a record that does not parse";
+			break;
+		}
+		apply(&g, ld);
+		off += v.size;
+	}
+	free(buf);
+	if (why != NULL) {
+		log_warnx("journal %s: %s at byte %zu; the last %zu bytes are "
+		    "discarded", name, why, off, len - off);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+cmp_gen(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The generations of FILE.journal.* that exist, sorted. */
+static size_t
+list_journals(const char *path, uint64_t *gens, size_t max)
+{
+	char dir[PATH_MAX], base[PATH_MAX], prefix[PATH_MAX + 16];
+	struct dirent *de;
+	size_t n = 0, pl;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	snprintf(base, sizeof(base), "%s", path);
+	snprintf(prefix, sizeof(prefix), "%s.journal.", basename(base));
+	pl = strlen(prefix);
+	if ((d = opendir(dirname(dir))) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL && n < max) {
+		const char *s = de->d_name + pl;
+		char *end;
+
+		if (strncmp(de->d_name, prefix, pl) != 0 || *s < '0' ||
+		    *s > '9')
+			continue;
+		errno = 0;
+		gens[n] = strtoull(s, &end, 10);
+		if (*end == '\0' && errno == 0)
+			n++;
+	}
+	closedir(d);
+	qsort(gens, n, sizeof(*gens), cmp_gen);
+	return n;
+}
+
+struct fix_arg {
+	uint32_t	now;
+	int		clean;
+	size_t		expired;
+};
+
+static void
+fix_reg(struct reg *r, void *arg)
+{
+	struct fix_arg *a = arg;
+	uint64_t push_at = r->push_at;
+
+	if (r->expires <= a->now) {
+		a->expired++;
+		registry_remove(r, "expired while the daemon was down");
+		return;
+	}
+	if (!a->clean)
+		r->flags |= REG_F_RESTORED;	/* counts may be inexact */
 	if (r->state == REG_PUSHING) {
 		/*
 		 * Its push went unacknowledged; the retransmission state is
@@ -378,161 +523,125 @@ load_line(char *line, uint32_t now, const char **why)
 		r->state = REG_ACTIVE;
 		r->sent_total = r->acked_total;
 	}
+	r->push_at = 0;
 	if (r->total != r->sent_total) {
 		/* as soon as min_push_interval since the last push allows */
 		r->push_at = r->last_push_ms + mpd->cfg.min_push_interval;
 		if (r->push_at <= mpd->now_ms)
 			r->push_at = mpd->now_ms + 1;
 	}
-	registry_schedule(r);
-	return LOAD_OK;
+	if (r->push_at != push_at)
+		registry_schedule(r);
 }
 
-/* FILE.corrupt-YYYYmmddTHHMMSS, and -1, -2... if that is taken. */
-static void
-move_aside(const char *path, const char *why, int lineno)
+/* The header of a snapshot, read alone; -1 if it has none. */
+static int
+peek_hdr(const char *path, struct rec_hdr *h)
 {
-	char aside[PATH_MAX + 48], stamp[32];
+	uint8_t buf[256];
+	struct rec_view v;
+	const char *why;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n <= 0 || record_next(buf, (size_t)n, &v, &why) != 0 ||
+	    record_parse_hdr(&v, h) != 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * When the last daemon last wrote: the snapshot's time, or the newest
+ * journal that goes with it.  Expiries read are extended by the time
+ * since, so that no registration expires for the downtime.
+ */
+static time_t
+last_write(const char *path, const uint64_t *gens, size_t n)
+{
+	struct rec_hdr h;
 	struct stat st;
-	time_t t = time(NULL);
-	int i;
+	char name[PATH_MAX];
+	time_t last = 0;
+	size_t i;
 
-	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", gmtime(&t));
-	snprintf(aside, sizeof(aside), "%s.corrupt-%s", path, stamp);
-	for (i = 1; i < 100 && lstat(aside, &st) == 0; i++)
-		snprintf(aside, sizeof(aside), "%s.corrupt-%s-%d", path, stamp,
-		    i);
-	if (rename(path, aside) == 0)
-		log_error("state file %s line %d: %s; moved aside to %s, "
-		    "starting with no registrations", path, lineno, why, aside);
-	else
-		log_error("state file %s line %d: %s; cannot move it aside "
-		    "(%s), starting with no registrations", path, lineno, why,
-		    strerror(errno));
-}
-
-static void
-drop_all(struct reg *r, void *arg)
-{
-	(void)arg;
-	registry_remove(r, "state file rejected");
+	memset(&h, 0, sizeof(h));
+	if (peek_hdr(path, &h) == 0 && h.kind == REC_KIND_SNAPSHOT)
+		last = (time_t)h.time;
+	for (i = 0; i < n; i++) {
+		if (gens[i] < h.gen)
+			continue;
+		state_journal_name(name, sizeof(name), path, gens[i]);
+		if (stat(name, &st) == 0 && st.st_mtime > last)
+			last = st.st_mtime;
+	}
+	return last;
 }
 
 int
-state_load(const char *path)
+state_load(const char *path, struct state_info *si)
 {
-	FILE *fp;
-	struct stat st;
-	char *line = NULL;
-	size_t cap = 0, count = 0, n_load[6] = { 0, 0, 0, 0, 0, 0 };
-	ssize_t n;
-	int fd, lineno = 0, rc, ended = 0;
-	const char *why = NULL;
-	uint32_t now = (uint32_t)(mpd_now() / 1000);
+	static uint64_t gens[JOURNALS_MAX];
+	struct rec_hdr h;
+	struct load ld;
+	struct fix_arg fa;
+	size_t n, i, replayed = 0;
+	time_t last = 0, mtime;
+	int snap, rc = 0;
+	char name[PATH_MAX];
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		if (errno == ENOENT) {
-			log_info("state: no state file %s yet, starting with "
-			    "no registrations", path);
-			return 0;
-		}
-		log_error("cannot read state file %s: %s; starting with no "
-		    "registrations", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		log_error("state file %s is not a regular file; starting with "
-		    "no registrations", path);
-		close(fd);
-		return -1;
-	}
-	/* a file somebody else could have written is not believed */
-	if (st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
-		log_error("state file %s is owned by uid %ld with mode %04o; "
-		    "it must be owned by uid %ld (the user mailpushd runs as) "
-		    "and writable by nobody else: not loading it, starting "
-		    "with no registrations (chown and chmod 600 it, or remove "
-		    "it)", path, (long)st.st_uid, (unsigned)(st.st_mode & 07777),
-		    (long)geteuid());
-		close(fd);
-		return -1;
-	}
-	if ((fp = fdopen(fd, "r")) == NULL) {
-		log_error("cannot read state file %s: %s; starting with no "
-		    "registrations", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	while ((n = getline(&line, &cap, fp)) != -1) {
-		lineno++;
-		if (line[n - 1] != '\n') {
-			why = "truncated line";
-			break;
-		}
-		line[--n] = '\0';
-		if ((size_t)n != strlen(line)) {
-			why = "NUL byte in a line";
-			break;
-		}
-		if (lineno == 1) {
-			if (strcmp(line, STATE_MAGIC) != 0) {
-				why = strncmp(line, "mailpush-state ", 15) == 0 ?
-				    "another version of the state file format "
-				    "(this mailpushd reads version 2)" :
-				    "not a mailpush state file";
-				break;
-			}
+	memset(si, 0, sizeof(*si));
+	memset(&ld, 0, sizeof(ld));
+	memset(&h, 0, sizeof(h));
+	fa.now = (uint32_t)(mpd_now() / 1000);
+	n = list_journals(path, gens, JOURNALS_MAX);
+	last = last_write(path, gens, n);
+	ld.downtime = last != 0 && (uint32_t)last < fa.now ?
+	    fa.now - (uint32_t)last : 0;
+	if ((snap = load_snapshot(path, &h, &ld)) != 0)
+		h.gen = 0;
+	for (i = 0; i < n; i++) {
+		if (gens[i] < h.gen) {
+			/* held by the snapshot: a crash before its removal */
+			state_journal_name(name, sizeof(name), path, gens[i]);
+			unlink(name);
 			continue;
 		}
-		if (ended) {
-			why = "data after the end line";
-			break;
-		}
-		if (strncmp(line, "end ", 4) == 0) {
-			uint64_t c;
-
-			if (get_num(line + 4, 1, &c) != 0 || c != count) {
-				why = "entry count does not match the end line";
-				break;
-			}
-			ended = 1;
-			continue;
-		}
-		if ((rc = load_line(line, now, &why)) < 0)
-			break;
-		count++;
-		n_load[rc]++;
+		replayed++;
+		if (replay_journal(path, gens[i], &ld, &mtime) != 0)
+			rc = -1;
 	}
-	free(line);
-	if (why == NULL && ferror(fp))
-		why = strerror(errno);
-	fclose(fp);
-	if (why == NULL && !ended)
-		why = lineno == 0 ? "empty file" : "truncated (no end line)";
-	if (why != NULL) {
-		registry_foreach(drop_all, NULL);
-		move_aside(path, why, lineno);
-		mpd->state_dirty = 1;
-		return -1;
-	}
-	if (n_load[LOAD_NO_LISTENER] > 0)
+	si->next_gen = h.gen > 0 ? h.gen : 1;
+	if (n > 0 && gens[n - 1] + 1 > si->next_gen)
+		si->next_gen = gens[n - 1] + 1;
+	si->clean = snap == 0 && h.clean && replayed == 0;
+	si->epoch = si->clean ? h.epoch : 0;
+	si->need_snapshot = replayed > 0 || snap < 0 || rc < 0;
+	fa.clean = si->clean;
+	fa.expired = 0;
+	registry_foreach(fix_reg, &fa);
+	if (ld.n[LOAD_NO_LISTENER] > 0)
 		log_warnx("state: %zu registrations dropped: no listener for "
-		    "their address family any more",
-		    n_load[LOAD_NO_LISTENER]);
-	if (n_load[LOAD_RENAMED] > 0)
+		    "their address family any more", ld.n[LOAD_NO_LISTENER]);
+	if (ld.n[LOAD_RENAMED] > 0)
 		log_warnx("state: %zu registrations dropped: their user name "
 		    "is written differently under the current [names] rules",
-		    n_load[LOAD_RENAMED]);
-	if (n_load[LOAD_NO_KEY] > 0)
+		    ld.n[LOAD_RENAMED]);
+	if (ld.n[LOAD_NO_KEY] > 0)
 		log_warnx("state: %zu registrations dropped: the key their "
-		    "token came from is gone", n_load[LOAD_NO_KEY]);
-	if (n_load[LOAD_TABLE_FULL] > 0)
+		    "token came from is gone", ld.n[LOAD_NO_KEY]);
+	if (ld.n[LOAD_TABLE_FULL] > 0)
 		log_warnx("state: %zu registrations dropped: [limits] "
-		    "max_registrations (%u) reached", n_load[LOAD_TABLE_FULL],
+		    "max_registrations (%u) reached", ld.n[LOAD_TABLE_FULL],
 		    mpd->cfg.max_registrations);
-	log_info("state: %zu registrations restored from %s, %zu expired "
-	    "skipped", n_load[LOAD_OK], path, n_load[LOAD_EXPIRED]);
-	/* rewrite at the next save if anything was left out */
-	mpd->state_dirty = count != n_load[LOAD_OK];
-	return 0;
+	log_info("state: %zu registrations restored from %s and %zu "
+	    "journals (%zu records), %zu expired, down %" PRIu32 " s, %s",
+	    registry_count(), path, replayed, ld.records, fa.expired,
+	    ld.downtime, si->clean ? "clean shutdown" : snap == 1 &&
+	    replayed == 0 ? "nothing saved before" :
+	    "no clean shutdown: new restart epoch, counts marked inexact");
+	return snap < 0 ? -1 : rc;
 }

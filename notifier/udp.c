@@ -26,6 +26,7 @@
 
 #include <sodium.h>
 
+#include "journal.h"
 #include "log.h"
 #include "mailpushd.h"
 #include "user.h"
@@ -214,6 +215,9 @@ udp_send(int listener, const union mp_addr *to, const uint8_t *buf,
 
 	if (listener < 0 || (size_t)listener >= mpd->n_listeners || !l->in_use)
 		return -1;
+	/* after a durable change: leaves once it is on disk */
+	if (journal_hold(listener, to, buf, len))
+		return 0;
 	while ((n = sendto(l->fd, buf, len, 0, &to->sa, addr_len(to))) == -1) {
 		if (errno == EINTR || udp_send_retry(listener, errno, ++tries))
 			continue;

@@ -62,6 +62,8 @@ struct mp_config {
 	uint64_t	timestamp_window;	/* ms */
 	char		state_file[PATH_MAX];
 	uint64_t	state_save_interval;	/* ms */
+	int		state_sync;		/* fdatasync before answering */
+	uint64_t	journal_size_limit;	/* bytes: then a snapshot */
 	char		control_socket[CONFIG_SOCKPATH_MAX];
 	unsigned	control_socket_mode;
 	char		control_socket_group[CONFIG_NAME_MAX];

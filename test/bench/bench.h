@@ -135,6 +135,29 @@ size_t		 evset_send(int fd, const struct evset *, size_t from,
 pid_t		 spawn(char *const argv[], int in_fd, int out_fd);
 int		 reap(pid_t);
 
+/* Shared by bench_push.c and bench_state.c. */
+unsigned	*seq_users(unsigned first, size_t n);
+int		 check_regs(struct mpd_proc *, long long want);
+/*
+ * Daemon latency: events at a fixed rate, each for another user whose one
+ * registration points at our socket; latency from just before send(2) to
+ * the kernel's receive time stamp of the push (both CLOCK_REALTIME).
+ */
+struct lat {
+	int		 fd;
+	uint64_t	*t_recv;	/* by user index, 0: not yet */
+	uint8_t		(*token)[MP_TOKEN_LEN];	/* by user index */
+	unsigned	 first, n;
+	unsigned	 next;		/* lowest index not yet heard from */
+	size_t		 got, bad;
+};
+void		 lat_drain(struct lat *);
+double		 paced_run(int evfd, const struct evset *, size_t from,
+		    size_t to, unsigned rate, uint64_t *t_send, struct lat *,
+		    int drain_ms);
+unsigned	 lat_collect(const struct lat *, const uint64_t *t_send,
+		    unsigned from, unsigned n, double *lat);
+
 /* The benchmarks. */
 int		 bench_push(void);
 int		 bench_intake(void);
@@ -143,6 +166,7 @@ int		 bench_memory_scaling(void);
 int		 bench_hook(void);
 int		 bench_e2e(void);
 int		 bench_register(void);
+int		 bench_state(void);
 int		 bench_cluster(void);
 int		 bench_keepalive(void);	/* bench_keepalive.c: protocol v2 */	/* bench_cluster.c: [cluster] */
 

@@ -3,13 +3,15 @@
 # LIBS_ variables and the deps and all targets).  Every figure comes with
 # a baseline measured in the same run; a figure never fails the target,
 # only a broken run does.  Results and the machine: BENCHMARKS.md.
-# BENCH_ONLY names: push intake latency hook e2e memory register cluster.
+# BENCH_ONLY names: push intake latency hook e2e memory register cluster
+# state.
 BENCH_SRCS	:= $(wildcard test/bench/*.c)
 BENCH_QUICK	?=
 BENCH_ONLY	?=
 
+$(B)/test/bench/%.o: CPPFLAGS += -Inotifier
 $(B)/test/mpbench: $(call obj,$(BENCH_SRCS)) $(B)/test/lib/harness.o \
-    $(B)/test/lib/redis.o $(B)/libshared.a
+    $(B)/test/lib/redis.o $(B)/notifier/record.o $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $^ $(LIBS_SODIUM) $(LIBS_INIH) \
 	    $(LIBS_HIREDIS)
 

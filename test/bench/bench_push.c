@@ -27,7 +27,7 @@
 #define REPS_MAX	16
 #define PUSH_LEN	PROTO_PUSH_LEN(BENCH_CTX_LEN)
 
-static unsigned *
+unsigned *
 seq_users(unsigned first, size_t n)
 {
 	unsigned *u = malloc(n * sizeof(*u));
@@ -40,7 +40,7 @@ seq_users(unsigned first, size_t n)
 	return u;
 }
 
-static int
+int
 check_regs(struct mpd_proc *p, long long want)
 {
 	long long n = bd_stat(p, "registrations");
@@ -368,14 +368,6 @@ out:
  * registration points at our socket; latency from just before send(2) to
  * the kernel's receive time stamp of the push (both CLOCK_REALTIME).
  */
-struct lat {
-	int		 fd;
-	uint64_t	*t_recv;	/* by user index, 0: not yet */
-	uint8_t		(*token)[MP_TOKEN_LEN];	/* by user index */
-	unsigned	 first, n;
-	unsigned	 next;		/* lowest index not yet heard from */
-	size_t		 got, bad;
-};
 
 #define LAT_WINDOW	64
 
@@ -399,7 +391,7 @@ lat_user(struct lat *l, const uint8_t *buf, size_t len)
 	return -1;
 }
 
-static void
+void
 lat_drain(struct lat *l)
 {
 	uint8_t buf[16][256];
@@ -459,7 +451,7 @@ lat_drain(struct lat *l)
  * between; t_send[i] is the CLOCK_REALTIME just before the send.  Waits
  * up to drain_ms after the last send.  Returns the achieved send rate.
  */
-static double
+double
 paced_run(int evfd, const struct evset *ev, size_t from, size_t to,
     unsigned rate, uint64_t *t_send, struct lat *l, int drain_ms)
 {
@@ -502,7 +494,7 @@ paced_run(int evfd, const struct evset *ev, size_t from, size_t to,
 }
 
 /* The latencies of events [from, from + n) that got their push, in ms. */
-static unsigned
+unsigned
 lat_collect(const struct lat *l, const uint64_t *t_send, unsigned from,
     unsigned n, double *lat)
 {

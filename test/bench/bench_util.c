@@ -26,6 +26,7 @@
 #include <sodium.h>
 
 #include "bench.h"
+#include "journal.h"
 #include "event.h"
 #include "proto.h"
 
@@ -223,6 +224,7 @@ stat_mean(const double *v, size_t n)
     "buffer_size = 8M\n"						\
     "[mailpushd]\n"							\
     "state_save_interval = 1d\n"					\
+    "journal_size_limit = 1024G\n"					\
     "udp_buffer_size = 16M\n"						\
     "[limits]\n"							\
     "max_registrations = 4000000\n"					\
@@ -361,184 +363,82 @@ bd_stat(struct mpd_proc *p, const char *name)
 
 /* State file */
 
-#define TMPL_USER	"benchtemplate"
-#define TMPL_FIELDS	32
-
-static struct {
-	char	 header[128];
-	char	*tok[TMPL_FIELDS];
-	int	 ntok;
-	int	 i_id, i_user, i_port, i_listener, i_ctx, i_device;
-	char	 line[1024];
-} T;
-
 /*
- * One registration through the real protocol, the daemon stopped (it
- * writes its state), and that line taken apart: which field is the id,
- * the user, the port, the listener and the context.
+ * The registrations as a clean snapshot in the daemon's own format
+ * (notifier/record.c, linked in), so the benchmarks follow the format
+ * wherever it goes.
  */
 int
 state_template(void)
 {
-	struct mpd_proc p;
-	struct tclient c;
-	struct mp_reply rp;
-	struct sockaddr_in sin;
-	socklen_t slen = sizeof(sin);
-	uint8_t ctx[BENCH_CTX_LEN];
-	char want_id[16], want_port[16], want_listener[64];
-	char want_ctx[2 * BENCH_CTX_LEN + 1], buf[1024], *s, *save = NULL;
-	char want_dev[2 * PROTO_DEVICE_LEN + 1];
-	FILE *fp;
-	int i, rc = -1;
+	return 0;
+}
 
-	if (T.ntok > 0)
-		return 0;
-	memset(&p, 0, sizeof(p));
-	p.pid = -1;
-	if (mpd_setup(&p, bench_conf) != 0) {
-		fail("mailpushd did not start (log %s)", p.log);
-		log_tail(&p);
-		goto out;
-	}
-	memset(ctx, 0x5a, sizeof(ctx));
-	if (tc_open(&c, &p, 0, NULL, TMPL_USER) != 0) {
-		fail("client socket: %s", strerror(errno));
-		goto out;
-	}
-	if (tc_register(&c, ctx, sizeof(ctx), &rp) != 0 ||
-	    rp.type != PROTO_REGISTERED) {
-		tc_close(&c);
-		fail("template registration failed (log %s)", p.log);
-		goto out;
-	}
-	getsockname(c.fd, (struct sockaddr *)&sin, &slen);
-	sodium_bin2hex(want_dev, sizeof(want_dev), c.device, sizeof(c.device));
-	tc_close(&c);
-	if (mpd_stop(&p) != 0) {
-		fail("mailpushd did not stop cleanly (log %s)", p.log);
-		goto out;
-	}
-	snprintf(want_id, sizeof(want_id), "%08x", rp.reg_id);
-	snprintf(want_port, sizeof(want_port), "%u", ntohs(sin.sin_port));
-	snprintf(want_listener, sizeof(want_listener), "127.0.0.1:%d", p.port);
-	sodium_bin2hex(want_ctx, sizeof(want_ctx), ctx, sizeof(ctx));
-	if ((fp = fopen(p.state, "r")) == NULL) {
-		fail("%s: %s", p.state, strerror(errno));
-		goto out;
-	}
-	T.header[0] = T.line[0] = '\0';
-	while (fgets(buf, sizeof(buf), fp) != NULL) {
-		buf[strcspn(buf, "\n")] = '\0';
-		if (T.header[0] == '\0')
-			snprintf(T.header, sizeof(T.header), "%s", buf);
-		else if (strstr(buf, TMPL_USER) != NULL)
-			snprintf(T.line, sizeof(T.line), "%s", buf);
-		else if (strncmp(buf, "end ", 4) != 0)
-			vnote("state template: line ignored: %s", buf);
-	}
-	fclose(fp);
-	T.i_id = T.i_user = T.i_port = T.i_listener = T.i_ctx = T.i_device =
-	    -1;
-	T.ntok = 0;
-	for (s = strtok_r(T.line, " ", &save); s != NULL && T.ntok <
-	    TMPL_FIELDS; s = strtok_r(NULL, " ", &save)) {
-		i = T.ntok++;
-		T.tok[i] = s;
-		if (T.i_id == -1 && strcmp(s, want_id) == 0)
-			T.i_id = i;
-		else if (T.i_user == -1 && strcmp(s, TMPL_USER) == 0)
-			T.i_user = i;
-		else if (T.i_port == -1 && i > 0 &&
-		    strcmp(T.tok[i - 1], "127.0.0.1") == 0 &&
-		    strcmp(s, want_port) == 0)
-			T.i_port = i;
-		else if (T.i_listener == -1 && strcmp(s, want_listener) == 0)
-			T.i_listener = i;
-		else if (T.i_ctx == -1 && strcmp(s, want_ctx) == 0)
-			T.i_ctx = i;
-		else if (T.i_device == -1 && strcmp(s, want_dev) == 0)
-			T.i_device = i;
-	}
-	if (T.i_id == -1 || T.i_user == -1 || T.i_port == -1 ||
-	    T.i_ctx == -1 || T.i_device == -1) {
-		fail("cannot read the state file format (%s)", p.state);
-		T.ntok = 0;
-		goto out;
-	}
-	vnote("state template: %d fields: id %d user %d port %d listener %d "
-	    "context %d", T.ntok, T.i_id, T.i_user, T.i_port, T.i_listener,
-	    T.i_ctx);
-	rc = 0;
-out:
-	bd_destroy(&p);
-	return rc;
+static int
+flush_buf(FILE *fp, struct jbuf *b)
+{
+	if (fwrite(b->p, 1, b->len, fp) != b->len)
+		return -1;
+	b->len = 0;
+	return 0;
 }
 
 int
 state_write(const struct mpd_proc *p, unsigned first, unsigned users,
     unsigned per_user, const uint16_t *ports, unsigned nports)
 {
-	char user[32], id[16], port[8], listener[64];
-	char ctxhex[2 * BENCH_CTX_LEN + 1], devhex[2 * PROTO_DEVICE_LEN + 1];
-	uint8_t ctx[BENCH_CTX_LEN], dev[PROTO_DEVICE_LEN];
+	static struct rec_fields g;
+	struct rec_hdr h;
+	struct jbuf b = { NULL, 0, 0 };
+	uint32_t now = (uint32_t)time(NULL);
 	unsigned i, j;
 	uint64_t k = 0;
 	FILE *fp;
-	int f;
 
-	if (state_template() != 0)
-		return -1;
 	if ((fp = fopen(p->state, "w")) == NULL)
 		return fail("%s: %s", p->state, strerror(errno));
-	setvbuf(fp, NULL, _IOFBF, 1 << 20);
-	snprintf(listener, sizeof(listener), "127.0.0.1:%d", p->port);
-	memset(ctx, 0xa5, sizeof(ctx));
-	fprintf(fp, "%s\n", T.header);
+	memset(&h, 0, sizeof(h));
+	h.version = REC_VERSION;
+	h.kind = REC_KIND_SNAPSHOT;
+	h.gen = 1;
+	h.clean = 1;
+	h.epoch = 1;
+	h.time = now;
+	record_hdr(&b, &h);
+	memset(&g, 0, sizeof(g));
+	g.type = REC_REG;
+	g.key_id = PROTO_KEY_ID_DEFAULT;
+	g.addr.sin.sin_family = AF_INET;
+	g.addr.sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	snprintf(g.listener, sizeof(g.listener), "127.0.0.1:%d", p->port);
+	g.created = now;
+	g.expires = now + 86400;
+	g.ctx_len = BENCH_CTX_LEN;
+	memset(g.ctx, 0xa5, BENCH_CTX_LEN);
 	for (i = first; i < first + users; i++) {
-		snprintf(user, sizeof(user), BENCH_USER_FMT, i);
-		ctx[0] = (uint8_t)(i >> 24);
-		ctx[1] = (uint8_t)(i >> 16);
-		ctx[2] = (uint8_t)(i >> 8);
-		ctx[3] = (uint8_t)i;
+		snprintf(g.user, sizeof(g.user), BENCH_USER_FMT, i);
+		g.ctx[0] = (uint8_t)(i >> 24);
+		g.ctx[1] = (uint8_t)(i >> 16);
+		g.ctx[2] = (uint8_t)(i >> 8);
+		g.ctx[3] = (uint8_t)i;
 		for (j = 0; j < per_user; j++, k++) {
 			/* distinct, nonzero, spread like random ids */
-			snprintf(id, sizeof(id), "%08x",
-			    (uint32_t)((k + 1) * 2654435761u));
-			snprintf(port, sizeof(port), "%u",
-			    ports[((uint64_t)(i - first) * per_user + j) %
-			    nports]);
-			ctx[4] = (uint8_t)j;
-			sodium_bin2hex(ctxhex, sizeof(ctxhex), ctx,
-			    sizeof(ctx));
-			bench_device(i, j, dev);
-			sodium_bin2hex(devhex, sizeof(devhex), dev,
-			    sizeof(dev));
-			for (f = 0; f < T.ntok; f++) {
-				const char *t = T.tok[f];
-
-				if (f == T.i_id)
-					t = id;
-				else if (f == T.i_user)
-					t = user;
-				else if (f == T.i_port)
-					t = port;
-				else if (f == T.i_listener)
-					t = listener;
-				else if (f == T.i_ctx)
-					t = ctxhex;
-				else if (f == T.i_device)
-					t = devhex;
-				if (f > 0)
-					putc_unlocked(' ', fp);
-				fputs_unlocked(t, fp);
-			}
-			putc_unlocked('\n', fp);
+			g.id = (uint32_t)((k + 1) * 2654435761u);
+			g.addr.sin.sin_port = htons(ports[((uint64_t)(i -
+			    first) * per_user + j) % nports]);
+			g.ctx[4] = (uint8_t)j;
+			bench_device(i, j, g.device);
+			record_fields(&b, &g);
+			if (b.len > (1 << 20) && flush_buf(fp, &b) != 0)
+				break;
 		}
 	}
-	fprintf(fp, "end %llu\n", (unsigned long long)k);
-	if (fclose(fp) != 0)
+	record_end(&b, k);
+	if (flush_buf(fp, &b) != 0 || fclose(fp) != 0) {
+		jbuf_free(&b);
 		return fail("%s: %s", p->state, strerror(errno));
+	}
+	jbuf_free(&b);
 	return 0;
 }
 

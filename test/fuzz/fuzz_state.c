@@ -1,7 +1,10 @@
 /*
- * fuzz_state.c: the state-file loader of mailpushd, with the daemon's own
- * registry behind it.  Whatever the file holds, loading either restores
- * registrations or moves the file aside; it never crashes or leaks.
+ * fuzz_state.c: the snapshot and journal loader of mailpushd, with the
+ * daemon's own registry behind it.  An input with its first byte even is
+ * a snapshot; odd, the rest is the body of a journal (after a valid
+ * header).  Whatever the files hold, loading either restores
+ * registrations, discards a bad tail or moves the file aside; it never
+ * crashes or leaks.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -14,8 +17,8 @@
 #include <sodium.h>
 
 #include "fuzz_depth.h"
+#include "journal.h"
 #include "log.h"
-#include "mailpushd.h"
 
 int LLVMFuzzerInitialize(int *, char ***);
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -63,20 +66,33 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	FILE *fp = fopen(path, "w");
+	struct rec_hdr h = { REC_VERSION, REC_KIND_JOURNAL, 0, 1, 1, 0 };
+	struct jbuf b = { NULL, 0, 0 };
+	struct state_info si;
+	char jpath[128];
 	struct dirent *de;
+	FILE *fp;
 	DIR *d;
 
-	if (fp == NULL)
+	if (size > 0 && (data[0] & 1)) {
+		snprintf(jpath, sizeof(jpath), "%s.journal.1", path);
+		record_hdr(&b, &h);
+		data++;
+		size--;
+	} else
+		snprintf(jpath, sizeof(jpath), "%s", path);
+	if ((fp = fopen(jpath, "w")) == NULL)
 		abort();
+	fwrite(b.p, 1, b.len, fp);
 	fwrite(data, 1, size, fp);
 	fclose(fp);
+	jbuf_free(&b);
 	/* a fixed clock so the same input behaves the same */
 	mpd->now_ms = 1700000000000ULL;
 	registry_init();
-	(void)state_load(path);
+	(void)state_load(path, &si);
 	if (registry_count() > 0)
-		fuzz_deep();	/* past the field checks of a reg line */
+		fuzz_deep();	/* past the checksums and the field checks */
 	registry_free();
 	/* the file, or what was moved aside, goes */
 	if ((d = opendir(dir)) == NULL)

@@ -1,0 +1,206 @@
+/*
+ * bench_state.c: persistence at 1,000,000 registrations (issue 14).
+ *
+ * Restart: seconds from exec to serving with a clean snapshot of N
+ * registrations, and after kill -9 (snapshot and journal replayed),
+ * against the start of an empty daemon in the same run.
+ *
+ * Stall: the daemon latency (bench_latency's measure: event sent to push
+ * received) with events at 10,000/s to N registrations, first with no
+ * snapshot, then while snapshots of the whole table run back to back
+ * (journal_size_limit at its minimum, set by a reload).  The figure is
+ * the p99.9 and max with snapshots against those without: what
+ * persistence adds to the longest stall of the loop.
+ */
+#include <sys/types.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define STALL_RATE	10000
+#define CONF_NO_SNAPSHOT BENCH_CONF_STATE("1024G")
+#define CONF_SNAPSHOTS	BENCH_CONF_STATE("64k")
+#define BENCH_CONF_STATE(limit)						\
+    "[events]\n"							\
+    "buffer_size = 8M\n"						\
+    "[mailpushd]\n"							\
+    "journal_size_limit = " limit "\n"				\
+    "state_save_interval = 1s\n"					\
+    "udp_buffer_size = 16M\n"						\
+    "[limits]\n"							\
+    "max_registrations = 4000000\n"					\
+    "max_registrations_per_address = 0\n"				\
+    "registration_lifetime = 2h\n"					\
+    "push_retry_interval = 1h\n"					\
+    "min_push_interval = 0\n"
+
+static double
+start_s(struct mpd_proc *p)
+{
+	uint64_t t0 = mono_ns();
+
+	if (bd_start(p, 300000) != 0)
+		return -1;
+	return (double)(mono_ns() - t0) / 1e9;
+}
+
+/* One paced run of n events from `from'; p99.9 and max in ms. */
+static int
+stall_run(int evfd, const struct evset *ev, struct lat *l, uint64_t *t_send,
+    double *lat, unsigned from, unsigned n, double *p999, double *mx,
+    unsigned *lost)
+{
+	double achieved;
+	unsigned nl;
+
+	achieved = paced_run(evfd, ev, from, from + n, STALL_RATE,
+	    t_send + from, l, 1000);
+	nl = lat_collect(l, t_send, from, n, lat);
+	if (nl == 0 || l->bad != 0)
+		return fail("%zu pushes with a bad MAC, %u good", l->bad, nl);
+	*lost += n - nl;
+	*p999 = stat_pct(lat, nl, 99.9);
+	*mx = stat_pct(lat, nl, 100);
+	note("  sent at %.0f/s; %u of %u pushes; p50 %.3f ms, p99.9 %.3f ms, "
+	    "max %.3f ms", achieved, nl, n, stat_pct(lat, nl, 50), *p999,
+	    *mx);
+	return 0;
+}
+
+int
+bench_state(void)
+{
+	const unsigned N = opts.quick ? 100000 : 1000000;
+	const unsigned n = opts.quick ? 10000 : 30000, warm = 2000;
+	const unsigned events = warm + 2 * n;
+	struct mpd_proc p, e;
+	struct evset ev;
+	struct lat l;
+	uint64_t *t_send = NULL;
+	double *lat = NULL, t_empty, t_clean, t_crash;
+	double a999, amax, b999, bmax;
+	unsigned *u = NULL, i, lost = 0;
+	long long snaps0, snaps1;
+	uint16_t port;
+	char fig[160], bas[160], rat[64];
+	int evfd = -1, on = 1, rc = -1;
+
+	note("state: restart with %u registrations; latency at %u events/s "
+	    "with and without snapshots", N, STALL_RATE);
+	memset(&p, 0, sizeof(p));
+	memset(&e, 0, sizeof(e));
+	memset(&ev, 0, sizeof(ev));
+	memset(&l, 0, sizeof(l));
+	l.fd = -1;
+	prctl(PR_SET_TIMERSLACK, 1UL);
+	if ((l.fd = udp_socket(&port, 16 << 20)) == -1 ||
+	    setsockopt(l.fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on))
+	    == -1) {
+		fail("socket: %s", strerror(errno));
+		goto out;
+	}
+
+	/* restart: empty, clean snapshot, after kill -9 */
+	if (bd_create(&e, CONF_NO_SNAPSHOT) != 0 || (t_empty = start_s(&e)) < 0)
+		goto out;
+	bd_destroy(&e);
+	memset(&e, 0, sizeof(e));
+	e.pid = -1;
+	if (bd_create(&p, CONF_NO_SNAPSHOT) != 0 ||
+	    state_write(&p, 0, N, 1, &port, 1) != 0 ||
+	    (t_clean = start_s(&p)) < 0 || check_regs(&p, N) != 0)
+		goto out;
+	note("  start: empty %.3f s, %u registrations from a clean snapshot "
+	    "%.3f s", t_empty, N, t_clean);
+
+	/* stall: events to the first `events' users */
+	u = seq_users(0, events);
+	l.t_recv = calloc(events, sizeof(*l.t_recv));
+	t_send = calloc(events, sizeof(*t_send));
+	lat = calloc(n, sizeof(*lat));
+	if ((l.token = malloc(events * sizeof(*l.token))) == NULL ||
+	    l.t_recv == NULL || t_send == NULL || lat == NULL)
+		abort();
+	l.first = 0;
+	l.n = events;
+	for (i = 0; i < events; i++) {
+		char user[32];
+
+		snprintf(user, sizeof(user), BENCH_USER_FMT, i);
+		mpd_token(&p, user, l.token[i]);
+	}
+	if (evset_make(&ev, events, u) != 0)
+		goto out;
+	if ((evfd = event_connect(p.events)) == -1) {
+		fail("event socket %s: %s", p.events, strerror(errno));
+		goto out;
+	}
+	paced_run(evfd, &ev, 0, warm, STALL_RATE, t_send, &l, 200);
+	note("  without a snapshot:");
+	if (stall_run(evfd, &ev, &l, t_send, lat, warm, n, &a999, &amax,
+	    &lost) != 0)
+		goto out;
+	/* snapshots back to back from now on */
+	snaps0 = bd_stat(&p, "state_snapshots");
+	if (mpd_rewrite(&p, CONF_SNAPSHOTS) != 0 || kill(p.pid, SIGHUP) != 0)
+		goto out;
+	for (i = 0; i < 300; i++) {
+		static char st[8192];
+
+		if (mpd_ctl(&p, st, sizeof(st), "-j", "status", NULL) == 0 &&
+		    strstr(st, "\"snapshot_running\":true") != NULL)
+			break;
+		usleep(10000);
+	}
+	note("  with snapshots of %u registrations running:", N);
+	if (stall_run(evfd, &ev, &l, t_send, lat, warm + n, n, &b999, &bmax,
+	    &lost) != 0)
+		goto out;
+	snaps1 = bd_stat(&p, "state_snapshots");
+	note("  %lld snapshots written during the run", snaps1 - snaps0);
+
+	/* restart after kill -9: snapshot plus journal */
+	bd_kill(&p);
+	if ((t_crash = start_s(&p)) < 0 || check_regs(&p, N) != 0)
+		goto out;
+	note("  start after kill -9: %.3f s", t_crash);
+
+	snprintf(fig, sizeof(fig), "%.2f s (clean), %.2f s (after kill -9)",
+	    t_clean, t_crash);
+	snprintf(bas, sizeof(bas), "%.2f s (empty)", t_empty);
+	snprintf(rat, sizeof(rat), "%u registrations", N);
+	result_add("restart", fig, bas, rat, "a few seconds",
+	    t_clean <= 5 && t_crash <= 5);
+	snprintf(fig, sizeof(fig), "p99.9 %.3f ms, max %.3f ms (%lld "
+	    "snapshots)", b999, bmax, snaps1 - snaps0);
+	snprintf(bas, sizeof(bas), "p99.9 %.3f ms, max %.3f ms (no "
+	    "snapshot)", a999, amax);
+	snprintf(rat, sizeof(rat), "+%.3f ms p99.9, +%.3f ms max",
+	    b999 - a999, bmax - amax);
+	result_add("stall from persistence", fig, bas, rat,
+	    "p99.9 added <= 1 ms", snaps1 > snaps0 && b999 - a999 <= 1.0 &&
+	    lost == 0);
+	rc = 0;
+out:
+	if (evfd != -1)
+		close(evfd);
+	if (l.fd != -1)
+		close(l.fd);
+	evset_free(&ev);
+	free(u);
+	free(l.t_recv);
+	free(l.token);
+	free(t_send);
+	free(lat);
+	bd_destroy(&e);
+	bd_destroy(&p);
+	return rc;
+}
