@@ -361,7 +361,8 @@ load_snapshot(const char *path, struct rec_hdr *h, struct load *ld)
 		    record_next(buf + len - (REC_FRAME + 8 + REC_SUM),
 		    REC_FRAME + 8 + REC_SUM, &v, &why) == 0 &&
 		    record_parse(&v, &g) == 0 && g.type == REC_END &&
-		    g.count <= mpd->cfg.max_registrations)
+		    g.count <= mpd->cfg.max_registrations &&
+		    g.count <= len / (REC_FRAME + REC_SUM + 40))
 			registry_reserve((size_t)g.count);
 		why = NULL;
 		while (off < len) {

@@ -109,7 +109,7 @@ call(struct tclient *c, struct mp_request *rq, struct mp_reply *rp)
 	const char *why;
 	int n, round;
 
-	for (round = 0; round < 2; round++) {
+	for (round = 0; round < 3; round++) {
 		rq->timestamp = tc_ts(c);
 		if ((n = tc_encode(c, rq, buf, sizeof(buf))) < 0 ||
 		    tc_send(c, buf, (size_t)n) != 0)
@@ -123,6 +123,13 @@ call(struct tclient *c, struct mp_request *rq, struct mp_reply *rp)
 			    rp->type != PROTO_PROBE_ECHO &&
 			    rp->timestamp == rq->timestamp)
 				break;
+		}
+		/* another client of this device sent a request within the
+		 * same millisecond: go on above it, as the library does */
+		if (rp->type == PROTO_REFUSED && rp->reason == REASON_REPLAY) {
+			if (rp->value > c->last_ts)
+				c->last_ts = rp->value;
+			continue;
 		}
 		if (rp->type != PROTO_COOKIE)
 			return 0;
@@ -295,7 +302,8 @@ stream(unsigned *serial)
 				tc_close(&c);
 				return answered;
 			}
-			ck_assert_int_eq(rp.type, PROTO_REGISTERED);
+			ck_assert_msg(rp.type == PROTO_REGISTERED, "move of %08x "
+			    "answered %u (reason %u)", r->id, rp.type, rp.reason);
 			r->port = r->pending;
 			r->pending = 0;
 		} else {
@@ -305,7 +313,9 @@ stream(unsigned *serial)
 				tc_close(&c);
 				return answered;
 			}
-			ck_assert_int_eq(rp.type, PROTO_REGISTERED);
+			ck_assert_msg(rp.type == PROTO_REGISTERED, "unregister "
+			    "of %08x answered %u (reason %u)", r->id, rp.type,
+			    rp.reason);
 			r->state = R_GONE;
 			r->pending_gone = 0;
 		}
