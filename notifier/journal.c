@@ -30,8 +30,9 @@
  * to that journal (after a failed fsync its contents are unknown), and
  * lets held replies go: the daemon keeps serving from memory and says so
  * (mailpushctl status: "state is not being saved").  Every
- * JOURNAL_RETRY_S it tries a new generation and a full snapshot; when the
- * snapshot is in place, state is saved again.
+ * JOURNAL_RETRY_S it tries a new generation and a full snapshot (given up
+ * at the first failed write); when the snapshot is in place, state is
+ * saved again.
  *
  * Two threads, never touching the table or libevent: they take jobs from
  * their queue and report through an eventfd the loop watches.
@@ -64,7 +65,7 @@
 #define SNAP_SLICE_US	300		/* loop time per snapshot slice */
 #define SNAP_CHUNK	(256 * 1024)
 #define SNAP_QUEUE_MAX	(4 * 1024 * 1024)	/* bytes queued to write */
-#define JOURNAL_RETRY_S	5
+#define JOURNAL_RETRY_S	1
 
 enum { JOB_DATA, JOB_ROTATE, JOB_SNAP_OPEN, JOB_SNAP_DATA, JOB_SNAP_DONE,
     JOB_SNAP_ABORT, JOB_QUIT };
@@ -727,7 +728,7 @@ snap_step(evutil_socket_t fd, short what, void *arg)
 	uint64_t t0 = mono_us();
 	struct job *j;
 	size_t queued;
-	int more = 1;
+	int more = 1, failed;
 
 	(void)fd;
 	(void)what;
@@ -736,7 +737,13 @@ snap_step(evutil_socket_t fd, short what, void *arg)
 		return;
 	pthread_mutex_lock(&J.ws.mu);
 	queued = J.ws.queued;
+	failed = J.ws.failed;
 	pthread_mutex_unlock(&J.ws.mu);
+	if (failed) {
+		/* a failed write: no use serialising the rest */
+		snap_abort();
+		return;
+	}
 	if (queued > SNAP_QUEUE_MAX) {
 		tv.tv_usec = 2000;	/* let the writer catch up */
 		evtimer_add(J.ev_snap, &tv);
@@ -809,8 +816,7 @@ done_cb(evutil_socket_t fd, short what, void *arg)
 		    error);
 		if (J.saving)
 			log_error("state is not being saved: %s; serving from "
-			    "memory, retrying every %d s", error,
-			    JOURNAL_RETRY_S);
+			    "memory, retrying every second", error);
 		else
 			log_warnx("state is still not being saved: %s", error);
 		J.saving = 0;
@@ -882,8 +888,7 @@ journal_open(const char *path, const struct state_info *si)
 		snprintf(J.st.last_error, sizeof(J.st.last_error),
 		    "create %s: %s", name, strerror(errno));
 		log_error("state is not being saved: %s; serving from "
-		    "memory, retrying every %d s", J.st.last_error,
-		    JOURNAL_RETRY_S);
+		    "memory, retrying every second", J.st.last_error);
 	} else
 		J.saving = 1;
 	if ((J.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
@@ -1047,8 +1052,7 @@ journal_status_put(struct evbuffer *out, int json)
 	else
 		evbuffer_add_printf(out, "state: state is not being saved "
 		    "(%" PRIu64 " write errors, last: %s); serving from memory, "
-		    "retrying every %d s\n", s.write_errors, s.last_error,
-		    JOURNAL_RETRY_S);
+		    "retrying every second\n", s.write_errors, s.last_error);
 }
 
 const struct journal_status *

@@ -489,7 +489,7 @@ START_TEST(failing_disk)
 	    (unsigned long long)(now_ms() - t0));
 	ck_assert_int_eq(mpd_log_wait(&P, "state is not being saved: write ",
 	    1, 3000), 0);
-	ck_assert_int_eq(mpd_log_count(&P, "No space left on device"), 1);
+	ck_assert_int_ge(mpd_log_count(&P, "No space left on device"), 1);
 	/* status exits 2 (a problem) and says so twice: the state line and
 	 * the health check */
 	ck_assert_int_eq(ops_ctl(&P, out, sizeof(out), err, sizeof(err),
