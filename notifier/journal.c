@@ -11,7 +11,8 @@
  * sync was running (group commit).  A datagram or control reply sent
  * after a durable change waits in a queue here until the sync covering
  * that change is done (journal_hold), so nothing is answered before it is
- * on disk.  Sequence numbers, totals and expiry extensions are recorded
+ * on disk; pushes queued meanwhile wait with it (push.c), so that none
+ * overtakes the answer it follows (an owed push after a takeover).  Sequence numbers, totals and expiry extensions are recorded
  * too, and written at the end of their iteration, but never synced or
  * waited for: they survive kill -9 (the page cache has them), and what a
  * power loss takes of them the restart epoch makes up for (state.c).
@@ -436,6 +437,12 @@ static uint64_t
 needed_batch(void)
 {
 	return J.cur_durable ? J.next_batch : J.last_durable;
+}
+
+int
+journal_holding(void)
+{
+	return durable_pending();
 }
 
 int

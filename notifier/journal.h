@@ -121,6 +121,7 @@ void	journal_log_exp(const struct reg *);
 void	journal_log_del(uint32_t id);
 int	journal_hold(int listener, const union mp_addr *, const uint8_t *,
 	    size_t);
+int	journal_holding(void);	/* would journal_hold keep a datagram? */
 struct bufferevent;
 void	journal_hold_bev(struct bufferevent *);
 void	journal_forget_bev(struct bufferevent *);

@@ -157,6 +157,13 @@ push_flush(void)
 {
 	unsigned i, start = 0;
 
+	/* after a durable change, pushes wait with its answer for the
+	 * sync, and never overtake it (an owed push after a takeover) */
+	for (i = 0; i < Q.n && journal_holding(); i++)
+		journal_hold(Q.listener[i], &Q.to[i], Q.buf[i],
+		    Q.iov[i].iov_len);
+	if (i > 0)
+		Q.n = 0;
 	for (i = 1; i <= Q.n; i++)
 		if (i == Q.n || Q.listener[i] != Q.listener[start] ||
 		    !mpd->listeners[Q.listener[start]].in_use) {
