@@ -20,9 +20,11 @@ FUZZ_CFLAGS	:= -std=gnu11 -g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer \
 FUZZ_LIBSRCS	:= $(SHARED_SRCS) $(CLIENT_SRCS) $(DAEMON_SRCS) \
 		   deliver-hook/hookargs.c test/fuzz/fuzz_depth.c
 
+# -MMD: an object is rebuilt when a header it uses changes (a stale
+# object with an old struct layout makes crashes that are not there)
 $(FZ)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(FZ)/fuzz_%: $(FZ)/test/fuzz/fuzz_%.o $(patsubst %.c,$(FZ)/%.o,$(FUZZ_LIBSRCS))
 	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ \
@@ -57,3 +59,5 @@ fuzz-depth: fuzz-build
 	done
 .PHONY: fuzz fuzz-build fuzz-depth
 .PRECIOUS: $(FZ)/%.o
+
+-include $(shell find $(FZ) -name '*.d' 2>/dev/null)
