@@ -54,9 +54,9 @@ struct regrun {
 };
 
 static void
-fill_req(struct mp_request *rq, unsigned user, const uint8_t *cookie)
+fill_req(struct mp_request *rq, unsigned user, const uint8_t *cookie,
+    uint64_t floor)
 {
-	static uint64_t last;
 	struct timespec now;
 	uint64_t t;
 
@@ -64,11 +64,12 @@ fill_req(struct mp_request *rq, unsigned user, const uint8_t *cookie)
 	rq->type = PROTO_REGISTER;
 	rq->key_id = PROTO_KEY_ID_DEFAULT;
 	bench_device(user, 0, rq->device);
-	/* milliseconds, and above every earlier one (a device's requests
-	 * must go up; one counter for all is simplest) */
+	/* milliseconds, above the device's earlier request (floor): one
+	 * counter for all of them would run ahead of the clock by one ms a
+	 * request, out of the timestamp window after 120,000 of them */
 	clock_gettime(CLOCK_REALTIME, &now);
 	t = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-	rq->timestamp = last = t > last ? t : last + 1;
+	rq->timestamp = t > floor ? t : floor + 1;
 	rq->pad_to = (uint16_t)proto_request_pad(BENCH_CTX_LEN);
 	rq->user_len = (uint8_t)snprintf(rq->user, sizeof(rq->user),
 	    BENCH_USER_FMT, user);
@@ -97,7 +98,7 @@ prepare(struct regrun *g, const struct mpd_proc *p)
 	    g->first_ts == NULL)
 		abort();
 	for (i = 0; i < g->n; i++) {
-		fill_req(&rq, g->user0 + (unsigned)i, NULL);
+		fill_req(&rq, g->user0 + (unsigned)i, NULL, 0);
 		mpd_token(p, rq.user, g->token[i]);
 		if ((len = proto_request_encode(&rq, g->token[i],
 		    g->first + i * REQ_SLOT, REQ_SLOT)) < 0)
@@ -147,7 +148,7 @@ slot_second(struct regrun *g, struct slot *s, const uint8_t *cookie)
 	uint8_t buf[REQ_SLOT];
 	int len;
 
-	fill_req(&rq, g->user0 + s->idx, cookie);
+	fill_req(&rq, g->user0 + s->idx, cookie, g->first_ts[s->idx]);
 	if ((len = proto_request_encode(&rq, g->token[s->idx], buf,
 	    sizeof(buf))) < 0)
 		abort();
