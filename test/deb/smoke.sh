@@ -30,7 +30,7 @@ if ! flock -n 9; then
 fi
 PKGS="mailpush mailpush-listen dovecot-mailpush"
 for p in $PKGS; do
-	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q installed; then
+	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep installed >/dev/null; then
 		die "$p is installed already; not touching it (dpkg --purge $p)"
 	fi
 done
@@ -47,7 +47,7 @@ LPID=
 cleanup() {
 	[ -n "$LPID" ] && kill "$LPID" 2>/dev/null || true
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null || true
-	if dpkg-query -W -f='${Status}' mailpush 2>/dev/null | grep -q installed
+	if dpkg-query -W -f='${Status}' mailpush 2>/dev/null | grep installed >/dev/null
 	then
 		say "purging after a failure"
 		dpkg --purge $PKGS >/dev/null 2>&1 || true
@@ -87,12 +87,14 @@ KEY=/etc/mailpush/mailpushd.key
     die "$KEY is $(stat -c '%U %a' $KEY), not mailpush 600"
 [ "$(stat -c '%U %a' /var/lib/mailpush)" = "mailpush 700" ] ||
     die "/var/lib/mailpush is $(stat -c '%U %a' /var/lib/mailpush)"
-dpkg-query -W -f='${Conffiles}\n' mailpush | grep -q ' /etc/mailpush/mailpushd.conf ' ||
+dpkg-query -W -f='${Conffiles}\n' mailpush | grep ' /etc/mailpush/mailpushd.conf ' >/dev/null ||
     die "/etc/mailpush/mailpushd.conf is not a conffile"
 dep=$(dpkg-query -W -f='${Depends}' dovecot-mailpush)
 abi=$(tr A-Z a-z < /usr/share/dovecot/dovecot-abi)
 case $dep in *"dovecot-abi-$abi"*) ;; *) die "dovecot-mailpush depends on '$dep'";; esac
-zcat /usr/share/man/man8/mailpushd.8.gz | grep -q /etc/mailpush/mailpushd.conf ||
+# (grep reads to the end: with pipefail, an early grep -q exit would
+# fail the pipeline on zcat's SIGPIPE)
+zcat /usr/share/man/man8/mailpushd.8.gz | grep /etc/mailpush/mailpushd.conf >/dev/null ||
     die "the installed mailpushd(8) does not name /etc/mailpush/mailpushd.conf"
 grep -q '^mailbox_command = /usr/libexec/mailpush/mailpush-hook' \
     /usr/share/doc/mailpush/examples/postfix-main.cf ||
@@ -144,7 +146,7 @@ for _ in $(seq 50); do
 done
 /usr/sbin/mailpushctl status > "$T/status" || { cat "$T/status" "$T/mailpushd.log"; die "mailpushctl status"; }
 grep -q "^health: ok" "$T/status" || die "status: $(cat "$T/status")"
-ps -o user= -p "$PID" | grep -qx mailpush || die "mailpushd does not run as mailpush"
+ps -o user= -p "$PID" | grep -x mailpush >/dev/null || die "mailpushd does not run as mailpush"
 /usr/sbin/mailpushctl token smoke17 > "$T/token"
 /usr/bin/mailpush-listen -1 -t 20 -s "127.0.0.1:$PORT" -u smoke17 \
     -K "$T/token" > "$T/listen.out" 2> "$T/listen.err" &
