@@ -253,7 +253,7 @@ prov_answer(struct prov_conn *c, const char *req, size_t len)
 		return;
 	}
 	if (mpd->cfg.auth == AUTH_NONE) {
-		prov_stats.bad++;
+		prov_stats.denied++;	/* well formed, and refused */
 		prov_error(c, "auth = none: the notifier has no tokens");
 		return;
 	}

@@ -277,6 +277,21 @@ START_TEST(idle_connections_do_not_lock_out)
 }
 END_TEST
 
+/* auth = none: no tokens to hand out, said so, counted as refused. */
+START_TEST(auth_none_no_tokens)
+{
+	char out[1024];
+
+	prov_setup("[mailpushd]\nauth = none\nallow = 127.0.0.1/32\n");
+	ck_assert_int_eq(prov_ask("token alice\n", 12, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "error: auth = none: the notifier has no "
+	    "tokens\n");
+	ck_assert_int_eq(mpd_stat(&P, "provision_denied"), 1);
+	ck_assert_int_eq(mpd_stat(&P, "provision_malformed"), 0);
+	ck_assert_int_eq(mpd_stat(&P, "provision_answered"), 0);
+}
+END_TEST
+
 /* A uid that is not trusted gets only its own token. */
 START_TEST(untrusted_uid)
 {
@@ -376,6 +391,7 @@ make_provision_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, answers);
 	tcase_add_test(tc, idle_connections_do_not_lock_out);
+	tcase_add_test(tc, auth_none_no_tokens);
 	tcase_add_test(tc, untrusted_uid);
 	tcase_add_test(tc, rotation);
 	suite_add_tcase(s, tc);
