@@ -28,7 +28,9 @@
 #include "harness.h"
 #include "proto.h"
 
-#define DUSER	"mpt12daemon"	/* a daemon user made by the test */
+/* a daemon user made by the test, of this process only */
+static char duser[32];
+#define DUSER	duser
 
 static struct mpd_proc P;
 static int made_user;
@@ -37,8 +39,11 @@ static void
 teardown(void)
 {
 	mpd_cleanup(&P);
-	if (made_user && system("userdel " DUSER " 2>/dev/null") != 0)
-		fprintf(stderr, "hardening: userdel " DUSER " failed\n");
+	char cmd[96];
+
+	snprintf(cmd, sizeof(cmd), "userdel %s 2>/dev/null", duser);
+	if (made_user && system(cmd) != 0)
+		fprintf(stderr, "hardening: %s failed\n", cmd);
 	made_user = 0;
 }
 
@@ -54,10 +59,14 @@ need_root(const char *what)
 static struct passwd *
 daemon_user(void)
 {
+	char cmd[192];
+
+	snprintf(duser, sizeof(duser), "mpt12d%ld", (long)getpid());
 	if (getpwnam(DUSER) == NULL) {
-		ck_assert_int_eq(system("useradd --system --no-create-home "
-		    "--home-dir /nonexistent --shell /usr/sbin/nologin -U "
-		    DUSER), 0);
+		snprintf(cmd, sizeof(cmd), "useradd --system --no-create-home "
+		    "--home-dir /nonexistent --shell /usr/sbin/nologin -U %s",
+		    duser);
+		ck_assert_int_eq(system(cmd), 0);
 		made_user = 1;
 	}
 	return getpwnam(DUSER);
@@ -273,9 +282,11 @@ static void
 set_daemon_user(void)
 {
 	FILE *fp;
-	char text[8192], *u;
-	size_t n;
+	char text[8192], line[64], *u;
+	size_t n, ll;
 
+	snprintf(line, sizeof(line), "user = %s\n", DUSER);
+	ll = strlen(line);
 	ck_assert_int_eq(mpd_rewrite(&P, NULL), 0);
 	fp = fopen(P.conf, "r");
 	ck_assert_ptr_nonnull(fp);
@@ -284,8 +295,8 @@ set_daemon_user(void)
 	text[n] = '\0';
 	u = strstr(text, "user =\n");
 	ck_assert_ptr_nonnull(u);
-	memmove(u + strlen("user = " DUSER "\n"), u + 7, strlen(u + 7) + 1);
-	memcpy(u, "user = " DUSER "\n", strlen("user = " DUSER "\n"));
+	memmove(u + ll, u + 7, strlen(u + 7) + 1);
+	memcpy(u, line, ll);
 	ck_assert_int_eq(write_text(P.conf, text, 0644), 0);
 }
 

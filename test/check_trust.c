@@ -22,13 +22,18 @@
 #include "harness.h"
 
 /* Names unique to this suite, so parallel test runs never collide. */
-#define UA	"mpt12alice"	/* a mail user */
-#define UB	"mpt12bob"	/* another one */
-#define UP	"mpt12pipe"	/* a pipe(8) transport's user */
+/*
+ * Users of this test process only (the pid in the name): parallel runs of
+ * the suite never see, or delete, each other's users.
+ */
+static char ua[32], ub[32], up[32];
+#define UA	ua		/* a mail user */
+#define UB	ub		/* another one */
+#define UP	up		/* a pipe(8) transport's user */
 
 static struct mpd_proc P;
 static int made[3];
-static const char *const names[3] = { UA, UB, UP };
+static const char *const names[3] = { ua, ub, up };
 static char hook[160];
 
 static int
@@ -41,12 +46,26 @@ need_root(const char *what)
 	return 0;
 }
 
+/* name@example.org, in one of two buffers */
+static const char *
+at(const char *name)
+{
+	static char buf[2][64];
+	static int n;
+
+	snprintf(buf[n % 2], sizeof(buf[0]), "%s@example.org", name);
+	return buf[n++ % 2];
+}
+
 static void
 make_users(void)
 {
 	char cmd[256];
 	int i;
 
+	snprintf(ua, sizeof(ua), "mpt12a%ld", (long)getpid());
+	snprintf(ub, sizeof(ub), "mpt12b%ld", (long)getpid());
+	snprintf(up, sizeof(up), "mpt12p%ld", (long)getpid());
 	for (i = 0; i < 3; i++) {
 		if (getpwnam(names[i]) != NULL)
 			continue;
@@ -156,14 +175,23 @@ START_TEST(user_posts_only_for_itself)
 	ck_assert_int_eq(mpd_log_wait(&P, needle, 1, 2000), 0);
 	/* bob for bob, and for Bob+news (the [names] rule) */
 	ck_assert_int_eq(hook_as(UB, UB), 0);
-	ck_assert_int_eq(hook_as(UB, "MPT12BOB+news"), 0);
+	{
+		char upper[48];
+		size_t i;
+
+		snprintf(upper, sizeof(upper), "%s+news", UB);
+		for (i = 0; upper[i] != '\0'; i++)
+			if (upper[i] >= 'a' && upper[i] <= 'z')
+				upper[i] = (char)(upper[i] - 'a' + 'A');
+		ck_assert_int_eq(hook_as(UB, upper), 0);
+	}
 	ck_assert(wait_stat("events_in", 2));
 	ck_assert_int_eq(mpd_stat(&P, "trust_refused"), 1);
 	/* alice for herself */
 	ck_assert_int_eq(hook_as(UA, UA), 0);
 	ck_assert(wait_stat("events_in", 3));
 	/* a user that is not trusted cannot post for a virtual address */
-	ck_assert_int_eq(hook_as(UA, UB "@example.org"), 0);
+	ck_assert_int_eq(hook_as(UA, at(UB)), 0);
 	ck_assert(wait_stat("trust_refused", 2));
 }
 END_TEST
@@ -205,7 +233,7 @@ START_TEST(trusted_uid_posts_for_anyone)
 	/* pipe(8) with user=mpt12pipe, before it is trusted: refused */
 	ck_assert_int_eq(mpd_setup(&P, NULL), 0);
 	copy_hook();
-	ck_assert_int_eq(hook_as(UP, UA "@example.org"), 0);
+	ck_assert_int_eq(hook_as(UP, at(UA)), 0);
 	ck_assert(wait_stat("trust_refused", 1));
 	ck_assert_int_eq(mpd_stat(&P, "events_in"), 0);
 	/* the documented setting for pipe(8): the pipe's user is trusted
@@ -214,7 +242,7 @@ START_TEST(trusted_uid_posts_for_anyone)
 	    "dovecot %s\n", UP);
 	ck_assert_int_eq(mpd_rewrite(&P, extra), 0);
 	ck_assert_int_eq(mpd_ctl(&P, NULL, 0, "reload", NULL), 0);
-	ck_assert_int_eq(hook_as(UP, UA "@example.org"), 0);
+	ck_assert_int_eq(hook_as(UP, at(UA)), 0);
 	ck_assert_int_eq(hook_as(UP, UB), 0);
 	ck_assert(wait_stat("events_in", 2));
 	ck_assert_int_eq(mpd_stat(&P, "trust_refused"), 1);
@@ -246,10 +274,10 @@ START_TEST(pipelines_default_settings)
 	ck_assert_int_eq(hook_as(UA, UA), 0);
 	ck_assert(wait_stat("events_in", 1));
 	/* LMTP: the driver posts as root, or as dovecot when it exists */
-	ck_assert_int_eq(mpd_event(&P, UA "@example.org", "INBOX", 1), 0);
+	ck_assert_int_eq(mpd_event(&P, at(UA), "INBOX", 1), 0);
 	ck_assert(wait_stat("events_in", 2));
 	if (getpwnam("dovecot") != NULL) {
-		ck_assert_int_eq(hook_as("dovecot", UB "@example.org"), 0);
+		ck_assert_int_eq(hook_as("dovecot", at(UB)), 0);
 		ck_assert(wait_stat("events_in", 3));
 	} else
 		fprintf(stderr, "trust: no dovecot user, its case skipped\n");
