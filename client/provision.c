@@ -113,6 +113,9 @@ lex_next(struct lex *lx, char *out, size_t outlen)
 			return TK_ERR;
 		out[n++] = *lx->p++;
 	}
+	/* an atom is never empty: a lone CR would not move us on (R15-1) */
+	if (n == 0)
+		return TK_ERR;
 	out[n] = '\0';
 	return strcmp(out, "NIL") == 0 ? TK_NIL : TK_ATOM;
 }
@@ -121,8 +124,8 @@ lex_next(struct lex *lx, char *out, size_t outlen)
  * Is the response complete, that is, has our tagged line arrived?  Walks
  * the lines, skipping the bytes of literals.  1 yes, 0 not yet, -1 bad.
  */
-static int
-resp_complete(const char *buf, size_t len)
+int
+mpc_provision_complete(const char *buf, size_t len)
 {
 	const char *p = buf, *end = buf + len, *eol;
 	int bol = 1;
@@ -152,9 +155,9 @@ resp_complete(const char *buf, size_t len)
 }
 
 /* Take the answer apart: the METADATA entries, and our tagged status. */
-static int
-resp_parse(const char *buf, size_t len, struct mpc_provision *pv, char *err,
-    size_t errlen)
+int
+mpc_provision_parse(const char *buf, size_t len, struct mpc_provision *pv,
+    char *err, size_t errlen)
 {
 	struct lex lx = { buf, buf + len };
 	char tok[PROV_RESP_MAX], name[256];
@@ -334,9 +337,9 @@ mpc_provision_fetch(const struct mpc_provision_opts *o,
 			goto out;
 		}
 		off += n;
-		done = resp_complete(buf, off);
+		done = mpc_provision_complete(buf, off);
 	}
-	ret = resp_parse(buf, off, pv, err, errlen);
+	ret = mpc_provision_parse(buf, off, pv, err, errlen);
 	/* polite, not waited for: the session ends either way */
 	(void)curl_easy_send(c, PROV_TAG "b LOGOUT\r\n", 13, &n);
 	goto out;

@@ -45,6 +45,16 @@ struct mpc_provision_opts {
 int	mpc_provision_fetch(const struct mpc_provision_opts *,
 	    struct mpc_provision *, char *err, size_t errlen);
 
+/*
+ * The IMAP answer to our GETMETADATA, as mpc_provision_fetch reads it
+ * (exported for the tests and the fuzzer).  _complete: 1 when our tagged
+ * line has arrived, 0 not yet, -1 bad.  _parse: 0 with the entries in
+ * *pv, or -1 with a message in err.
+ */
+int	mpc_provision_complete(const char *buf, size_t len);
+int	mpc_provision_parse(const char *buf, size_t len, struct mpc_provision *,
+	    char *err, size_t errlen);
+
 /* The cache file: written atomically, mode 0600.  -1 with *why. */
 int	mpc_provision_save(const char *path, const struct mpc_provision *,
 	    const char **why);

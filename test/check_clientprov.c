@@ -171,6 +171,34 @@ START_TEST(srv_errors)
 }
 END_TEST
 
+/*
+ * A lone CR in an IMAP answer (not followed by LF), or a CR as its last
+ * byte, once made the lexer return an empty atom without moving on: the
+ * parser spun for ever (R15-1).  alarm() turns a hang into a failure.
+ */
+START_TEST(imap_lone_cr)
+{
+	static const char *const bad[] = {
+		"* FOO \rX\r\nmp1 OK done\r\n",
+		"* METADATA \"\" (\r)\r\nmp1 OK done\r\n",
+		"* FOO bar\r",
+		"\r",
+	};
+	struct mpc_provision pv;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		alarm(5);
+		err[0] = '\0';
+		ck_assert_int_eq(mpc_provision_parse(bad[i], strlen(bad[i]),
+		    &pv, err, sizeof(err)), -1);
+		alarm(0);
+		ck_assert_msg(err[0] != '\0', "no message for case %zu", i);
+	}
+}
+END_TEST
+
 Suite *
 make_clientprov_suite(void)
 {
@@ -184,6 +212,7 @@ make_clientprov_suite(void)
 	tcase_add_test(tc, bad_url);
 	tcase_add_test(tc, srv_order_and_text);
 	tcase_add_test(tc, srv_errors);
+	tcase_add_test(tc, imap_lone_cr);
 	suite_add_tcase(s, tc);
 	return s;
 }
