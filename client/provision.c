@@ -135,12 +135,22 @@ mpc_provision_complete(const char *buf, size_t len)
 			return 1;
 		/* a literal announced at the end of this line */
 		if (eol > p && eol[-1] == '}') {
-			const char *lb = eol - 1;
-			unsigned long n;
+			const char *lb = eol - 1, *d;
+			unsigned long n = 0;
 
 			while (lb > p && *lb != '{')
 				lb--;
-			if (*lb == '{' && sscanf(lb, "{%lu", &n) == 1) {
+			/*
+			 * {DIGITS} or {DIGITS+}, read within the line: the
+			 * buffer has no NUL at its end for sscanf to stop at
+			 */
+			for (d = lb + 1; d < eol && *d >= '0' && *d <= '9';
+			    d++)
+				if (n <= PROV_RESP_MAX)	/* more: never here */
+					n = n * 10 + (unsigned long)(*d - '0');
+			if (d < eol && *d == '+')
+				d++;
+			if (*lb == '{' && d > lb + 1 && d == eol - 1) {
 				if ((size_t)(end - (eol + 2)) < n)
 					return 0;
 				p = eol + 2 + n;

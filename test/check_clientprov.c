@@ -4,6 +4,7 @@
  * from a file or a command.  The IMAP part runs in make e2e
  * (test/e2e/provision.sh) against a real Dovecot.
  */
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <stdio.h>
@@ -199,6 +200,123 @@ START_TEST(imap_lone_cr)
 }
 END_TEST
 
+#define TOK64	"00112233445566778899aabbccddeeff" \
+		"00112233445566778899aabbccddeeff"
+#define PFX	"/private/vendor/vendor.mailpush/"
+
+/*
+ * The IMAP answer to GETMETADATA, good and bad (R15-2): the e2e test's
+ * Dovecot never sends a malformed one, so only this runs the error paths.
+ */
+START_TEST(imap_answers)
+{
+	static const struct {
+		const char	*in;
+		int		 complete;	/* mpc_provision_complete */
+		int		 rc;		/* mpc_provision_parse */
+		const char	*err;		/* part of the message */
+	} t[] = {
+		/* Dovecot's: one METADATA line, a literal for the servers */
+		{ "* METADATA \"\" (" PFX "token \"3:" TOK64 "\" " PFX "user "
+		  "\"alice@example.org\" " PFX "servers {22}\r\n"
+		  "push1.example.org:4650)\r\nmp1 OK Getmetadata completed."
+		  "\r\n", 1, 0, NULL },
+		/* other untagged lines around it, entries on two lines */
+		{ "* OK still here\r\n* METADATA \"\" (" PFX "user alice)\r\n"
+		  "* METADATA \"\" (" PFX "token \"" TOK64 "\" " PFX "servers "
+		  "NIL)\r\nmp1 OK done\r\n", 1, 0, NULL },
+		/* NIL token: none for this login */
+		{ "* METADATA \"\" (" PFX "token NIL " PFX "user alice)\r\n"
+		  "mp1 OK done\r\n", 1, -1, "no token entry" },
+		{ "* METADATA \"\" (" PFX "token \"3:" TOK64 "\")\r\n"
+		  "mp1 OK done\r\n", 1, -1, "no user entry" },
+		/* refused */
+		{ "mp1 NO [METADATA TOOMANY] no\r\n", 1, -1,
+		  "GETMETADATA refused: NO [METADATA TOOMANY] no" },
+		{ "mp1 BAD Unknown command\r\n", 1, -1, "refused: BAD" },
+		/* no tagged line: not complete, and nothing found */
+		{ "* METADATA \"\" (" PFX "user alice)\r\n", 0, -1,
+		  "no token entry" },
+		/* a literal longer than what follows, or than we read */
+		{ "* METADATA \"\" (" PFX "user {40}\r\nalice)\r\nmp1 OK x\r\n",
+		  0, -1, "malformed" },
+		{ "* METADATA \"\" (" PFX "user {99999999}\r\nalice)\r\n"
+		  "mp1 OK x\r\n", 0, -1, "malformed" },
+		/* a literal holding a NUL */
+		{ "* METADATA \"\" (" PFX "user {3}\r\na\0b)\r\nmp1 OK x\r\n",
+		  1, -1, "malformed" },
+		/* a bad token, a user too long for us, an unclosed string */
+		{ "* METADATA \"\" (" PFX "token \"3:zz\" " PFX "user a)\r\n"
+		  "mp1 OK x\r\n", 1, -1, "the token entry: token must be" },
+		{ "* METADATA \"\" (" PFX "user \"alice)\r\nmp1 OK x\r\n", 1,
+		  -1, "malformed" },
+		{ "* METADATA \"x\" (" PFX "user alice)\r\nmp1 OK x\r\n", 1,
+		  -1, "malformed" },
+		{ "* METADATA \"\" " PFX "user alice\r\nmp1 OK x\r\n", 1, -1,
+		  "malformed" },
+		{ "", 0, -1, "no token entry" },
+	};
+	struct mpc_provision pv;
+	char err[512];
+	size_t i, len;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		len = strlen(t[i].in);
+		if (strstr(t[i].in, "{3}\r\na") != NULL)
+			len += strlen(t[i].in + len + 1) + 1;	/* past the NUL */
+		memset(&pv, 0, sizeof(pv));
+		err[0] = '\0';
+		alarm(5);
+		ck_assert_msg(mpc_provision_complete(t[i].in, len) ==
+		    t[i].complete, "case %zu: complete", i);
+		ck_assert_msg(mpc_provision_parse(t[i].in, len, &pv, err,
+		    sizeof(err)) == t[i].rc, "case %zu: rc (%s)", i, err);
+		alarm(0);
+		if (t[i].err != NULL)
+			ck_assert_msg(strstr(err, t[i].err) != NULL,
+			    "case %zu: \"%s\" has no \"%s\"", i, err, t[i].err);
+	}
+	/* what the good ones gave */
+	len = strlen(t[0].in);
+	ck_assert_int_eq(mpc_provision_parse(t[0].in, len, &pv, err,
+	    sizeof(err)), 0);
+	ck_assert_uint_eq(pv.key_id, 3);
+	ck_assert_uint_eq(pv.token[1], 0x11);
+	ck_assert_str_eq(pv.user, "alice@example.org");
+	ck_assert_str_eq(pv.servers, "push1.example.org:4650");
+	memset(&pv, 0, sizeof(pv));
+	ck_assert_int_eq(mpc_provision_parse(t[1].in, strlen(t[1].in), &pv,
+	    err, sizeof(err)), 0);
+	ck_assert_uint_eq(pv.key_id, 1);
+	ck_assert_str_eq(pv.user, "alice");
+	ck_assert_str_eq(pv.servers, "");
+}
+END_TEST
+
+/*
+ * The answer as mpc_provision_fetch holds it has no NUL after it: a literal
+ * announced at the very end ("{5}\r\n") was read with sscanf, which looked
+ * for a NUL past the buffer (found by fuzz_imap).  The answer here ends at
+ * a page that cannot be read.
+ */
+START_TEST(imap_no_nul_after)
+{
+	static const char ans[] = "* METADATA \"\" (x {5}\r\n";
+	long pg = sysconf(_SC_PAGESIZE);
+	char *map;
+
+	map = mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+	    MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(map, MAP_FAILED);
+	memset(map, 'x', (size_t)pg);
+	ck_assert_int_eq(mprotect(map + pg, (size_t)pg, PROT_NONE), 0);
+	memcpy(map + pg - (sizeof(ans) - 1), ans, sizeof(ans) - 1);
+	ck_assert_int_eq(mpc_provision_complete(map + pg - (sizeof(ans) - 1),
+	    sizeof(ans) - 1), 0);
+	munmap(map, (size_t)pg * 2);
+}
+END_TEST
+
 Suite *
 make_clientprov_suite(void)
 {
@@ -213,6 +331,8 @@ make_clientprov_suite(void)
 	tcase_add_test(tc, srv_order_and_text);
 	tcase_add_test(tc, srv_errors);
 	tcase_add_test(tc, imap_lone_cr);
+	tcase_add_test(tc, imap_answers);
+	tcase_add_test(tc, imap_no_nul_after);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -8,10 +8,10 @@
 FUZZ_SECONDS	?= 60
 FUZZ_CC		?= clang
 FZ		:= build-fuzz
-FUZZ_TARGETS	:= request reply event config state control hook \
+FUZZ_TARGETS	:= request reply event config state control hook imap \
 		   cluster handler
 # targets that report how deep their seeds go (fuzz_depth.h)
-FUZZ_DEPTH	:= event config state control hook handler cluster
+FUZZ_DEPTH	:= event config state control hook handler cluster imap
 FUZZ_CFLAGS	:= -std=gnu11 -g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer \
 		   -fsanitize=fuzzer-no-link,address,undefined \
 		   -fno-sanitize-recover=undefined -Ishared -Iclient -Inotifier \
@@ -37,7 +37,7 @@ fuzz: deps fuzz-build fuzz-depth
 	    work=$(FZ)/corpus-$$t; rm -rf $$work; mkdir -p $$work; \
 	    cp test/fuzz/corpus/$$t/* $$work/ 2>/dev/null || true; \
 	    echo "== fuzz_$$t for $(FUZZ_SECONDS)s"; \
-	    ASAN_OPTIONS=detect_leaks=1 $(FZ)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	    ASAN_OPTIONS=detect_leaks=1 $(FZ)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 	        -max_len=2048 -print_final_stats=1 -artifact_prefix=$(FZ)/crash-$$t- \
 	        $$work 2> $(FZ)/fuzz_$$t.log || { tail -60 $(FZ)/fuzz_$$t.log; exit 1; }; \
 	    grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added)' $(FZ)/fuzz_$$t.log | sed "s/^/  fuzz_$$t /"; \
