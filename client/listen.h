@@ -7,6 +7,7 @@
 #define MP_LISTEN_H
 
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdint.h>
 
@@ -22,6 +23,7 @@
 #define LISTEN_SERVERS_MAX	8	/* -s repeated, or the provisioned list */
 #define LISTEN_FAILOVER_MS	5000	/* REGISTER unanswered: the next one */
 #define LISTEN_FAILBACK_MS	600000	/* then the first one again */
+#define LISTEN_SWITCH_MS	1000	/* at most one switch in this time */
 
 struct listen_push {
 	uint32_t	seq;
@@ -53,6 +55,9 @@ struct listen {
 	uint64_t	 provisioned_at;	/* listen_now() of the last fetch */
 	/* fail-over along the servers, mailpush-cluster(7) */
 	const char	*servers[LISTEN_SERVERS_MAX];
+	/* their addresses as last resolved (all at start) */
+	struct sockaddr_storage server_ss[LISTEN_SERVERS_MAX];
+	socklen_t	 server_len[LISTEN_SERVERS_MAX];
 	int		 n_servers, cur;
 	int		 failover;	/* the current one stopped answering */
 	uint64_t	 since;		/* listen_now() it was chosen */

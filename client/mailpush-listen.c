@@ -101,10 +101,12 @@ listen_timestamp(char buf[LISTEN_TIME_LEN])
 
 /*
  * HOST, HOST:PORT, [V6], [V6]:PORT; a bare address with several colons is
- * an IPv6 address without a port.  Exits EX_USAGE or EX_NOHOST.
+ * an IPv6 address without a port.  Exits EX_USAGE, or EX_NOHOST when the
+ * name does not resolve and !soft (soft: returns -1 after the message).
  */
-static void
-listen_resolve(const char *arg, struct sockaddr_storage *ss, socklen_t *len)
+static int
+listen_resolve(const char *arg, struct sockaddr_storage *ss, socklen_t *len,
+    int soft)
 {
 	char host[NI_MAXHOST];
 	const char *port = MP_PORT, *p, *c;
@@ -147,12 +149,14 @@ listen_resolve(const char *arg, struct sockaddr_storage *ss, socklen_t *len)
 	hints.ai_flags = AI_NUMERICSERV;
 	if ((e = getaddrinfo(host, port, &hints, &res)) != 0) {
 		log_warnx("%s: %s", host, gai_strerror(e));
+		if (soft)
+			return -1;
 		exit(EX_NOHOST);
 	}
 	memcpy(ss, res->ai_addr, res->ai_addrlen);
 	*len = res->ai_addrlen;
 	freeaddrinfo(res);
-	return;
+	return 0;
 bad:
 	log_warnx("bad server address: %s", arg);
 	usage();
@@ -394,9 +398,6 @@ static void
 listen_switch(struct listen *l, int to, const struct mpc_params *pa,
     const struct mpc_callbacks *cb, const char *why)
 {
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-
 	log_info("%s %s: registering at %s", l->servers[l->cur], why,
 	    l->servers[to]);
 	if (mpc_state(l->mpc, NULL) == MPC_REGISTERED)
@@ -405,8 +406,16 @@ listen_switch(struct listen *l, int to, const struct mpc_params *pa,
 	l->cur = to;
 	l->failover = 0;
 	l->since = listen_now();
-	listen_resolve(l->servers[to], &ss, &sslen);
-	if ((l->mpc = mpc_new((struct sockaddr *)&ss, sslen, pa, cb)) == NULL)
+	/*
+	 * Its address again (it may have moved); when DNS fails now, which
+	 * is likely when the network is unwell, the one it had (R16-6).
+	 */
+	if (listen_resolve(l->servers[to], &l->server_ss[to],
+	    &l->server_len[to], 1) == -1)
+		log_warnx("%s: not resolved; trying the address it had",
+		    l->servers[to]);
+	if ((l->mpc = mpc_new((struct sockaddr *)&l->server_ss[to],
+	    l->server_len[to], pa, cb)) == NULL)
 		listen_oserr("socket to %s", l->servers[to]);
 	if (mpc_register(l->mpc, listen_now()) == -1)
 		log_warn("send to %s", l->servers[to]);
@@ -420,8 +429,6 @@ main(int argc, char *argv[])
 	struct mpc_callbacks cb;
 	struct mpc_status st;
 	struct sigaction sa;
-	struct sockaddr_storage ss;
-	socklen_t sslen = 0;
 	sigset_t mask;
 	const char *server = NULL, *tokenfile = NULL, *devfile = NULL, *why;
 	const char *passfile = NULL, *passcmd = NULL, *domain = NULL;
@@ -583,7 +590,8 @@ main(int argc, char *argv[])
 	if (l.n_servers == 0)
 		l.servers[l.n_servers++] = server;
 	for (ch = l.n_servers - 1; ch >= 0; ch--)	/* all must resolve */
-		listen_resolve(l.servers[ch], &ss, &sslen);
+		listen_resolve(l.servers[ch], &l.server_ss[ch],
+		    &l.server_len[ch], 0);
 	l.since = listen_now();
 	if (l.popts.url != NULL) {
 		key_id = l.prov.key_id;
@@ -651,8 +659,8 @@ main(int argc, char *argv[])
 	cb.state = listen_on_state;
 	cb.debug = listen_on_debug;
 	cb.arg = &l;
-	if ((l.mpc = mpc_new((struct sockaddr *)&ss, sslen, &pa, &cb)) ==
-	    NULL) {
+	if ((l.mpc = mpc_new((struct sockaddr *)&l.server_ss[0],
+	    l.server_len[0], &pa, &cb)) == NULL) {
 		if (errno == EINVAL) {
 			log_warnx("request too large for one datagram");
 			exit(EX_USAGE);
@@ -701,10 +709,15 @@ main(int argc, char *argv[])
 			mpc_free(l.mpc);
 			exit(LISTEN_EXIT_REFUSED);
 		}
-		/* fail-over along the servers, and back to the first */
+		/*
+		 * fail-over along the servers, and back to the first; not
+		 * more often than LISTEN_SWITCH_MS (when every one refuses
+		 * at once, ICMP port unreachable, this loop spun)
+		 */
 		if (l.n_servers > 1 && (l.failover ||
 		    (mpc_state(l.mpc, NULL) == MPC_REGISTERING &&
-		    listen_now() - l.since >= LISTEN_FAILOVER_MS))) {
+		    listen_now() - l.since >= LISTEN_FAILOVER_MS)) &&
+		    listen_now() - l.since >= LISTEN_SWITCH_MS) {
 			listen_switch(&l, (l.cur + 1) % l.n_servers, &pa, &cb,
 			    "does not answer");
 			continue;
@@ -725,6 +738,8 @@ main(int argc, char *argv[])
 		d = mpc_next_deadline(l.mpc);
 		if (!l.got_push && t_end < d)
 			d = t_end;
+		if (l.failover && l.since + LISTEN_SWITCH_MS < d)
+			d = l.since + LISTEN_SWITCH_MS;
 		listen_wait(&l, d);
 	}
 }
