@@ -130,7 +130,9 @@ START_TEST(state_dir_read_only)
 	ck_assert_int_eq(tc_open(&c, &P, 0, NULL, "alice"), 0);
 	ck_assert_int_eq(tc_register(&c, "ctx", 3, &rp), 0);
 	ck_assert_int_eq(rp.type, PROTO_REGISTERED);
-	for (i = 0; i < 60; i++) {
+	/* up to 10 s each: the disk is retried every second, later on a
+	 * busy machine */
+	for (i = 0; i < 200; i++) {
 		rc = ops_ctl(&P, out, sizeof(out), err, sizeof(err), "status",
 		    NULL);
 		if (strstr(out, "is not being saved") != NULL)
@@ -144,7 +146,7 @@ START_TEST(state_dir_read_only)
 	/* writable again: the next save clears it */
 	ck_assert_int_eq(chmod(P.dir, 0700), 0);
 	ck_assert_int_eq(tc_register(&c, "ctx2", 4, &rp), 0);
-	for (i = 0; i < 60; i++) {
+	for (i = 0; i < 200; i++) {
 		rc = ops_ctl(&P, out, sizeof(out), err, sizeof(err), "status",
 		    NULL);
 		if (rc == 0)
