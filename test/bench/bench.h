@@ -45,6 +45,15 @@ void		 result_add(const char *name, const char *figure,
 		    const char *baseline, const char *ratio, const char *target,
 		    int met);
 void		 results_print(void);
+/* "machine: CPUs, processor model, kernel, time, load"; printed by
+ * main() at the start and by results_print() with the table */
+extern char	 machine_line[512];
+
+/* bench_tail.c: what made a latency run's slowest push slow */
+int		 tail_ctxt(pid_t, long *vol, long *invol);
+void		 tail_explain(unsigned run, const uint64_t *t_send,
+		    const uint64_t *t_recv, unsigned from, unsigned n,
+		    long invol);
 
 void		 note(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 vnote(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -520,6 +520,7 @@ bench_latency(void)
 	double *lat = NULL, achieved, p50[REPS_MAX], p99[REPS_MAX];
 	double p999[REPS_MAX], mx = 0, m50, m99, m999;
 	unsigned *u = NULL, i, r, nl, lost = 0;
+	long vol0, inv0, vol1, inv1;
 	uint16_t port;
 	char fig[128], rat[48];
 	int evfd = -1, on = 1, rc = -1;
@@ -566,8 +567,10 @@ bench_latency(void)
 	for (r = 0; r < runs; r++) {
 		unsigned from = warm + r * n;
 
+		tail_ctxt(p.pid, &vol0, &inv0);
 		achieved = paced_run(evfd, &ev, from, from + n, rate,
 		    t_send + from, &l, 1000);
+		tail_ctxt(p.pid, &vol1, &inv1);
 		nl = lat_collect(&l, t_send, from, n, lat);
 		if (nl == 0 || l.bad != 0) {
 			fail("%zu pushes with a bad MAC, %u good (log %s)",
@@ -599,6 +602,7 @@ bench_latency(void)
 		    "%.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms", r + 1,
 		    achieved, nl, n, p50[r], p99[r], p999[r],
 		    stat_pct(lat, nl, 100));
+		tail_explain(r + 1, t_send, l.t_recv, from, n, inv1 - inv0);
 	}
 	m50 = stat_median(p50, runs);
 	m99 = stat_median(p99, runs);

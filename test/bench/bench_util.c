@@ -61,11 +61,15 @@ result_add(const char *name, const char *figure, const char *baseline,
 	r->met = met;
 }
 
+char	machine_line[512] = "machine: unknown";
+
 void
 results_print(void)
 {
 	size_t i;
 
+	/* the processor goes with the table: a ratio holds for one */
+	printf("\n%s\n", machine_line);
 	printf("\n| benchmark | figure | baseline (same run) | ratio | "
 	    "target | met |\n|---|---|---|---|---|---|\n");
 	for (i = 0; i < n_results; i++) {

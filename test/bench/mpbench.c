@@ -90,9 +90,11 @@ machine(void)
 	uname(&u);
 	getloadavg(load, 3);
 	strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
-	note("machine: %ld CPUs, %s; %s %s; %s; load %.2f %.2f %.2f%s",
+	snprintf(machine_line, sizeof(machine_line),
+	    "machine: %ld CPUs, %s; %s %s; %s; load %.2f %.2f %.2f%s",
 	    sysconf(_SC_NPROCESSORS_ONLN), model, u.sysname, u.release, line,
 	    load[0], load[1], load[2], opts.quick ? "; quick mode" : "");
+	note("%s", machine_line);
 }
 
 int
