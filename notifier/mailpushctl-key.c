@@ -214,7 +214,7 @@ key_reload(const char *sock)
 
 int
 cmd_key(const struct mp_config *cfg, const char *sub, const char *sock,
-    int json)
+    int json, int force)
 {
 	struct mp_keys k;
 	struct passwd *pw;
@@ -228,6 +228,24 @@ cmd_key(const struct mp_config *cfg, const char *sub, const char *sock,
 	if ((rc = key_load(cfg, &k)) != 0)
 		return rc;
 	if (strcmp(sub, "rotate") == 0) {
+		/*
+		 * The previous key, when still in its grace, would go: its
+		 * tokens, held by clients not yet re-provisioned, would stop
+		 * working at once (R15-7).  Only when asked for.
+		 */
+		left = k.prev_retired + (int64_t)(cfg->key_grace / 1000) - now;
+		if (k.prev_id != 0 && left > 0 && !force) {
+			fprintf(stderr, "mailpushctl: key %u is still accepted "
+			    "for %" PRId64 " s (key_grace); rotating now would "
+			    "refuse its tokens at once: retire it first "
+			    "(mailpushctl key retire) or use mailpushctl key "
+			    "rotate -f\n", k.prev_id, left);
+			sodium_memzero(&k, sizeof(k));
+			return EX_DATAERR;
+		}
+		if (k.prev_id != 0 && left > 0 && !json)
+			printf("key %u dropped: its tokens are refused from "
+			    "now on\n", k.prev_id);
 		old = k.cur_id;
 		memcpy(k.prev, k.cur, sizeof(k.prev));
 		k.prev_id = k.cur_id;

@@ -47,7 +47,7 @@ usage(void)
 	    "  token user          print a user's token (ID:HEX)\n"
 	    "  genkey [-f]         write a new key file\n"
 	    "  key show            key ids and the grace period\n"
-	    "  key rotate          make a new current key, keep the old one "
+	    "  key rotate [-f]     make a new current key, keep the old one "
 	    "for the grace\n"
 	    "  key retire          stop accepting the previous key now\n");
 	exit(EX_USAGE);
@@ -262,8 +262,9 @@ main(int argc, char *argv[])
 		if (argc > 2 || (argc == 2 && strcmp(argv[1], "-f") != 0))
 			usage();
 		rc = cmd_genkey(&cfg, argc == 2, json);
-	} else if (strcmp(cmd, "key") == 0 && argc == 2) {
-		rc = cmd_key(&cfg, argv[1], sock, json);
+	} else if (strcmp(cmd, "key") == 0 && (argc == 2 || (argc == 3 &&
+	    strcmp(argv[1], "rotate") == 0 && strcmp(argv[2], "-f") == 0))) {
+		rc = cmd_key(&cfg, argv[1], sock, json, argc == 3);
 		if (rc == -1)
 			usage();
 	} else if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "stats") == 0 ||

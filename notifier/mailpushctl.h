@@ -29,8 +29,11 @@ int	ctl_request(const char *path, const char *req);
 /* mailpushctl-key.c: keys and tokens, from the key file */
 int	cmd_token(const struct mp_config *, const char *user, int json);
 int	cmd_genkey(const struct mp_config *, int force, int json);
-/* key show|rotate|retire; -1 for an unknown subcommand */
+/*
+ * key show|rotate|retire; -1 for an unknown subcommand.  rotate refuses
+ * (EX_DATAERR) while the previous key is in its grace, unless force.
+ */
 int	cmd_key(const struct mp_config *, const char *sub, const char *sock,
-	    int json);
+	    int json, int force);
 
 #endif

@@ -374,6 +374,57 @@ START_TEST(rotation)
 }
 END_TEST
 
+/*
+ * key rotate while the previous key is still in its grace (7 d by
+ * default) would drop it and its tokens at once (R15-7): refused, the key
+ * file left alone, unless -f.
+ */
+START_TEST(rotation_in_grace)
+{
+	char out[1024];
+	struct mp_keys k;
+	const char *why;
+
+	prov_setup(NULL);
+	ck_assert_int_eq(mpd_ctl(&P, out, sizeof(out), "key", "rotate", NULL),
+	    0);
+	ck_assert_int_eq(mpd_ctl(&P, out, sizeof(out), "key", "rotate", NULL),
+	    65);
+	ck_assert_int_eq(keyfile_read(P.key_file, &k, &why), 0);
+	ck_assert_uint_eq(k.cur_id, 2);
+	ck_assert_uint_eq(k.prev_id, 1);
+	ck_assert_int_eq(memcmp(k.prev, P.key, MP_KEY_LEN), 0);
+	{
+		char *argv[] = { (char *)BUILDDIR "/mailpushctl", (char *)"-c",
+		    P.conf, (char *)"key", (char *)"rotate", NULL };
+		char err[1024];
+
+		ck_assert_int_eq(run_cmd(argv, out, sizeof(out), err,
+		    sizeof(err), 10000), 65);
+		ck_assert_msg(strstr(err, "key 1 is still accepted for ") !=
+		    NULL && strstr(err, "rotate -f") != NULL, "%s", err);
+	}
+	ck_assert_int_eq(mpd_ctl(&P, out, sizeof(out), "key", "rotate", "-f",
+	    NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, "key 1 dropped: its tokens are "
+	    "refused from now on"));
+	ck_assert_ptr_nonnull(strstr(out, "key 3 is now current"));
+	ck_assert_int_eq(keyfile_read(P.key_file, &k, &why), 0);
+	ck_assert_uint_eq(k.cur_id, 3);
+	ck_assert_uint_eq(k.prev_id, 2);
+	/* retired first: no -f needed */
+	ck_assert_int_eq(mpd_ctl(&P, out, sizeof(out), "key", "retire", NULL),
+	    0);
+	ck_assert_int_eq(mpd_ctl(&P, out, sizeof(out), "key", "rotate", NULL),
+	    0);
+	ck_assert_ptr_null(strstr(out, "dropped"));
+	ck_assert_int_eq(keyfile_read(P.key_file, &k, &why), 0);
+	ck_assert_uint_eq(k.cur_id, 4);
+	ck_assert_int_eq(mpd_ctl(&P, out, sizeof(out), "key", "rotate", "-x",
+	    NULL), 64);
+}
+END_TEST
+
 Suite *
 make_provision_suite(void)
 {
@@ -394,6 +445,7 @@ make_provision_suite(void)
 	tcase_add_test(tc, auth_none_no_tokens);
 	tcase_add_test(tc, untrusted_uid);
 	tcase_add_test(tc, rotation);
+	tcase_add_test(tc, rotation_in_grace);
 	suite_add_tcase(s, tc);
 	return s;
 }
