@@ -117,7 +117,7 @@ read_password(const struct mp_config *cfg, uid_t owner)
 	char buf[PASSWORD_MAX + 2];
 	struct stat st;
 	ssize_t n;
-	int fd;
+	int fd, e;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
 		log_error("%s: [cluster] redis_password_file %s: %s", cfg->path,
@@ -134,10 +134,11 @@ read_password(const struct mp_config *cfg, uid_t owner)
 		return -1;
 	}
 	n = read(fd, buf, sizeof(buf) - 1);
+	e = errno;	/* close may change it (R15-8) */
 	close(fd);
 	if (n < 0) {
 		log_error("%s: [cluster] redis_password_file %s: %s", cfg->path,
-		    path, strerror(errno));
+		    path, strerror(e));
 		return -1;
 	}
 	buf[n] = '\0';

@@ -102,6 +102,7 @@ key_write(const struct mp_config *cfg, const struct mp_keys *keys,
 	char text[KEYFILE_MAX], tmp[PATH_MAX], dir[PATH_MAX];
 	struct passwd *pw = NULL;
 	int fd, dfd, rc = 0, len;
+	ssize_t w = 0;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", cfg->key_file) >=
 	    (int)sizeof(tmp)) {
@@ -119,15 +120,21 @@ key_write(const struct mp_config *cfg, const struct mp_keys *keys,
 	if ((len = keyfile_format(keys, text, sizeof(text))) < 0)
 		abort();	/* KEYFILE_MAX holds two keys */
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
+		int e = errno;	/* fprintf may change errno (R15-8) */
+
 		fprintf(stderr, "mailpushctl: cannot create %s: %s\n", tmp,
-		    strerror(errno));
+		    strerror(e));
 		sodium_memzero(text, sizeof(text));
-		return errno == EACCES ? EX_NOPERM : EX_CANTCREAT;
+		return e == EACCES ? EX_NOPERM : EX_CANTCREAT;
 	}
 	if (fchmod(fd, 0600) == -1 ||
 	    (pw != NULL && fchown(fd, pw->pw_uid, pw->pw_gid) == -1) ||
-	    write(fd, text, (size_t)len) != len || fsync(fd) != 0) {
+	    (w = write(fd, text, (size_t)len)) == -1 || fsync(fd) != 0) {
 		fprintf(stderr, "mailpushctl: %s: %s\n", tmp, strerror(errno));
+		rc = EX_IOERR;
+	} else if (w != len) {	/* sets no errno: say what happened */
+		fprintf(stderr, "mailpushctl: %s: short write (%zd of %d "
+		    "bytes; disk full or file size limit?)\n", tmp, w, len);
 		rc = EX_IOERR;
 	}
 	sodium_memzero(text, sizeof(text));

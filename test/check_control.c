@@ -626,6 +626,33 @@ START_TEST(genkey_mode_and_overwrite)
 }
 END_TEST
 
+/*
+ * A write of the key file cut short (here by a file size limit) sets no
+ * errno: the message said "Success" or an older error (R15-8).
+ */
+START_TEST(genkey_short_write)
+{
+	char path[192], text[1024];
+	char *argv[] = { (char *)"/usr/bin/prlimit", (char *)"--fsize=20",
+	    (char *)BUILDDIR "/mailpushctl", (char *)"-c", P.conf,
+	    (char *)"genkey", NULL };
+
+	if (access(argv[0], X_OK) != 0) {
+		fprintf(stderr, "control: genkey_short_write skipped: no "
+		    "prlimit(1)\n");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/shortkey", P.dir);
+	snprintf(text, sizeof(text), "[mailpushd]\nuser =\nkey_file = %s\n"
+	    "control_socket = %s\n", path, P.control);
+	ck_assert_int_eq(write_text(P.conf, text, 0644), 0);
+	ck_assert_int_eq(run_cmd(argv, out, sizeof(out), err, sizeof(err),
+	    5000), 74);
+	ck_assert_msg(strstr(err, "short write (20 of ") != NULL, "%s", err);
+	ck_assert_int_eq(access(path, F_OK), -1);
+}
+END_TEST
+
 START_TEST(genkey_owner_as_root)
 {
 	char path[192], text[1024];
@@ -738,6 +765,7 @@ make_control_suite(void)
 	tcase_add_test(tk, token_matches);
 	tcase_add_test(tk, genkey_mode_and_overwrite);
 	tcase_add_test(tk, genkey_owner_as_root);
+	tcase_add_test(tk, genkey_short_write);
 	suite_add_tcase(s, tk);
 	return s;
 }
