@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 
 #include "cluster.h"
+#include "jsonev.h"
 #include "mailpushd.h"
 
 static const char *
@@ -53,12 +54,14 @@ cluster_status(struct evbuffer *out, int json)
 	}
 	if (json) {
 		evbuffer_add_printf(out, ",\"cluster\":{\"role\":\"%s\","
-		    "\"redis\":\"%s\",\"publish_link\":\"%s\","
+		    "\"redis\":", role_name(v.role));
+		jsonev_str(out, mpd->cfg.redis);	/* a path: '"', '\' */
+		evbuffer_add_printf(out, ",\"publish_link\":\"%s\","
 		    "\"publish_link_for_ms\":%" PRIu64 ",\"subscribe_link\":"
 		    "\"%s\",\"subscribe_link_for_ms\":%" PRIu64 ",\"lag_ms\":%"
 		    PRId64 ",\"event_age_ms\":%" PRId64 ",\"buffer\":%zu,"
 		    "\"buffer_max\":%zu,\"subscribers\":%lld}",
-		    role_name(v.role), mpd->cfg.redis, state_name(v.pub.state),
+		    state_name(v.pub.state),
 		    now - v.pub.since, state_name(v.sub.state),
 		    v.sub.state != LINK_OFF ? now - v.sub.since : 0,
 		    cluster_st.lag_ms, cluster_st.event_age_ms, relay_pending(),
