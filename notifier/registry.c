@@ -19,6 +19,8 @@
  * next push or retransmission and its PROBE_ECHO.  Deadlines sit in a binary min-heap indexed
  * from the registration (heap_idx), so expiry costs O(log n) per change and
  * nothing per tick; the daemon arms one libevent timer for the heap's top.
+ *
+ * The heap is registry_heap.c, the tombstones registry_tomb.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,53 +30,23 @@
 #include "journal.h"
 #include "log.h"
 #include "mailpushd.h"
+#include "registry_int.h"
 
-struct tomb {
-	struct tomb	*next;		/* hash chain */
-	struct tomb	*fifo_next;	/* oldest first */
-	uint64_t	 expires_ms;
-	uint64_t	 hwm;
-	uint64_t	 user_hash;
-	uint8_t		 device[PROTO_DEVICE_LEN];
-};
+struct registry_state registry_g;
 
-struct addr_count {
-	struct addr_count *next;
-	uint32_t	count;
-	uint8_t		family;
-	uint8_t		addr[16];
-};
-
-static struct {
-	struct mp_user	**users;
-	size_t		  n_users, users_mask;
-	struct reg	**ids;
-	size_t		  n_regs, ids_mask;
-	struct addr_count **addrs;
-	size_t		  n_addrs, addrs_mask;
-	struct reg	**heap;
-	size_t		  heap_len, heap_cap;
-	struct tomb	**tombs;
-	size_t		  n_tombs, tombs_mask;
-	struct tomb	 *tomb_head, *tomb_tail;
-	unsigned	  prefix6;	/* bits of an IPv6 "address" */
-	uint8_t		  hash_key[crypto_shorthash_KEYBYTES];
-	size_t		  mem;		/* bytes allocated for entries */
-} R;
-
-static uint64_t
-hash_bytes(const void *p, size_t len)
+uint64_t
+registry_hash_bytes(const void *p, size_t len)
 {
 	uint8_t out[crypto_shorthash_BYTES];
 	uint64_t h;
 
-	crypto_shorthash(out, p, len, R.hash_key);
+	crypto_shorthash(out, p, len, registry_g.hash_key);
 	memcpy(&h, out, sizeof(h));
 	return h;
 }
 
-static void *
-xcalloc(size_t n, size_t size)
+void *
+registry_xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n, size);
 
@@ -86,149 +58,22 @@ xcalloc(size_t n, size_t size)
 void
 registry_init(void)
 {
-	randombytes_buf(R.hash_key, sizeof(R.hash_key));
-	R.users_mask = R.ids_mask = R.addrs_mask = R.tombs_mask = 1023;
-	R.prefix6 = mpd->cfg.ipv6_address_prefix;
-	R.tombs = xcalloc(R.tombs_mask + 1, sizeof(*R.tombs));
-	R.users = xcalloc(R.users_mask + 1, sizeof(*R.users));
-	R.ids = xcalloc(R.ids_mask + 1, sizeof(*R.ids));
-	R.addrs = xcalloc(R.addrs_mask + 1, sizeof(*R.addrs));
-	R.heap_cap = 1024;
-	R.heap = xcalloc(R.heap_cap, sizeof(*R.heap));
-}
-
-/* Heap */
-
-/* A registration's deadline (ms), the heap's key: the earliest of its
- * expiry, its next push or retransmission and its PROBE_ECHO.  Computed,
- * not stored (8 bytes less a registration); registry_schedule puts the
- * entry right whenever one of them changed. */
-static inline uint64_t
-reg_deadline(const struct reg *r)
-{
-	uint64_t d = (uint64_t)r->expires * 1000;
-
-	if (r->push_at != 0 && r->push_at < d)
-		d = r->push_at;
-	if (r->probe_at != 0 && (uint64_t)r->probe_at * 1000 < d)
-		d = (uint64_t)r->probe_at * 1000;
-	return d;
-}
-
-static void
-heap_set(size_t i, struct reg *r)
-{
-	R.heap[i] = r;
-	r->heap_idx = (uint32_t)i;
-}
-
-static void
-heap_up(size_t i)
-{
-	struct reg *r = R.heap[i];
-
-	while (i > 0) {
-		size_t parent = (i - 1) / 2;
-
-		if (reg_deadline(R.heap[parent]) <= reg_deadline(r))
-			break;
-		heap_set(i, R.heap[parent]);
-		i = parent;
-	}
-	heap_set(i, r);
-}
-
-static void
-heap_down(size_t i)
-{
-	struct reg *r = R.heap[i];
-
-	for (;;) {
-		size_t c = 2 * i + 1;
-
-		if (c >= R.heap_len)
-			break;
-		if (c + 1 < R.heap_len &&
-		    reg_deadline(R.heap[c + 1]) < reg_deadline(R.heap[c]))
-			c++;
-		if (reg_deadline(r) <= reg_deadline(R.heap[c]))
-			break;
-		heap_set(i, R.heap[c]);
-		i = c;
-	}
-	heap_set(i, r);
-}
-
-static void
-heap_insert(struct reg *r)
-{
-	if (R.heap_len == R.heap_cap) {
-		struct reg **n = reallocarray(R.heap, R.heap_cap * 2,
-		    sizeof(*n));
-
-		if (n == NULL)
-			fatal("heap");
-		R.heap = n;
-		R.heap_cap *= 2;
-	}
-	heap_set(R.heap_len++, r);
-	heap_up(r->heap_idx);
-}
-
-static void
-heap_delete(struct reg *r)
-{
-	size_t i = r->heap_idx;
-	struct reg *last;
-
-	if (i >= R.heap_len || R.heap[i] != r)
-		abort();
-	last = R.heap[--R.heap_len];
-	if (last != r) {
-		heap_set(i, last);
-		heap_up(i);
-		heap_down(last->heap_idx);
-	}
-}
-
-void
-registry_schedule(struct reg *r)
-{
-	heap_up(r->heap_idx);
-	heap_down(r->heap_idx);
-}
-
-uint64_t
-registry_next_deadline(void)
-{
-	return R.heap_len ? reg_deadline(R.heap[0]) : 0;
-}
-
-void
-registry_run_timers(uint64_t now_ms)
-{
-	while (R.heap_len > 0 && reg_deadline(R.heap[0]) <= now_ms) {
-		struct reg *r = R.heap[0];
-
-		if ((uint64_t)r->expires * 1000 <= now_ms) {
-			mpd->stats.expired++;
-			registry_remove(r, "expired");
-			continue;
-		}
-		if (r->probe_at != 0 && (uint64_t)r->probe_at * 1000 <= now_ms)
-			push_probe_echo(r);	/* clears probe_at */
-		if (r->push_at != 0 && r->push_at <= now_ms)
-			push_timer(r, now_ms);	/* moves push_at forward */
-		if (reg_deadline(r) <= now_ms)
-			abort();
-	}
+	randombytes_buf(registry_g.hash_key, sizeof(registry_g.hash_key));
+	registry_g.users_mask = registry_g.ids_mask = registry_g.addrs_mask = registry_g.tombs_mask = 1023;
+	registry_g.prefix6 = mpd->cfg.ipv6_address_prefix;
+	registry_g.tombs = registry_xcalloc(registry_g.tombs_mask + 1, sizeof(*registry_g.tombs));
+	registry_g.users = registry_xcalloc(registry_g.users_mask + 1, sizeof(*registry_g.users));
+	registry_g.ids = registry_xcalloc(registry_g.ids_mask + 1, sizeof(*registry_g.ids));
+	registry_g.addrs = registry_xcalloc(registry_g.addrs_mask + 1, sizeof(*registry_g.addrs));
+	registry_g.heap_cap = 1024;
+	registry_g.heap = registry_xcalloc(registry_g.heap_cap, sizeof(*registry_g.heap));
 }
 
 /* Growth */
 
 #define GROW(table, mask, count, type, nextf, hashf) do {		\
 	size_t nm_ = (mask) * 2 + 1, i_;				\
-	type **nt_ = xcalloc(nm_ + 1, sizeof(*nt_));			\
+	type **nt_ = registry_xcalloc(nm_ + 1, sizeof(*nt_));			\
 	for (i_ = 0; i_ <= (mask); i_++) {				\
 		type *e_ = (table)[i_], *n_;				\
 		for (; e_ != NULL; e_ = n_) {				\
@@ -246,7 +91,7 @@ registry_run_timers(uint64_t now_ms)
 static uint64_t
 user_hash(const struct mp_user *u)
 {
-	return hash_bytes(u->name, u->name_len);
+	return registry_hash_bytes(u->name, u->name_len);
 }
 
 static uint64_t
@@ -255,7 +100,7 @@ id_hash(const struct reg *r)
 	return r->id;
 }
 
-/* The address a limit counts: IPv4 whole, IPv6 cut to R.prefix6 bits. */
+/* The address a limit counts: IPv4 whole, IPv6 cut to registry_g.prefix6 bits. */
 static void
 addr_key(const union mp_addr *a, uint8_t *family, uint8_t key[16])
 {
@@ -269,7 +114,7 @@ addr_key(const union mp_addr *a, uint8_t *family, uint8_t key[16])
 	}
 	*family = AF_INET6;
 	memcpy(key, &a->sin6.sin6_addr, 16);
-	bits = R.prefix6 == 0 || R.prefix6 > 128 ? 128 : R.prefix6;
+	bits = registry_g.prefix6 == 0 || registry_g.prefix6 > 128 ? 128 : registry_g.prefix6;
 	for (i = 0; i < 16; i++, bits = bits > 8 ? bits - 8 : 0)
 		if (bits < 8)
 			key[i] &= (uint8_t)(0xff00 >> bits);
@@ -282,7 +127,7 @@ addr_hash_key(uint8_t family, const uint8_t key[16])
 
 	buf[0] = family;
 	memcpy(buf + 1, key, 16);
-	return hash_bytes(buf, sizeof(buf));
+	return registry_hash_bytes(buf, sizeof(buf));
 }
 
 static uint64_t
@@ -299,22 +144,22 @@ registry_user(const char *name, int create)
 	size_t len = strlen(name), b;
 	struct mp_user *u;
 
-	b = (size_t)hash_bytes(name, len) & R.users_mask;
-	for (u = R.users[b]; u != NULL; u = u->hash_next)
+	b = (size_t)registry_hash_bytes(name, len) & registry_g.users_mask;
+	for (u = registry_g.users[b]; u != NULL; u = u->hash_next)
 		if (u->name_len == len && memcmp(u->name, name, len) == 0)
 			return u;
 	if (!create)
 		return NULL;
 	if (len == 0 || len > MP_USER_MAX)
 		abort();
-	u = xcalloc(1, sizeof(*u) + len + 1);
+	u = registry_xcalloc(1, sizeof(*u) + len + 1);
 	u->name_len = (uint8_t)len;
 	memcpy(u->name, name, len + 1);
-	u->hash_next = R.users[b];
-	R.users[b] = u;
-	R.mem += sizeof(*u) + len + 1;
-	if (++R.n_users > R.users_mask + 1)
-		GROW(R.users, R.users_mask, R.n_users, struct mp_user,
+	u->hash_next = registry_g.users[b];
+	registry_g.users[b] = u;
+	registry_g.mem += sizeof(*u) + len + 1;
+	if (++registry_g.n_users > registry_g.users_mask + 1)
+		GROW(registry_g.users, registry_g.users_mask, registry_g.n_users, struct mp_user,
 		    hash_next, user_hash);
 	return u;
 }
@@ -322,24 +167,24 @@ registry_user(const char *name, int create)
 static void
 user_free(struct mp_user *u)
 {
-	size_t b = (size_t)user_hash(u) & R.users_mask;
+	size_t b = (size_t)user_hash(u) & registry_g.users_mask;
 	struct mp_user **pp;
 
-	for (pp = &R.users[b]; *pp != u; pp = &(*pp)->hash_next)
+	for (pp = &registry_g.users[b]; *pp != u; pp = &(*pp)->hash_next)
 		if (*pp == NULL)
 			abort();
 	*pp = u->hash_next;
-	R.n_users--;
-	R.mem -= sizeof(*u) + u->name_len + 1;
+	registry_g.n_users--;
+	registry_g.mem -= sizeof(*u) + u->name_len + 1;
 	free(u);
 }
 
 struct mp_user *
 registry_first_user(size_t *iter)
 {
-	for (*iter = 0; *iter <= R.users_mask; (*iter)++)
-		if (R.users[*iter] != NULL)
-			return R.users[*iter];
+	for (*iter = 0; *iter <= registry_g.users_mask; (*iter)++)
+		if (registry_g.users[*iter] != NULL)
+			return registry_g.users[*iter];
 	return NULL;
 }
 
@@ -348,9 +193,9 @@ registry_next_user(size_t *iter, struct mp_user *u)
 {
 	if (u->hash_next != NULL)
 		return u->hash_next;
-	for ((*iter)++; *iter <= R.users_mask; (*iter)++)
-		if (R.users[*iter] != NULL)
-			return R.users[*iter];
+	for ((*iter)++; *iter <= registry_g.users_mask; (*iter)++)
+		if (registry_g.users[*iter] != NULL)
+			return registry_g.users[*iter];
 	return NULL;
 }
 
@@ -362,7 +207,7 @@ addr_slot(const union mp_addr *a, uint8_t *family, uint8_t key[16])
 	struct addr_count **pp;
 
 	addr_key(a, family, key);
-	pp = &R.addrs[(size_t)addr_hash_key(*family, key) & R.addrs_mask];
+	pp = &registry_g.addrs[(size_t)addr_hash_key(*family, key) & registry_g.addrs_mask];
 	for (; *pp != NULL; pp = &(*pp)->next)
 		if ((*pp)->family == *family && memcmp((*pp)->addr, key, 16) == 0)
 			break;
@@ -397,13 +242,13 @@ addr_ref(const union mp_addr *a, int delta)
 
 	if (delta > 0) {
 		if (e == NULL) {
-			e = xcalloc(1, sizeof(*e));
+			e = registry_xcalloc(1, sizeof(*e));
 			e->family = family;
 			memcpy(e->addr, key, 16);
 			*pp = e;
-			R.mem += sizeof(*e);
-			if (++R.n_addrs > R.addrs_mask + 1)
-				GROW(R.addrs, R.addrs_mask, R.n_addrs,
+			registry_g.mem += sizeof(*e);
+			if (++registry_g.n_addrs > registry_g.addrs_mask + 1)
+				GROW(registry_g.addrs, registry_g.addrs_mask, registry_g.n_addrs,
 				    struct addr_count, next, addr_hash);
 		}
 		e->count++;
@@ -413,8 +258,8 @@ addr_ref(const union mp_addr *a, int delta)
 		abort();
 	if (--e->count == 0) {
 		*pp = e->next;
-		R.n_addrs--;
-		R.mem -= sizeof(*e);
+		registry_g.n_addrs--;
+		registry_g.mem -= sizeof(*e);
 		free(e);
 	}
 }
@@ -426,7 +271,7 @@ registry_find(uint32_t id)
 {
 	struct reg *r;
 
-	for (r = R.ids[id & R.ids_mask]; r != NULL; r = r->id_next)
+	for (r = registry_g.ids[id & registry_g.ids_mask]; r != NULL; r = r->id_next)
 		if (r->id == id)
 			return r;
 	return NULL;
@@ -450,7 +295,7 @@ registry_add(struct mp_user *u, const union mp_addr *addr, int listener,
 	struct reg *r, **pp;
 	uint32_t now = (uint32_t)(mpd->now_ms / 1000);
 
-	r = xcalloc(1, sizeof(*r) + ctx_len);
+	r = registry_xcalloc(1, sizeof(*r) + ctx_len);
 	r->user = u;
 	r->id = id != 0 ? id : new_id();
 	r->created = now;
@@ -462,22 +307,22 @@ registry_add(struct mp_user *u, const union mp_addr *addr, int listener,
 	r->ctx_len = ctx_len;
 	if (ctx_len > 0)
 		memcpy(r->ctx, ctx, ctx_len);
-	R.mem += sizeof(*r) + ctx_len;
+	registry_g.mem += sizeof(*r) + ctx_len;
 
 	for (pp = &u->regs; *pp != NULL; pp = &(*pp)->user_next)
 		;
 	*pp = r;
 	u->n_regs++;
 
-	r->id_next = R.ids[r->id & R.ids_mask];
-	R.ids[r->id & R.ids_mask] = r;
-	if (++R.n_regs > R.ids_mask + 1)
-		GROW(R.ids, R.ids_mask, R.n_regs, struct reg, id_next,
+	r->id_next = registry_g.ids[r->id & registry_g.ids_mask];
+	registry_g.ids[r->id & registry_g.ids_mask] = r;
+	if (++registry_g.n_regs > registry_g.ids_mask + 1)
+		GROW(registry_g.ids, registry_g.ids_mask, registry_g.n_regs, struct reg, id_next,
 		    id_hash);
-	if (R.n_regs > mpd->stats.peak_registrations)
-		mpd->stats.peak_registrations = R.n_regs;
+	if (registry_g.n_regs > mpd->stats.peak_registrations)
+		mpd->stats.peak_registrations = registry_g.n_regs;
 	addr_ref(addr, 1);
-	heap_insert(r);
+	registry_heap_insert(r);
 	mpd->state_dirty = 1;
 	journal_log_reg(r);
 	return r;
@@ -491,10 +336,10 @@ free_mailboxes(struct reg *r)
 	if (r->mailboxes == NULL)
 		return;
 	for (i = 0; i < r->mailboxes->n; i++) {
-		R.mem -= strlen(r->mailboxes->names[i]) + 1;
+		registry_g.mem -= strlen(r->mailboxes->names[i]) + 1;
 		free(r->mailboxes->names[i]);
 	}
-	R.mem -= sizeof(*r->mailboxes) + r->mailboxes->n * sizeof(char *);
+	registry_g.mem -= sizeof(*r->mailboxes) + r->mailboxes->n * sizeof(char *);
 	free(r->mailboxes);
 	r->mailboxes = NULL;
 }
@@ -508,20 +353,20 @@ registry_remove(struct reg *r, const char *why)
 	log_debug("registration %08x of %s from %s removed: %s", r->id,
 	    u->name, addr_str(&r->addr), why);
 	journal_log_del(r->id);
-	heap_delete(r);
+	registry_heap_delete(r);
 	push_forget(r);
-	for (pp = &R.ids[r->id & R.ids_mask]; *pp != r; pp = &(*pp)->id_next)
+	for (pp = &registry_g.ids[r->id & registry_g.ids_mask]; *pp != r; pp = &(*pp)->id_next)
 		if (*pp == NULL)
 			abort();
 	*pp = r->id_next;
-	R.n_regs--;
+	registry_g.n_regs--;
 	for (pp = &u->regs; *pp != r; pp = &(*pp)->user_next)
 		if (*pp == NULL)
 			abort();
 	*pp = r->user_next;
 	addr_ref(&r->addr, -1);
 	free_mailboxes(r);
-	R.mem -= sizeof(*r) + r->ctx_len;
+	registry_g.mem -= sizeof(*r) + r->ctx_len;
 	free(r);
 	mpd->state_dirty = 1;
 	if (--u->n_regs == 0)
@@ -552,7 +397,7 @@ registry_set_ctx(struct reg **rp, const uint8_t *ctx, uint16_t ctx_len)
 		memcpy(r->ctx, ctx, ctx_len);
 		return 0;
 	}
-	n = xcalloc(1, sizeof(*n) + ctx_len);
+	n = registry_xcalloc(1, sizeof(*n) + ctx_len);
 	memcpy(n, r, sizeof(*n));
 	n->ctx_len = ctx_len;
 	memcpy(n->ctx, ctx, ctx_len);
@@ -560,130 +405,16 @@ registry_set_ctx(struct reg **rp, const uint8_t *ctx, uint16_t ctx_len)
 		if (*pp == NULL)
 			abort();
 	*pp = n;
-	for (pp = &R.ids[r->id & R.ids_mask]; *pp != r; pp = &(*pp)->id_next)
+	for (pp = &registry_g.ids[r->id & registry_g.ids_mask]; *pp != r; pp = &(*pp)->id_next)
 		if (*pp == NULL)
 			abort();
 	*pp = n;
-	R.heap[r->heap_idx] = n;
-	R.mem = R.mem - r->ctx_len + ctx_len;
+	registry_g.heap[r->heap_idx] = n;
+	registry_g.mem = registry_g.mem - r->ctx_len + ctx_len;
 	push_forget(r);
 	free(r);
 	*rp = n;
 	return 0;
-}
-
-/* Tombstones */
-
-static uint64_t
-tomb_key(const char *user)
-{
-	return hash_bytes(user, strlen(user));
-}
-
-static size_t
-tomb_bucket(uint64_t uh, const uint8_t device[PROTO_DEVICE_LEN])
-{
-	uint64_t d;
-
-	memcpy(&d, device, sizeof(d));
-	return (size_t)(uh ^ d) & R.tombs_mask;
-}
-
-static void
-tomb_unlink(struct tomb *t)
-{
-	struct tomb **pp = &R.tombs[tomb_bucket(t->user_hash, t->device)];
-
-	for (; *pp != t; pp = &(*pp)->next)
-		if (*pp == NULL)
-			abort();
-	*pp = t->next;
-}
-
-/* Drop the oldest tombstones: expired ones, and one over the bound. */
-static void
-tomb_prune(size_t max)
-{
-	struct tomb *t;
-
-	while ((t = R.tomb_head) != NULL &&
-	    (t->expires_ms <= mpd->now_ms || R.n_tombs > max)) {
-		R.tomb_head = t->fifo_next;
-		if (R.tomb_head == NULL)
-			R.tomb_tail = NULL;
-		tomb_unlink(t);
-		R.n_tombs--;
-		R.mem -= sizeof(*t);
-		free(t);
-	}
-}
-
-void
-registry_tomb_add(const char *user, const uint8_t device[PROTO_DEVICE_LEN],
-    uint64_t hwm)
-{
-	uint64_t uh = tomb_key(user);
-	size_t b = tomb_bucket(uh, device);
-	struct tomb *t;
-
-	tomb_prune(mpd->cfg.max_registrations);
-	for (t = R.tombs[b]; t != NULL; t = t->next)
-		if (t->user_hash == uh &&
-		    memcmp(t->device, device, PROTO_DEVICE_LEN) == 0) {
-			if (hwm > t->hwm)
-				t->hwm = hwm;
-			return;	/* it keeps its place in the FIFO */
-		}
-	t = xcalloc(1, sizeof(*t));
-	t->user_hash = uh;
-	memcpy(t->device, device, PROTO_DEVICE_LEN);
-	t->hwm = hwm;
-	/* a request is accepted while its timestamp is within the window */
-	t->expires_ms = hwm + mpd->cfg.timestamp_window + 1;
-	if (t->expires_ms < mpd->now_ms + mpd->cfg.timestamp_window)
-		t->expires_ms = mpd->now_ms + mpd->cfg.timestamp_window;
-	t->next = R.tombs[b];
-	R.tombs[b] = t;
-	if (R.tomb_tail != NULL)
-		R.tomb_tail->fifo_next = t;
-	else
-		R.tomb_head = t;
-	R.tomb_tail = t;
-	R.mem += sizeof(*t);
-	if (++R.n_tombs > R.tombs_mask + 1) {
-		size_t nm = R.tombs_mask * 2 + 1;
-		struct tomb **nt = xcalloc(nm + 1, sizeof(*nt)), *e;
-
-		free(R.tombs);
-		R.tombs = nt;
-		R.tombs_mask = nm;
-		for (e = R.tomb_head; e != NULL; e = e->fifo_next) {
-			b = tomb_bucket(e->user_hash, e->device);
-			e->next = R.tombs[b];
-			R.tombs[b] = e;
-		}
-	}
-	tomb_prune(mpd->cfg.max_registrations);
-}
-
-uint64_t
-registry_tomb_hwm(const char *user, const uint8_t device[PROTO_DEVICE_LEN])
-{
-	uint64_t uh = tomb_key(user);
-	struct tomb *t;
-
-	tomb_prune(mpd->cfg.max_registrations);
-	for (t = R.tombs[tomb_bucket(uh, device)]; t != NULL; t = t->next)
-		if (t->user_hash == uh &&
-		    memcmp(t->device, device, PROTO_DEVICE_LEN) == 0)
-			return t->hwm;
-	return 0;
-}
-
-size_t
-registry_tombs(void)
-{
-	return R.n_tombs;
 }
 
 /* [limits] ipv6_address_prefix changed: count the addresses again. */
@@ -693,14 +424,14 @@ registry_set_prefix6(unsigned bits)
 	size_t i;
 	struct reg *r;
 
-	if (bits == R.prefix6)
+	if (bits == registry_g.prefix6)
 		return;
-	for (i = 0; i <= R.ids_mask; i++)
-		for (r = R.ids[i]; r != NULL; r = r->id_next)
+	for (i = 0; i <= registry_g.ids_mask; i++)
+		for (r = registry_g.ids[i]; r != NULL; r = r->id_next)
 			addr_ref(&r->addr, -1);
-	R.prefix6 = bits;
-	for (i = 0; i <= R.ids_mask; i++)
-		for (r = R.ids[i]; r != NULL; r = r->id_next)
+	registry_g.prefix6 = bits;
+	for (i = 0; i <= registry_g.ids_mask; i++)
+		for (r = registry_g.ids[i]; r != NULL; r = r->id_next)
 			addr_ref(&r->addr, 1);
 }
 
@@ -725,14 +456,14 @@ registry_set_mailboxes(struct reg *r, const struct mp_request *rq)
 	journal_log_reg(r);
 	if (rq->n_mailboxes == 0)
 		return 0;
-	m = xcalloc(1, sizeof(*m) + rq->n_mailboxes * sizeof(char *));
+	m = registry_xcalloc(1, sizeof(*m) + rq->n_mailboxes * sizeof(char *));
 	m->n = rq->n_mailboxes;
 	for (i = 0; i < m->n; i++) {
 		if ((m->names[i] = strdup(rq->mailboxes[i].name)) == NULL)
 			fatal("strdup");
-		R.mem += rq->mailboxes[i].len + 1;
+		registry_g.mem += rq->mailboxes[i].len + 1;
 	}
-	R.mem += sizeof(*m) + m->n * sizeof(char *);
+	registry_g.mem += sizeof(*m) + m->n * sizeof(char *);
 	r->mailboxes = m;
 	return 0;
 }
@@ -757,20 +488,20 @@ registry_wants(const struct reg *r, const char *mailbox)
 size_t
 registry_count(void)
 {
-	return R.n_regs;
+	return registry_g.n_regs;
 }
 
 size_t
 registry_users(void)
 {
-	return R.n_users;
+	return registry_g.n_users;
 }
 
 size_t
 registry_memory(void)
 {
-	return R.mem + (R.users_mask + 1 + R.ids_mask + 1 + R.addrs_mask + 1 +
-	    R.tombs_mask + 1 + R.heap_cap) * sizeof(void *);
+	return registry_g.mem + (registry_g.users_mask + 1 + registry_g.ids_mask + 1 + registry_g.addrs_mask + 1 +
+	    registry_g.tombs_mask + 1 + registry_g.heap_cap) * sizeof(void *);
 }
 
 void
@@ -778,8 +509,8 @@ registry_foreach(void (*fn)(struct reg *, void *), void *arg)
 {
 	size_t i;
 
-	for (i = 0; i <= R.ids_mask; i++) {
-		struct reg *r = R.ids[i], *next;
+	for (i = 0; i <= registry_g.ids_mask; i++) {
+		struct reg *r = registry_g.ids[i], *next;
 
 		for (; r != NULL; r = next) {
 			next = r->id_next;
@@ -801,12 +532,12 @@ registry_foreach_step(struct registry_iter *it, size_t max,
 {
 	size_t n = 0;
 
-	if (it->mask != R.ids_mask) {
-		it->mask = R.ids_mask;
+	if (it->mask != registry_g.ids_mask) {
+		it->mask = registry_g.ids_mask;
 		it->bucket = 0;
 	}
-	while (it->bucket <= R.ids_mask && n < max) {
-		struct reg *r = R.ids[it->bucket++], *next;
+	while (it->bucket <= registry_g.ids_mask && n < max) {
+		struct reg *r = registry_g.ids[it->bucket++], *next;
 
 		for (; r != NULL; r = next) {
 			next = r->id_next;
@@ -814,7 +545,7 @@ registry_foreach_step(struct registry_iter *it, size_t max,
 			n++;
 		}
 	}
-	return it->bucket > R.ids_mask;
+	return it->bucket > registry_g.ids_mask;
 }
 
 /*
@@ -825,19 +556,19 @@ registry_foreach_step(struct registry_iter *it, size_t max,
 void
 registry_reserve(size_t n)
 {
-	while (R.ids_mask + 1 < n)
-		GROW(R.ids, R.ids_mask, R.n_regs, struct reg, id_next,
+	while (registry_g.ids_mask + 1 < n)
+		GROW(registry_g.ids, registry_g.ids_mask, registry_g.n_regs, struct reg, id_next,
 		    id_hash);
-	while (R.users_mask + 1 < n)
-		GROW(R.users, R.users_mask, R.n_users, struct mp_user,
+	while (registry_g.users_mask + 1 < n)
+		GROW(registry_g.users, registry_g.users_mask, registry_g.n_users, struct mp_user,
 		    hash_next, user_hash);
-	if (R.heap_cap < n) {
-		struct reg **h = reallocarray(R.heap, n, sizeof(*h));
+	if (registry_g.heap_cap < n) {
+		struct reg **h = reallocarray(registry_g.heap, n, sizeof(*h));
 
 		if (h == NULL)
 			fatal("heap");
-		R.heap = h;
-		R.heap_cap = n;
+		registry_g.heap = h;
+		registry_g.heap_cap = n;
 	}
 }
 
@@ -863,12 +594,12 @@ int
 registry_scan(uint64_t *cursor, size_t max, void (*fn)(struct reg *, void *),
     void *arg)
 {
-	uint64_t v = *cursor, m = R.ids_mask;
+	uint64_t v = *cursor, m = registry_g.ids_mask;
 	size_t n = 0;
 	struct reg *r;
 
 	do {
-		for (r = R.ids[v & m]; r != NULL; r = r->id_next, n++)
+		for (r = registry_g.ids[v & m]; r != NULL; r = r->id_next, n++)
 			fn(r, arg);
 		v |= ~m;
 		v = rev64(rev64(v) + 1);
@@ -880,13 +611,13 @@ registry_scan(uint64_t *cursor, size_t max, void (*fn)(struct reg *, void *),
 void
 registry_free(void)
 {
-	while (R.heap_len > 0)
-		registry_remove(R.heap[0], "shutdown");
-	free(R.users);
-	free(R.ids);
-	free(R.addrs);
-	free(R.heap);
-	tomb_prune(0);
-	free(R.tombs);
-	memset(&R, 0, sizeof(R));
+	while (registry_g.heap_len > 0)
+		registry_remove(registry_g.heap[0], "shutdown");
+	free(registry_g.users);
+	free(registry_g.ids);
+	free(registry_g.addrs);
+	free(registry_g.heap);
+	registry_tomb_prune(0);
+	free(registry_g.tombs);
+	memset(&registry_g, 0, sizeof(registry_g));
 }

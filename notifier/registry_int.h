@@ -1,0 +1,63 @@
+/*
+ * registry_int.h: what the parts of the registration table share: its
+ * state, and the functions the table (registry.c), the deadline heap
+ * (registry_heap.c) and the tombstones (registry_tomb.c) call in each
+ * other.  Not for the rest of the daemon (mailpushd.h).
+ */
+#ifndef MP_REGISTRY_INT_H
+#define MP_REGISTRY_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sodium.h>
+
+#include "mailpushd.h"
+
+struct tomb {
+	struct tomb	*next;		/* hash chain */
+	struct tomb	*fifo_next;	/* oldest first */
+	uint64_t	 expires_ms;
+	uint64_t	 hwm;
+	uint64_t	 user_hash;
+	uint8_t		 device[PROTO_DEVICE_LEN];
+};
+
+struct addr_count {
+	struct addr_count *next;
+	uint32_t	count;
+	uint8_t		family;
+	uint8_t		addr[16];
+};
+
+struct registry_state {
+	struct mp_user	**users;
+	size_t		  n_users, users_mask;
+	struct reg	**ids;
+	size_t		  n_regs, ids_mask;
+	struct addr_count **addrs;
+	size_t		  n_addrs, addrs_mask;
+	struct reg	**heap;
+	size_t		  heap_len, heap_cap;
+	struct tomb	**tombs;
+	size_t		  n_tombs, tombs_mask;
+	struct tomb	 *tomb_head, *tomb_tail;
+	unsigned	  prefix6;	/* bits of an IPv6 "address" */
+	uint8_t		  hash_key[crypto_shorthash_KEYBYTES];
+	size_t		  mem;		/* bytes allocated for entries */
+};
+
+extern struct registry_state registry_g;
+
+/* registry.c */
+uint64_t registry_hash_bytes(const void *, size_t);
+void	*registry_xcalloc(size_t n, size_t size);
+
+/* registry_heap.c */
+void	registry_heap_insert(struct reg *);
+void	registry_heap_delete(struct reg *);
+
+/* registry_tomb.c */
+void	registry_tomb_prune(size_t max);
+
+#endif
