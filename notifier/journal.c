@@ -203,7 +203,6 @@ journal_put_reg(struct jbuf *b, const struct reg *r)
 	record_fields(b, &g);
 }
 
-
 static void
 touch(uint32_t id, uint8_t type)
 {
@@ -314,7 +313,6 @@ journal_commit(void)
 }
 
 /* Results from the threads */
-
 
 static void
 done_cb(evutil_socket_t fd, short what, void *arg)
