@@ -2,12 +2,13 @@
  * config.c: mailpushd.conf on inih.
  *
  * Reading the file: one table (config_keys.c) holds every key with its
- * section, type, default and bounds; config_set.c sets a key from its text;
- * config_print.c prints the result for `mailpushd -n'.  Debian's inih is built without
- * INI_HANDLER_LINENO, so the file is fed through ini_parse_stream with a
- * reader that counts lines; that reader also reports lines inih would
- * silently skip or split (syntax errors, over-long lines).  Parsing goes on
- * after an error so every error in the file is reported at once.
+ * section, type, default and bounds; config_set.c sets a key from its
+ * text; config_print.c prints the result for `mailpushd -n'.  Debian's
+ * inih is built without INI_HANDLER_LINENO, so the file is fed through
+ * ini_parse_stream with a reader that counts lines; that reader also
+ * reports lines inih would silently skip or split (syntax errors,
+ * over-long lines).  Parsing goes on after an error so every error in the
+ * file is reported at once.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
