@@ -354,13 +354,20 @@ done_cb(evutil_socket_t fd, short what, void *arg)
 		else
 			log_warnx("state is still not being saved: %s", error);
 		journal_g.saving = 0;
+		journal_g.snap_good = 0;
 		health_saved(err_no != 0 ? err_no : EIO);	/* status */
 	}
 	if (snap != 0) {
 		journal_snap_finished(snap == 1);
-		if (snap == 1 && !jfailed)
-			health_saved(0);
-		if (snap == 1 && !journal_g.saving && !jfailed) {
+		journal_g.snap_good = snap == 1;
+	}
+	/* A good snapshot counts once the journal is healthy too, which may
+	 * be a later wake-up than the snapshot's own (the journal thread
+	 * opens its new file after the snapshot thread is done). */
+	if (journal_g.snap_good && !jfailed) {
+		journal_g.snap_good = 0;
+		health_saved(0);
+		if (!journal_g.saving) {
 			journal_g.saving = 1;
 			log_info("state is being saved again (journal "
 			    "generation %" PRIu64 ")", journal_g.gen);

@@ -87,6 +87,8 @@ struct journal_state {
 	uint64_t	 snap_cursor, snap_count, snap_gen;
 	uint64_t	 snap_started_ms, last_snap_ms;
 	int		 saving;	/* 0: state is not being saved */
+	int		 snap_good;	/* a snapshot finished while the journal
+					 * still failed: healthy once it is not */
 	uint64_t	 seen_errors;
 	struct journal_status st;
 };
