@@ -138,7 +138,7 @@ say "reinstall kept the changed configuration and the key"
 
 # --- smoke test against the installed files -----------------------------------
 /usr/sbin/mailpushd -n > /dev/null || die "mailpushd -n"
-/usr/sbin/mailpushd -d 2> "$T/mailpushd.log" &
+/usr/sbin/mailpushd -dv 2> "$T/mailpushd.log" &
 PID=$!
 for _ in $(seq 50); do
 	/usr/sbin/mailpushctl status > "$T/status" 2>/dev/null && break
@@ -148,20 +148,34 @@ done
 grep -q "^health: ok" "$T/status" || die "status: $(cat "$T/status")"
 ps -o user= -p "$PID" | grep -x mailpush >/dev/null || die "mailpushd does not run as mailpush"
 /usr/sbin/mailpushctl token smoke17 > "$T/token"
-/usr/bin/mailpush-listen -1 -t 20 -s "127.0.0.1:$PORT" -u smoke17 \
+/usr/bin/mailpush-listen -1 -v -t 20 -s "127.0.0.1:$PORT" -u smoke17 \
     -K "$T/token" > "$T/listen.out" 2> "$T/listen.err" &
 LPID=$!
-for _ in $(seq 100); do
-	/usr/sbin/mailpushctl list smoke17 >/dev/null 2>&1 && break
+# `list USER' exits 0 with "no registrations": wait for the client's own
+# word that its REGISTERED came back (-v), then check the daemon's list
+for _ in $(seq 200); do
+	grep -q "registered id=" "$T/listen.err" && break
 	sleep 0.05
 done
-/usr/sbin/mailpushctl list smoke17 > /dev/null || die "mailpush-listen did not register"
+/usr/sbin/mailpushctl list smoke17 > "$T/list" || die "mailpushctl list smoke17"
+grep -q "smoke17" "$T/list" ||
+    die "mailpush-listen did not register: $(cat "$T/list" "$T/listen.err")"
 t=$(date +%s%N)
-/usr/libexec/mailpush/mailpush-hook -u smoke17 -m INBOX || die "mailpush-hook"
-wait "$LPID" || { cat "$T/listen.err"; die "mailpush-listen -1 exited $?"; }
+/usr/libexec/mailpush/mailpush-hook -d -u smoke17 -m INBOX 2> "$T/hook.err" ||
+    die "mailpush-hook: $(cat "$T/hook.err")"
+rc=0
+wait "$LPID" || rc=$?
 LPID=
-grep -q "^push user=smoke17 seq=1 count=1" "$T/listen.out" ||
-    die "no push: $(cat "$T/listen.out" "$T/listen.err")"
+if [ "$rc" != 0 ] || ! grep -q "^push user=smoke17 seq=1 count=1" "$T/listen.out"
+then
+	# everything that tells where the push went
+	for f in hook.err listen.err listen.out mailpushd.log; do
+		sed "s/^/deb: $f: /" "$T/$f"
+	done
+	/usr/sbin/mailpushctl list smoke17 | sed 's/^/deb: list: /' || true
+	/usr/sbin/mailpushctl stats | sed 's/^/deb: stats: /' || true
+	die "no push (mailpush-listen -1 exited $rc)"
+fi
 say "pushed through the installed hook to the installed mailpush-listen in $(ms "$t") ms"
 /usr/sbin/mailpushctl stats -o prometheus > "$T/metrics"
 promtool check metrics < "$T/metrics" || die "promtool check metrics"
