@@ -228,6 +228,7 @@ cmd_stats(struct evbuffer *out, int fmt)
 		{ "journal_bytes", js->bytes },
 		{ "replies_held", js->held },
 		{ "replies_held_dropped", js->held_dropped },
+		{ "state_loop_max_us", js->loop_max_us },
 	};
 	static const char *const by_state[3] = {
 		"registrations_active", "registrations_pushing",

@@ -66,6 +66,27 @@
 
 struct journal_state journal_g = { .evfd = -1 };
 
+/* The loop's clock for persistence steps: a step (a commit, a snapshot
+ * slice, the threads' results) must never hold the loop for long, and the
+ * longest one is a statistic (state_loop_max_us). */
+uint64_t
+journal_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void
+journal_loop_took(uint64_t t0)
+{
+	uint64_t d = journal_mono_us() - t0;
+
+	if (d > journal_g.st.loop_max_us)
+		journal_g.st.loop_max_us = d;
+}
+
 /* Holding replies */
 
 static int
@@ -302,14 +323,19 @@ journal_hand_over(void)
 void
 journal_commit(void)
 {
-	if (!journal_g.open)
+	uint64_t t0;
+
+	if (!journal_g.open || (journal_g.n_touched == 0 &&
+	    journal_g.cur.len == 0))
 		return;
+	t0 = journal_mono_us();
 	journal_serialize_touched();
-	if (journal_g.cur.len == 0)
-		return;
-	journal_hand_over();
-	if (!mpd->cfg.state_sync)
-		journal_release();
+	if (journal_g.cur.len > 0) {
+		journal_hand_over();
+		if (!mpd->cfg.state_sync)
+			journal_release();
+	}
+	journal_loop_took(t0);
 }
 
 /* Results from the threads */
@@ -317,7 +343,7 @@ journal_commit(void)
 static void
 done_cb(evutil_socket_t fd, short what, void *arg)
 {
-	uint64_t v, errors;
+	uint64_t v, errors, t0 = journal_mono_us();
 	int snap, jfailed, err_no;
 	char error[256];
 
@@ -374,6 +400,7 @@ done_cb(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	journal_release();
+	journal_loop_took(t0);
 }
 
 /* Every second: start a snapshot when one is due, or to recover from a
@@ -381,7 +408,7 @@ done_cb(evutil_socket_t fd, short what, void *arg)
 static void
 flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-	uint64_t now = mpd_now(), jbytes;
+	uint64_t now = mpd_now(), jbytes, t0 = journal_mono_us();
 
 	(void)fd;
 	(void)what;
@@ -394,12 +421,11 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	if (!journal_g.saving) {
 		if (now >= journal_g.last_snap_ms + JOURNAL_RETRY_S * 1000)
 			journal_snap_start();
-		return;
-	}
-	if (jbytes >= mpd->cfg.journal_size_limit ||
+	} else if (jbytes >= mpd->cfg.journal_size_limit ||
 	    (jbytes > 0 && now >= journal_g.last_snap_ms +
 	    mpd->cfg.state_save_interval))
 		journal_snap_start();
+	journal_loop_took(t0);
 }
 
 /* Start and stop */

@@ -96,6 +96,8 @@ struct journal_state {
 extern struct journal_state journal_g;
 
 /* journal.c */
+uint64_t journal_mono_us(void);
+void	journal_loop_took(uint64_t);	/* a step on the loop began at t */
 void	journal_put_reg(struct jbuf *, const struct reg *);
 void	journal_serialize_touched(void);
 void	journal_hand_over(void);

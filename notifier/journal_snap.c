@@ -76,20 +76,11 @@ journal_snap_start(void)
 	evtimer_add(journal_g.ev_snap, &now);
 }
 
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 void
 journal_snap_step(evutil_socket_t fd, short what, void *arg)
 {
 	struct timeval tv = { 0, 0 };
-	uint64_t t0 = mono_us();
+	uint64_t t0 = journal_mono_us();
 	struct job *j;
 	size_t queued;
 	int more = 1, failed;
@@ -115,7 +106,7 @@ journal_snap_step(evutil_socket_t fd, short what, void *arg)
 	}
 	j = journal_job_new(JOB_SNAP_DATA);
 	while (more && j->buf.len < SNAP_CHUNK &&
-	    mono_us() - t0 < SNAP_SLICE_US)
+	    journal_mono_us() - t0 < SNAP_SLICE_US)
 		more = registry_scan(&journal_g.snap_cursor, 256, snap_put, &j->buf);
 	if (!more) {
 		record_end(&j->buf, journal_g.snap_count);
@@ -125,6 +116,7 @@ journal_snap_step(evutil_socket_t fd, short what, void *arg)
 	journal_worker_push(&journal_g.ws, j);
 	if (more)
 		evtimer_add(journal_g.ev_snap, &tv);
+	journal_loop_took(t0);
 }
 
 void

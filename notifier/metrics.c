@@ -35,7 +35,7 @@ metrics_text(struct evbuffer *out, const struct metric *m, size_t n)
 /* Names (of the text output) that are gauges, not counters. */
 static const char *const metrics_gauges[] = {
 	"registrations", "registrations_peak", "tombstones", "cluster_buffer",
-	"cluster_buffer_peak", NULL,
+	"cluster_buffer_peak", "state_loop_max_us", NULL,
 };
 
 /* Better names and help texts where the text name is not enough. */
@@ -67,6 +67,8 @@ static const struct {
 	    "UDP sends that failed." },
 	{ "registrations", "mailpush_registrations",
 	    "Registrations in the table." },
+	{ "state_loop_max_us", "mailpush_state_loop_max_seconds",
+	    "Longest time the event loop spent in one persistence step." },
 	{ "registrations_peak", "mailpush_registrations_peak",
 	    "Most registrations held at once since the start." },
 };
@@ -106,7 +108,7 @@ metrics_prometheus(struct evbuffer *out, const struct metric *m, size_t n,
 	};
 	char prom[128], help[160];
 	const char *p, *h;
-	size_t i, k;
+	size_t i, k, len;
 	int refused = 0, state = 0;
 
 	family(out, "mailpush_build_info", "gauge", "Version of mailpushd; "
@@ -176,6 +178,13 @@ metrics_prometheus(struct evbuffer *out, const struct metric *m, size_t n,
 			h = help;
 		}
 		family(out, p, is_gauge(name) ? "gauge" : "counter", h);
-		evbuffer_add_printf(out, "%s %" PRIu64 "\n", p, m[i].v);
+		len = strlen(name);
+		if (len > 3 && strcmp(name + len - 3, "_us") == 0)
+			/* microseconds in the text, seconds here */
+			evbuffer_add_printf(out, "%s %" PRIu64 ".%06" PRIu64
+			    "\n", p, m[i].v / 1000000, m[i].v % 1000000);
+		else
+			evbuffer_add_printf(out, "%s %" PRIu64 "\n", p,
+			    m[i].v);
 	}
 }

@@ -247,7 +247,8 @@ promtool(const char *text, char *why, size_t len)
 START_TEST(stats_prometheus)
 {
 	static const char *const sample_re =
-	    "^mailpush_[a-z_]+(\\{[a-z]+=\"[a-z_0-9.]+\"\\})? [0-9]+$";
+	    "^mailpush_[a-z_]+(\\{[a-z]+=\"[a-z_0-9.]+\"\\})? "
+	    "[0-9]+(\\.[0-9]+)?$";
 	char *line, *save = NULL, last_type[128] = "", why[4096];
 	regex_t re;
 	int samples = 0;
@@ -272,6 +273,9 @@ START_TEST(stats_prometheus)
 	/* a count of what the table holds now can fall: a gauge */
 	ck_assert_msg(strstr(out, "# TYPE mailpush_tombstones gauge\n") !=
 	    NULL, "mailpush_tombstones is not a gauge");
+	/* a time in seconds, with the microseconds of the text output */
+	ck_assert_msg(strstr(out, "\nmailpush_state_loop_max_seconds 0.") !=
+	    NULL, "no mailpush_state_loop_max_seconds 0.NNNNNN");
 	/* and a strict reading: HELP and TYPE before each family's samples */
 	ck_assert_int_eq(regcomp(&re, sample_re, REG_EXTENDED | REG_NOSUB), 0);
 	for (line = strtok_r(out, "\n", &save); line != NULL;

@@ -661,6 +661,14 @@ START_TEST(answers_follow_sync)
 	    "drop", "o1", idh, NULL), 0);
 	ck_assert_msg(strstr(out, "dropped 1") != NULL, "%s", out);
 
+	/* the loop's longest persistence step is reported, and is short
+	 * (a few records per batch here; the bench measures it at 1M) */
+	{
+		long long us = mpd_stat(&P, "state_loop_max_us");
+
+		ck_assert_msg(us >= 0 && us < 100000, "state_loop_max_us %lld",
+		    us);
+	}
 	ck_assert_uint_eq(sf_journals(P.state, gens, 8), 1);
 	snprintf(jpath, sizeof(jpath), "%s.journal.%llu", P.state,
 	    (unsigned long long)gens[0]);

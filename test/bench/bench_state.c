@@ -10,7 +10,11 @@
  * snapshot, then while snapshots of the whole table run back to back
  * (journal_size_limit at its minimum, set by a reload).  The figure is
  * the p99.9 and max with snapshots against those without: what
- * persistence adds to the longest stall of the loop.
+ * persistence adds to the tail.  The max of a run is the machine's as much
+ * as the daemon's (a virtual CPU taken away for milliseconds), so the
+ * longest stall persistence caused is also read from the daemon itself:
+ * state_loop_max_us, the longest journal batch, snapshot slice or thread
+ * result handled on the loop since the start.
  */
 #include <sys/types.h>
 #include <sys/prctl.h>
@@ -88,7 +92,7 @@ bench_state(void)
 	double *lat = NULL, t_empty, t_clean, t_crash;
 	double a999, amax, b999, bmax;
 	unsigned *u = NULL, i, lost = 0;
-	long long snaps0, snaps1;
+	long long snaps0, snaps1, step_us;
 	uint16_t port;
 	char fig[160], bas[160], rat[64];
 	int evfd = -1, on = 1, rc = -1;
@@ -165,7 +169,10 @@ bench_state(void)
 	    &lost) != 0)
 		goto out;
 	snaps1 = bd_stat(&p, "state_snapshots");
-	note("  %lld snapshots written during the run", snaps1 - snaps0);
+	step_us = bd_stat(&p, "state_loop_max_us");
+	note("  %lld snapshots written during the run; the longest "
+	    "persistence step the daemon's loop took since its start: %lld us",
+	    snaps1 - snaps0, step_us);
 
 	/* restart after kill -9: snapshot plus journal */
 	bd_kill(&p);
@@ -179,15 +186,16 @@ bench_state(void)
 	snprintf(rat, sizeof(rat), "%u registrations", N);
 	result_add("restart", fig, bas, rat, "a few seconds",
 	    t_clean <= 5 && t_crash <= 5);
-	snprintf(fig, sizeof(fig), "p99.9 %.3f ms, max %.3f ms (%lld "
-	    "snapshots)", b999, bmax, snaps1 - snaps0);
+	snprintf(fig, sizeof(fig), "longest step %.3f ms; p99.9 %.3f ms, max "
+	    "%.3f ms (%lld snapshots)", step_us / 1000.0, b999, bmax,
+	    snaps1 - snaps0);
 	snprintf(bas, sizeof(bas), "p99.9 %.3f ms, max %.3f ms (no "
 	    "snapshot)", a999, amax);
-	snprintf(rat, sizeof(rat), "+%.3f ms p99.9, +%.3f ms max",
+	snprintf(rat, sizeof(rat), "+%.3f ms p99.9, %+.3f ms max",
 	    b999 - a999, bmax - amax);
 	result_add("stall from persistence", fig, bas, rat,
-	    "p99.9 added <= 1 ms", snaps1 > snaps0 && b999 - a999 <= 1.0 &&
-	    lost == 0);
+	    "step <= 1 ms, p99.9 added <= 1 ms", snaps1 > snaps0 &&
+	    step_us >= 0 && step_us <= 1000 && b999 - a999 <= 1.0 && lost == 0);
 	rc = 0;
 out:
 	if (evfd != -1)
