@@ -384,7 +384,7 @@ mpc_new(const struct sockaddr *server, socklen_t server_len,
 		return NULL;
 	m->fd = -1;
 	memcpy(m->token, pa->token, sizeof(m->token));
-	proto_push_key(m->token, pa->device, m->push_key);
+	proto_push_key(m->token, m->push_key);
 	m->no_probe = pa->no_probe;
 	m->rq.key_id = pa->key_id != 0 ? pa->key_id : PROTO_KEY_ID_DEFAULT;
 	memcpy(m->rq.device, pa->device, PROTO_DEVICE_LEN);

@@ -218,8 +218,8 @@ int		 mpc_fd(const struct mpc *);
  *    more is sent.
  *  - Unanswered requests: sent again after 1 s, the wait doubling up to
  *    30 s, forever (REFRESH and UNREGISTER: see above and below).
- *  - PUSH: dropped unless it decrypts under the device's push key and the
- *    context is ours byte for byte; else PUSH_ACK (also for
+ *  - PUSH: dropped unless it decrypts under the user's push key, its
+ *    reg_id is ours and its context ours byte for byte; else PUSH_ACK (also for
  *    retransmissions), and the push callback if it is new: a new restart
  *    epoch, or a higher seq with something new in the same epoch.
  */

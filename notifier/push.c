@@ -12,9 +12,10 @@
  * is marked unreachable (it is kept; the next event or refresh tries
  * again).
  *
- * Every push is sealed for its one device (XChaCha20-Poly1305 under
- * proto_push_key of the user's token and the device id) with a nonce that
- * never repeats: 16 random bytes drawn at start and a 64-bit counter.  It
+ * Every push is sealed for its user (XChaCha20-Poly1305 under
+ * proto_push_key of the user's token) with a nonce that never repeats: 16
+ * random bytes drawn at the first push and a 64-bit counter; the reg_id
+ * inside tells the user's devices apart.  It
  * carries the restart epoch, so a client tells a restarted server's
  * pushes from retransmissions whatever sequence numbers the server lost.
  *
@@ -193,10 +194,9 @@ struct keyed {
 static struct keyed server_key;
 static struct {
 	uint8_t		token[MP_TOKEN_LEN];
-	uint8_t		device[PROTO_DEVICE_LEN];
-	uint8_t		key[32];
+	uint8_t		subkey[32];
 	int		ready;
-} last_key;			/* the last push key made */
+} last_key;			/* the sealing key of the last token used */
 static uint8_t	nonce_prefix[16];
 static uint64_t	nonce_counter;
 
@@ -216,33 +216,42 @@ keyed_mac(struct keyed *k, const uint8_t key[32], const uint8_t *in,
 	crypto_auth_hmacsha256_final(&st, out);
 }
 
-static void
-push_key(const uint8_t *token, const uint8_t *device, uint8_t key[32])
+/*
+ * The key a push to the token's user is sealed under: the HChaCha20 subkey
+ * of the user's push key for this run's nonce prefix (proto_push_subkey),
+ * made once for all the pushes of an event, not once per push.
+ */
+static const uint8_t *
+push_subkey(const uint8_t *token)
 {
+	uint8_t key[32];
+
 	if (!last_key.ready ||
-	    sodium_memcmp(last_key.token, token, MP_TOKEN_LEN) != 0 ||
-	    memcmp(last_key.device, device, PROTO_DEVICE_LEN) != 0) {
-		proto_push_key(token, device, last_key.key);
+	    sodium_memcmp(last_key.token, token, MP_TOKEN_LEN) != 0) {
+		proto_push_key(token, key);
+		proto_push_subkey(key, nonce_prefix, last_key.subkey);
+		sodium_memzero(key, sizeof(key));
 		memcpy(last_key.token, token, MP_TOKEN_LEN);
-		memcpy(last_key.device, device, PROTO_DEVICE_LEN);
 		last_key.ready = 1;
 	}
-	memcpy(key, last_key.key, 32);
+	return last_key.subkey;
 }
 
 static void
 queue_push(struct reg *r, const uint8_t *token)
 {
 	static struct mp_push p;
-	uint8_t key[32], nonce[PROTO_PUSH_NONCE_LEN];
+	uint8_t nonce[PROTO_PUSH_NONCE_LEN];
 	unsigned i;
 	int len;
 
 	if (Q.n == BATCH)
 		push_flush();
 	i = Q.n;
-	if (nonce_counter == 0)
+	if (nonce_counter == 0) {
 		randombytes_buf(nonce_prefix, sizeof(nonce_prefix));
+		last_key.ready = 0;	/* subkeys are of the prefix */
+	}
 	memcpy(nonce, nonce_prefix, sizeof(nonce_prefix));
 	nonce_counter++;
 	memcpy(nonce + 16, &nonce_counter, 8);
@@ -256,9 +265,8 @@ queue_push(struct reg *r, const uint8_t *token)
 	    PUSH_FLAG_COUNT_UNKNOWN : 0;
 	p.ctx_len = r->ctx_len;
 	memcpy(p.ctx, r->ctx, r->ctx_len);
-	push_key(token, r->device, key);
-	len = proto_push_seal(&p, key, nonce, Q.buf[i], sizeof(Q.buf[i]));
-	sodium_memzero(key, sizeof(key));
+	len = proto_push_seal_sub(&p, push_subkey(token), nonce, Q.buf[i],
+	    sizeof(Q.buf[i]));
 	if (len < 0)
 		abort();
 	memcpy(&Q.to[i], &r->addr, sizeof(r->addr));

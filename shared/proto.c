@@ -60,14 +60,27 @@ proto_token(const uint8_t key[MP_KEY_LEN], const char *user, size_t user_len,
 }
 
 void
-proto_push_key(const uint8_t token[MP_TOKEN_LEN],
-    const uint8_t device[PROTO_DEVICE_LEN], uint8_t key[32])
+proto_push_key(const uint8_t token[MP_TOKEN_LEN], uint8_t key[32])
 {
 	static const uint8_t personal[crypto_generichash_blake2b_PERSONALBYTES]
 	    = "mailpush-push-v2";
 
-	crypto_generichash_blake2b_salt_personal(key, 32, device,
-	    PROTO_DEVICE_LEN, token, MP_TOKEN_LEN, NULL, personal);
+	crypto_generichash_blake2b_salt_personal(key, 32, NULL, 0, token,
+	    MP_TOKEN_LEN, NULL, personal);
+}
+
+/*
+ * XChaCha20-Poly1305 is ChaCha20-Poly1305 (IETF) under the HChaCha20
+ * subkey of the key and the nonce's first 16 bytes, with the nonce's last
+ * 8 bytes behind four zero bytes as the 12-byte nonce: libsodium's own
+ * construction, split so that the subkey can be kept (check_proto compares
+ * the result with crypto_aead_xchacha20poly1305_ietf_encrypt).
+ */
+void
+proto_push_subkey(const uint8_t key[32], const uint8_t prefix[16],
+    uint8_t subkey[32])
+{
+	crypto_core_hchacha20(subkey, prefix, key, NULL);
 }
 
 int
@@ -366,10 +379,11 @@ proto_keepalive_decode(const uint8_t *buf, size_t len, uint32_t *reg_id,
 }
 
 int
-proto_push_seal(const struct mp_push *p, const uint8_t key[32],
+proto_push_seal_sub(const struct mp_push *p, const uint8_t subkey[32],
     const uint8_t nonce[PROTO_PUSH_NONCE_LEN], uint8_t *buf, size_t len)
 {
 	uint8_t plain[PROTO_PUSH_PLAIN_FIXED + MP_CONTEXT_MAX];
+	uint8_t n12[crypto_aead_chacha20poly1305_IETF_NPUBBYTES] = { 0 };
 	size_t plen = PROTO_PUSH_PLAIN_FIXED + (size_t)p->ctx_len;
 	size_t need = PROTO_PUSH_LEN(p->ctx_len);
 	unsigned long long clen;
@@ -387,12 +401,26 @@ proto_push_seal(const struct mp_push *p, const uint8_t key[32],
 	put16(plain + 32, p->flags);
 	put16(plain + 34, p->ctx_len);
 	memcpy(plain + PROTO_PUSH_PLAIN_FIXED, p->ctx, p->ctx_len);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(
+	memcpy(n12 + 4, nonce + 16, 8);
+	crypto_aead_chacha20poly1305_ietf_encrypt(
 	    buf + PROTO_HDR_LEN + PROTO_PUSH_NONCE_LEN, &clen, plain, plen,
-	    buf, PROTO_HDR_LEN, NULL, nonce, key);
+	    buf, PROTO_HDR_LEN, NULL, n12, subkey);
 	if (clen + PROTO_HDR_LEN + PROTO_PUSH_NONCE_LEN != need)
 		abort();
 	return (int)need;
+}
+
+int
+proto_push_seal(const struct mp_push *p, const uint8_t key[32],
+    const uint8_t nonce[PROTO_PUSH_NONCE_LEN], uint8_t *buf, size_t len)
+{
+	uint8_t subkey[32];
+	int n;
+
+	proto_push_subkey(key, nonce, subkey);
+	n = proto_push_seal_sub(p, subkey, nonce, buf, len);
+	sodium_memzero(subkey, sizeof(subkey));
+	return n;
 }
 
 int

@@ -34,8 +34,8 @@
  *	            tag(16)                                  = 80 + context
  *
  * timestamp in a reply echoes the request it answers.  A PUSH is sealed
- * with XChaCha20-Poly1305 (IETF) under proto_push_key(token, device), the
- * header as associated data; the plaintext is
+ * with XChaCha20-Poly1305 (IETF) under proto_push_key(token), the user's
+ * push key, the header as associated data; the plaintext is
  *	0 epoch(8) 8 reg_id(4) 12 seq(4) 16 count(4) 20 total(4)
  *	24 server_time(8) 32 flags(2) 34 context_len(2) 36 context
  *
@@ -165,10 +165,14 @@ int	proto_is_request(int type);
 /* token = HMAC-SHA256(key, user) */
 void	proto_token(const uint8_t key[MP_KEY_LEN], const char *user,
 	    size_t user_len, uint8_t token[MP_TOKEN_LEN]);
-/* The push key of one device: keyed BLAKE2b (crypto_generichash) of the
- * device id under the token, personal "mailpush-push-v2". */
-void	proto_push_key(const uint8_t token[MP_TOKEN_LEN],
-	    const uint8_t device[PROTO_DEVICE_LEN], uint8_t key[32]);
+/* The push key of a user: keyed BLAKE2b (crypto_generichash) of the empty
+ * message under the token, personal "mailpush-push-v2". */
+void	proto_push_key(const uint8_t token[MP_TOKEN_LEN], uint8_t key[32]);
+/* The HChaCha20 subkey XChaCha20 derives from a push key and the first 16
+ * bytes of a nonce: a sender whose nonces share those bytes (mailpushd's
+ * random prefix) makes it once per key, not once per push. */
+void	proto_push_subkey(const uint8_t key[32], const uint8_t prefix[16],
+	    uint8_t subkey[32]);
 /* Check the trailing MAC of buf[0..len) under token, in constant time. */
 int	proto_verify(const uint8_t *buf, size_t len,
 	    const uint8_t token[MP_TOKEN_LEN]);
@@ -184,8 +188,13 @@ int	proto_request_encode(const struct mp_request *,
 int	proto_reply_encode(const struct mp_reply *,
 	    const uint8_t token[MP_TOKEN_LEN], uint8_t *buf, size_t len);
 int	proto_keepalive_encode(uint32_t reg_id, uint8_t *buf, size_t len);
-/* Seal a PUSH under a push key with this nonce. */
+/* Seal a PUSH under a push key with this nonce; proto_push_seal_sub
+ * under the subkey of the key and the nonce's first 16 bytes (the same
+ * datagram, byte for byte). */
 int	proto_push_seal(const struct mp_push *, const uint8_t key[32],
+	    const uint8_t nonce[PROTO_PUSH_NONCE_LEN], uint8_t *buf,
+	    size_t len);
+int	proto_push_seal_sub(const struct mp_push *, const uint8_t subkey[32],
 	    const uint8_t nonce[PROTO_PUSH_NONCE_LEN], uint8_t *buf,
 	    size_t len);
 

@@ -181,7 +181,7 @@ srv_push(struct srv *s, uint32_t id, uint32_t seq, uint32_t count,
 	memcpy(p.ctx, c, clen);
 	/* sealed for the device of the last request; NULL: no token */
 	if (tok != NULL)
-		proto_push_key(tok, srv_device, pk);
+		proto_push_key(tok, pk);
 	else
 		randombytes_buf(pk, sizeof(pk));
 	memset(nonce, 0, sizeof(nonce));
@@ -1040,7 +1040,7 @@ START_TEST(t_garbage)
 	mpc_stats(m, &st);
 	dropped = st.dropped;
 	memcpy(p.ctx, ctx, sizeof(ctx));
-	proto_push_key(token, device, pk);
+	proto_push_key(token, pk);
 	len = proto_push_seal(&p, pk, nonce, buf, sizeof(buf));
 	ck_assert_int_gt(len, 0);
 

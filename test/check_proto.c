@@ -35,8 +35,8 @@ static const char alice_token_hex[] =
     "6eefad2bed97b6d93ee663d67a44b460"
     "16b3d79dcad54ada39b61a1d14874d1b";
 static const char alice_push_key_hex[] =
-    "8efd330a94c9d088ad6f4ba4cfe83217"
-    "157a54e2bc28ed06f83d5771f585dac3";
+    "476fa4e5d08140e82158e46fec37b430"
+    "a5ae2e5bf3909c9aa19a155c958e3bc8";
 #define EPOCH	0x0123456789abcdefULL
 
 /* EXAMPLES 1: REGISTER, no cookie, padded (151 bytes) */
@@ -67,9 +67,9 @@ static const char v_registered[] =
 
 /* EXAMPLES 5: PUSH (83 bytes) */
 static const char v_push[] =
-    "4d500207404142434445464748494a4b4c4d4e4f5051525354555657bceaeadf"
-    "6dcc7769d0a7d7324b2fe07f811caeda3c0e6ae0ff7f437833fb9677fe776e7f"
-    "d6276b139a0ec07630beb77d8986c884b941f4";
+    "4d500207404142434445464748494a4b4c4d4e4f50515253545556573e6e9023"
+    "da060fead340d911a749994346b8df2768531d72f9de0c3e1c4a6a31ef85c32d"
+    "7ec29f29d5c7ec37a8296e8afcd3f75992508e";
 
 /* EXAMPLES 6: PUSH_ACK (101 bytes) */
 static const char v_ack[] =
@@ -123,7 +123,7 @@ setup(void)
 	for (i = 0; i < PROTO_PUSH_NONCE_LEN; i++)
 		nonce[i] = (uint8_t)(0x40 + i);
 	proto_token(key, "alice", 5, token);
-	proto_push_key(token, device, pkey);
+	proto_push_key(token, pkey);
 }
 
 /* A heap copy of exactly len bytes (for the sanitizer). */
@@ -392,14 +392,14 @@ START_TEST(test_push_round_trip)
 END_TEST
 
 /*
- * Item 6 of issue 13: a push read by a party without the token (or for
- * another device) is unreadable; with the right token and device it opens.
+ * Item 6 of issue 13: a push read by a party without the token is
+ * unreadable; with the right token it opens (every device of the user has
+ * the token; the reg_id inside says whose registration it is for).
  */
 START_TEST(test_push_wrong_token)
 {
 	static struct mp_push p, out;
 	uint8_t buf[PROTO_MAX_DATAGRAM], other[MP_TOKEN_LEN], k2[32];
-	uint8_t dev2[PROTO_DEVICE_LEN];
 	const char *why;
 	int n;
 
@@ -414,28 +414,67 @@ START_TEST(test_push_wrong_token)
 	n = proto_push_seal(&p, pkey, nonce, buf, sizeof(buf));
 	ck_assert_int_gt(n, 0);
 	ck_assert_ptr_null(memmem(buf, (size_t)n, "ctx", 3));
-	/* the right token and device */
+	/* the right token */
 	ck_assert_int_eq(proto_push_open(buf, (size_t)n, pkey, &out, &why),
 	    0);
+	ck_assert_uint_eq(out.reg_id, 0x2a);
 	/* bob's token */
 	proto_token(key, "bob", 3, other);
-	proto_push_key(other, device, k2);
+	proto_push_key(other, k2);
 	ck_assert_int_eq(proto_push_open(buf, (size_t)n, k2, &out, &why), -1);
 	ck_assert_str_eq(why, "PUSH does not decrypt under our key");
 	/* a token from another server key */
 	key[0] ^= 1;
 	proto_token(key, "alice", 5, other);
 	key[0] ^= 1;
-	proto_push_key(other, device, k2);
-	ck_assert_int_eq(proto_push_open(buf, (size_t)n, k2, &out, &why), -1);
-	/* alice's token, another device */
-	memcpy(dev2, device, sizeof(dev2));
-	dev2[15] ^= 1;
-	proto_push_key(token, dev2, k2);
+	proto_push_key(other, k2);
 	ck_assert_int_eq(proto_push_open(buf, (size_t)n, k2, &out, &why), -1);
 	/* the token itself is not the key */
 	ck_assert_int_eq(proto_push_open(buf, (size_t)n, token, &out, &why),
 	    -1);
+}
+END_TEST
+
+/*
+ * The daemon seals under a kept HChaCha20 subkey (proto_push_seal_sub):
+ * the datagram must be libsodium's XChaCha20-Poly1305 byte for byte, for
+ * any key, nonce and context length.
+ */
+START_TEST(test_push_subkey_is_xchacha)
+{
+	static struct mp_push p;
+	uint8_t a[PROTO_MAX_DATAGRAM], b[PROTO_MAX_DATAGRAM];
+	uint8_t c[PROTO_MAX_DATAGRAM], k[32], sub[32];
+	uint8_t n24[PROTO_PUSH_NONCE_LEN], plain[64 + MP_CONTEXT_MAX];
+	unsigned long long clen;
+	int i, na, nb;
+
+	for (i = 0; i < 200; i++) {
+		memset(&p, 0, sizeof(p));
+		randombytes_buf(k, sizeof(k));
+		randombytes_buf(n24, sizeof(n24));
+		p.epoch = randombytes_random();
+		p.reg_id = randombytes_random();
+		p.seq = (uint32_t)i;
+		p.ctx_len = (uint16_t)randombytes_uniform(MP_CONTEXT_MAX + 1);
+		randombytes_buf(p.ctx, p.ctx_len);
+		proto_push_subkey(k, n24, sub);
+		na = proto_push_seal(&p, k, n24, a, sizeof(a));
+		nb = proto_push_seal_sub(&p, sub, n24, b, sizeof(b));
+		ck_assert_int_eq(na, (int)PROTO_PUSH_LEN(p.ctx_len));
+		ck_assert_int_eq(na, nb);
+		ck_assert_mem_eq(a, b, (size_t)na);
+		/* and libsodium's XChaCha20-Poly1305 of the same plaintext
+		 * under the key itself gives the same ciphertext */
+		ck_assert_int_eq(crypto_aead_xchacha20poly1305_ietf_decrypt(
+		    plain, &clen, NULL, a + PROTO_HDR_LEN + PROTO_PUSH_NONCE_LEN,
+		    (size_t)na - PROTO_HDR_LEN - PROTO_PUSH_NONCE_LEN, a,
+		    PROTO_HDR_LEN, n24, k), 0);
+		crypto_aead_xchacha20poly1305_ietf_encrypt(c, &clen, plain,
+		    clen, a, PROTO_HDR_LEN, NULL, n24, k);
+		ck_assert_mem_eq(c, a + PROTO_HDR_LEN + PROTO_PUSH_NONCE_LEN,
+		    (size_t)clen);
+	}
 }
 END_TEST
 
@@ -1121,6 +1160,7 @@ make_proto_suite(void)
 	tcase_add_test(tc, test_reply_round_trip);
 	tcase_add_test(tc, test_push_round_trip);
 	tcase_add_test(tc, test_push_wrong_token);
+	tcase_add_test(tc, test_push_subkey_is_xchacha);
 	tcase_add_test(tc, test_type_and_names);
 	tcase_add_test(tc, test_page_vectors);
 	suite_add_tcase(s, tc);

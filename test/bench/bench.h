@@ -95,9 +95,8 @@ int		 state_write(const struct mpd_proc *, unsigned first,
 		    unsigned nports);
 /* The device of registration j of user i in a state_write file. */
 void		 bench_device(unsigned i, unsigned j, uint8_t dev[16]);
-/* The push key of that registration, given the user's token. */
-void		 bench_push_key(const uint8_t *token, unsigned i, unsigned j,
-		    uint8_t key[32]);
+/* The push key of every registration of a user, given its token. */
+void		 bench_push_key(const uint8_t *token, uint8_t key[32]);
 /*
  * The user index a push for a state_write registration carries, if it
  * opens under key (pushes are sealed for one device: the receiver must

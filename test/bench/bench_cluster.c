@@ -288,7 +288,7 @@ catch_user(struct catcher *c, const uint8_t *buf, size_t len)
 		snprintf(name, sizeof(name), BENCH_USER_FMT,
 		    (unsigned)(c->base + u));
 		mpd_token(c->p, name, token);
-		bench_push_key(token, (unsigned)(c->base + u), 0, key);
+		bench_push_key(token, key);
 		if (push_user(buf, len, key) == (long)(c->base + u))
 			return (long)u;
 	}

@@ -212,7 +212,7 @@ wait_push(int fd, const struct mpd_proc *p, long want, int ms)
 
 	snprintf(user, sizeof(user), BENCH_USER_FMT, (unsigned)want);
 	mpd_token(p, user, token);
-	bench_push_key(token, (unsigned)want, 0, key);
+	bench_push_key(token, key);
 	while (mono_ns() < until) {
 		if (poll(&pfd, 1, 10) <= 0)
 			continue;

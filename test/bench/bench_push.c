@@ -384,7 +384,7 @@ lat_user(struct lat *l, const uint8_t *buf, size_t len)
 		if (l->t_recv[u] != 0)
 			continue;
 		tries++;
-		bench_push_key(l->token[u], l->first + u, 0, key);
+		bench_push_key(l->token[u], key);
 		if ((who = push_user(buf, len, key)) == (long)(l->first + u))
 			return who;
 	}

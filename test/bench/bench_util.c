@@ -458,13 +458,9 @@ bench_device(unsigned i, unsigned j, uint8_t dev[16])
 }
 
 void
-bench_push_key(const uint8_t *token, unsigned i, unsigned j,
-    uint8_t key[32])
+bench_push_key(const uint8_t *token, uint8_t key[32])
 {
-	uint8_t dev[PROTO_DEVICE_LEN];
-
-	bench_device(i, j, dev);
-	proto_push_key(token, dev, key);
+	proto_push_key(token, key);
 }
 
 long

@@ -170,21 +170,27 @@ drain(int c)
 
 	while ((n = recv(fc->fd, buf, sizeof(buf), 0)) > 0) {
 		if (proto_type(buf, (size_t)n) == PROTO_PUSH) {
-			/* whose?  try every user and device */
+			/* whose?  try every user; the device is the
+			 * one its registration has */
 			for (u = 0; u < (int)(sizeof(users) / sizeof(users[0]));
 			    u++) {
+				const struct reg *r;
+
 				token_of(u, token);
-				for (d = 0; d < DEVICES; d++) {
-					proto_push_key(token, devices[d], pk);
-					if (proto_push_open(buf, (size_t)n, pk,
-					    &fc->push, &why) == 0) {
-						fc->have_push = 1;
-						fc->push_user = u;
+				proto_push_key(token, pk);
+				if (proto_push_open(buf, (size_t)n, pk,
+				    &fc->push, &why) != 0)
+					continue;
+				fc->have_push = 1;
+				fc->push_user = u;
+				fc->push_dev = 0;
+				r = registry_find(fc->push.reg_id);
+				for (d = 0; r != NULL && d < DEVICES; d++)
+					if (memcmp(r->device, devices[d],
+					    PROTO_DEVICE_LEN) == 0)
 						fc->push_dev = d;
-						fuzz_deep();
-						goto next;
-					}
-				}
+				fuzz_deep();
+				goto next;
 			}
 			abort();	/* a push nobody can open */
 		}

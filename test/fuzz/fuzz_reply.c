@@ -38,7 +38,7 @@ client_init(void)
 	params.user = "alice";
 	memcpy(params.token, token, sizeof(token));
 	memcpy(params.device, device, sizeof(device));
-	proto_push_key(token, device, push_key);
+	proto_push_key(token, push_key);
 	params.ctx = (const uint8_t *)"ctx";
 	params.ctx_len = 3;
 	if ((client = mpc_new((struct sockaddr *)&sin, sizeof(sin), &params,

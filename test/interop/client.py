@@ -105,8 +105,8 @@ def derive_token(key, user):
     return hmac256(key, user)
 
 
-def push_key(token, device):
-    return hashlib.blake2b(device, digest_size=32, key=token,
+def push_key(token):
+    return hashlib.blake2b(b"", digest_size=32, key=token,
                            person=PERSONAL).digest()
 
 
@@ -210,14 +210,13 @@ def encode_keepalive(reg_id):
     return header(KEEPALIVE) + struct.pack(">I", reg_id)
 
 
-def seal_push(token, device, nonce, *, epoch, reg_id, seq, count, total,
+def seal_push(token, nonce, *, epoch, reg_id, seq, count, total,
               server_time, flags, context):
     """What a server does; used by the self-test only."""
     plain = struct.pack(">QIIIIQHH", epoch, reg_id, seq, count, total,
                         server_time, flags, len(context)) + context
     hdr = header(PUSH)
-    return hdr + nonce + sodium().seal(push_key(token, device), nonce, hdr,
-                                       plain)
+    return hdr + nonce + sodium().seal(push_key(token), nonce, hdr, plain)
 
 
 # ---- decoders --------------------------------------------------------------
@@ -296,7 +295,7 @@ class Client:
                  skew=0.0):
         self.addr = server
         self.user, self.token, self.device = user, token, device
-        self.pkey = push_key(token, device)
+        self.pkey = push_key(token)
         self.context, self.mailboxes = context, mailboxes
         self.offset = int(skew * 1000)  # ms added to the local clock
         self.last_ts = 0
@@ -726,8 +725,8 @@ def selftest(path):
     expect("token", token, named["token"])
     device = named["device"]
     expect("device", device, bytes(range(0xd0, 0xe0)))
-    expect("push key", push_key(token, device), named["push key"])
-    pkey = push_key(token, device)
+    expect("push key", push_key(token), named["push key"])
+    pkey = push_key(token)
     ts = 1700000000000
     common = dict(user=b"alice", device=device, context=b"ctx")
 
@@ -758,14 +757,12 @@ def selftest(path):
             epoch=0x0123456789abcdef, reg_id=0x2a, seq=1, count=2, total=2,
             server_time=1700000060, flags=0, context_len=3, context=b"ctx"))
     expect("5 PUSH sealed", seal_push(
-        token, device, bytes(range(0x40, 0x58)), epoch=0x0123456789abcdef,
+        token, bytes(range(0x40, 0x58)), epoch=0x0123456789abcdef,
         reg_id=0x2a, seq=1, count=2, total=2, server_time=1700000060,
         flags=0, context=b"ctx"), ex[5])
     expect("5 PUSH under a wrong token",
-           open_push(push_key(derive_token(key, b"bob"), device), ex[5]),
-           None)
-    expect("5 PUSH under another device's key",
-           open_push(push_key(token, bytes(16)), ex[5]), None)
+           open_push(push_key(derive_token(key, b"bob")), ex[5]), None)
+    expect("5 PUSH under the token itself", open_push(token, ex[5]), None)
     expect("6 PUSH_ACK", encode_request(
         PUSH_ACK, token, user=b"alice", device=device,
         timestamp=1700000060500, seq=1, epoch=0x0123456789abcdef), ex[6])

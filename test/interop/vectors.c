@@ -60,7 +60,7 @@ main(void)
 	for (i = 0; i < PROTO_PUSH_NONCE_LEN; i++)
 		nonce[i] = (uint8_t)(0x40 + i);
 	proto_token(key, "alice", 5, token);
-	proto_push_key(token, device, pkey);
+	proto_push_key(token, pkey);
 	hex("key     ", key, sizeof(key));
 	hex("token   ", token, sizeof(token));
 	hex("device  ", device, sizeof(device));

@@ -526,7 +526,7 @@ tc_open(struct tclient *c, const struct mpd_proc *p, int v6,
 	snprintf(c->user, sizeof(c->user), "%s", user);
 	mpd_token(p, user, c->token);
 	randombytes_buf(c->device, sizeof(c->device));
-	proto_push_key(c->token, c->device, c->push_key);
+	proto_push_key(c->token, c->push_key);
 	c->ctx_devices = 1;
 	return 0;
 }
@@ -569,7 +569,6 @@ static void
 set_device(struct tclient *c, const uint8_t device[PROTO_DEVICE_LEN])
 {
 	memcpy(c->device, device, PROTO_DEVICE_LEN);
-	proto_push_key(c->token, c->device, c->push_key);
 }
 
 void
@@ -720,25 +719,21 @@ tc_push(struct tclient *c, struct mp_push *p, int ms)
 			return -1;
 		if (proto_type(buf, (size_t)n) != PROTO_PUSH)
 			continue;
-		if (proto_push_open(buf, (size_t)n, c->push_key, p, &why) == 0)
-			return 0;
+		if (proto_push_open(buf, (size_t)n, c->push_key, p, &why) != 0)
+			return -2;
 		/* with one device per context, the push may be for a device
-		 * this client registered before its last REGISTER: use it */
+		 * this client registered before its last REGISTER (the push
+		 * key is the user's): acknowledge as that device */
 		if (c->ctx_devices) {
-			uint8_t k[32];
 			unsigned i;
 
-			for (i = 0; i < n_known && i < 256; i++) {
-				proto_push_key(c->token, known_regs[i].device,
-				    k);
-				if (proto_push_open(buf, (size_t)n, k, p,
-				    &why) == 0) {
+			for (i = 0; i < n_known && i < 256; i++)
+				if (known_regs[i].id == p->reg_id) {
 					set_device(c, known_regs[i].device);
-					return 0;
+					break;
 				}
-			}
 		}
-		return -2;
+		return 0;
 	}
 	return -1;
 }
