@@ -162,6 +162,7 @@ int		 registry_same_addr(const union mp_addr *, const union mp_addr *);
 void		 registry_set_prefix6(unsigned bits);
 void		 registry_set_addr(struct reg *, const union mp_addr *, int listener);
 void		 registry_schedule(struct reg *);	/* deadline changed */
+void		 registry_push_scheduled(struct reg *);	/* push_at only */
 void		 registry_run_timers(uint64_t now_ms);
 uint64_t	 registry_next_deadline(void);
 void		 registry_foreach(void (*)(struct reg *, void *), void *);

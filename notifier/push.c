@@ -333,7 +333,7 @@ send_new_push(struct reg *r, const uint8_t *token)
 	r->state = REG_PUSHING;
 	queue_push(r, token);
 	r->push_at = mpd->now_ms + mpd->cfg.push_retry_interval;
-	registry_schedule(r);
+	registry_push_scheduled(r);
 	mpd->stats.pushes++;
 	mpd->state_dirty = 1;
 	journal_log_seq(r);
@@ -365,7 +365,7 @@ kick(struct reg *r, uint8_t *token, int *have)
 		send_new_push(r, token);
 	} else if (r->push_at == 0 || r->push_at > t) {
 		r->push_at = t;
-		registry_schedule(r);
+		registry_push_scheduled(r);
 	}
 }
 
@@ -414,7 +414,7 @@ push_timer(struct reg *r, uint64_t now_ms)
 		/* new mail still inside the window waits for its end */
 		r->push_at = r->total != r->sent_total ?
 		    r->last_push_ms + cfg->min_push_interval : 0;
-		registry_schedule(r);
+		registry_push_scheduled(r);
 		return;
 	}
 	if (r->retries < cfg->push_retries) {
@@ -426,7 +426,7 @@ push_timer(struct reg *r, uint64_t now_ms)
 		    r->last_push_ms + cfg->min_push_interval)
 			r->push_at = r->last_push_ms + cfg->min_push_interval;
 		mpd->stats.retransmits++;
-		registry_schedule(r);
+		registry_push_scheduled(r);
 		return;
 	}
 	/* out of retries; new mail waiting for the window still goes at its
@@ -438,7 +438,7 @@ push_timer(struct reg *r, uint64_t now_ms)
 	mpd->stats.push_given_up++;
 	log_debug("push %u to %s at %s not acknowledged after %u retries",
 	    r->seq, r->user->name, addr_str(&r->addr), cfg->push_retries);
-	registry_schedule(r);
+	registry_push_scheduled(r);
 }
 
 /* A verified, fresh PUSH_ACK for r (udp.c checked MAC and replay). */
@@ -459,8 +459,7 @@ push_ack(struct reg *r, const struct mp_request *rq)
 	/* the client has our counts */
 	r->flags &= (uint8_t)~(REG_F_RESTORED | REG_F_CATCHUP);
 	r->last_ack = (uint32_t)(mpd->now_ms / 1000);
-	r->push_at = 0;
-	registry_schedule(r);
+	r->push_at = 0;		/* its queued deadline is dropped when due */
 	user_token(r, token);
 	kick(r, token, &have_token);
 	journal_log_seq(r);
@@ -506,7 +505,7 @@ push_owed(struct reg *r, size_t budget, int fresh)
 			r->sent_total = r->acked_total;
 			r->state = REG_ACTIVE;
 			r->push_at = mpd->now_ms + mpd->cfg.push_retry_interval;
-			registry_schedule(r);
+			registry_push_scheduled(r);
 		}
 		return;
 	}

@@ -15,12 +15,11 @@
  * replayed within the window has an effect; a FIFO bounds them to
  * max_registrations.
  *
- * Each registration has one deadline: the earliest of its expiry, its
- * next push or retransmission and its PROBE_ECHO.  Deadlines sit in a binary min-heap indexed
- * from the registration (heap_idx), so expiry costs O(log n) per change and
- * nothing per tick; the daemon arms one libevent timer for the heap's top.
- *
- * The heap is registry_heap.c, the tombstones registry_tomb.c.
+ * A registration's deadlines (expiry, PROBE_ECHO, next push or
+ * retransmission) sit in two heaps, so a change costs O(log n) and
+ * nothing happens per tick; the daemon arms one libevent timer for the
+ * earliest.  The heaps are registry_heap.c, the tombstones
+ * registry_tomb.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -501,7 +500,8 @@ size_t
 registry_memory(void)
 {
 	return registry_g.mem + (registry_g.users_mask + 1 + registry_g.ids_mask + 1 + registry_g.addrs_mask + 1 +
-	    registry_g.tombs_mask + 1 + registry_g.heap_cap) * sizeof(void *);
+	    registry_g.tombs_mask + 1 + registry_g.heap_cap) * sizeof(void *) +
+	    registry_g.pq_cap * sizeof(*registry_g.pq);
 }
 
 void
@@ -617,6 +617,7 @@ registry_free(void)
 	free(registry_g.ids);
 	free(registry_g.addrs);
 	free(registry_g.heap);
+	free(registry_g.pq);
 	registry_tomb_prune(0);
 	free(registry_g.tombs);
 	memset(&registry_g, 0, sizeof(registry_g));

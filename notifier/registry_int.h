@@ -30,6 +30,12 @@ struct addr_count {
 	uint8_t		addr[16];
 };
 
+/* A push deadline: registration id and push_at when it was queued. */
+struct push_ent {
+	uint64_t	at;
+	uint32_t	id;
+};
+
 struct registry_state {
 	struct mp_user	**users;
 	size_t		  n_users, users_mask;
@@ -39,6 +45,8 @@ struct registry_state {
 	size_t		  n_addrs, addrs_mask;
 	struct reg	**heap;
 	size_t		  heap_len, heap_cap;
+	struct push_ent	 *pq;		/* push deadlines, earliest first */
+	size_t		  pq_len, pq_cap;
 	struct tomb	**tombs;
 	size_t		  n_tombs, tombs_mask;
 	struct tomb	 *tomb_head, *tomb_tail;
