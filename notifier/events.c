@@ -231,23 +231,37 @@ may_post(uid_t uid)
 	return 0;
 }
 
+/* An event read and checked, waiting for the rest of its batch. */
+struct ev_slot {
+	struct mp_event	ev;
+	char		user[MP_USER_MAX + 1];
+	long		from_uid;
+	uint64_t	hash;
+};
+
+/*
+ * Read up to EVENT_BATCH events and check each (sender, format, name,
+ * trust); then start the table lookups of all the good ones stage by
+ * stage (registry_prefetch_user), so that with a large table their cache
+ * misses overlap; then handle them in order.
+ */
 static void
 events_read(evutil_socket_t fd, short what, void *arg)
 {
+	static struct ev_slot slot[EVENT_BATCH];
 	uint8_t buf[EVENT_MAX_LEN + 1];
 	union {
 		struct cmsghdr	hdr;
 		char		buf[CMSG_SPACE(sizeof(struct ucred))];
 	} cmsg;
-	struct mp_event ev;
-	char user[MP_USER_MAX + 1];
 	const char *why;
-	int i;
+	int i, n_ok = 0, stage;
 
 	(void)what;
 	(void)arg;
 	mpd_now();
 	for (i = 0; i < EVENT_BATCH; i++) {
+		struct ev_slot *s = &slot[n_ok];
 		struct iovec iov = { buf, sizeof(buf) };
 		struct msghdr msg;
 		struct cmsghdr *c;
@@ -275,28 +289,38 @@ events_read(evutil_socket_t fd, short what, void *arg)
 			    "allow_users", cred ? (long)cred->uid : -1L);
 			continue;
 		}
-		if (event_decode(buf, (size_t)n, &ev, &why) != 0) {
+		if (event_decode(buf, (size_t)n, &s->ev, &why) != 0) {
 			mpd->stats.events_bad++;
 			events_warn("malformed event from uid %ld: %s",
 			    (long)cred->uid, why);
 			continue;
 		}
-		if (user_normalize(&mpd->cfg.names, ev.user, ev.user_len, user,
-		    &why) != 0) {
+		if (user_normalize(&mpd->cfg.names, s->ev.user, s->ev.user_len,
+		    s->user, &why) != 0) {
 			mpd->stats.events_bad++;
 			events_warn("event from uid %ld: %s", (long)cred->uid,
 			    why);
 			continue;
 		}
-		if (!trust_may_act(cred->uid, user, "event socket")) {
+		if (!trust_may_act(cred->uid, s->user, "event socket")) {
 			mpd->stats.events_denied++;
 			continue;
 		}
+		s->from_uid = (long)cred->uid;
+		s->hash = registry_user_hash(s->user);
+		n_ok++;
+	}
+	for (stage = 0; n_ok > 1 && stage < REGISTRY_PREFETCH_STAGES; stage++)
+		for (i = 0; i < n_ok; i++)
+			registry_prefetch_user(slot[i].hash, stage);
+	for (i = 0; i < n_ok; i++) {
+		struct ev_slot *s = &slot[i];
+
 		mpd->stats.events_in++;
 		log_debug("event: %u new for %s in %s (uid %u) from uid %ld",
-		    ev.count, user, log_str(ev.mailbox), ev.uid,
-		    (long)cred->uid);
-		cluster_event(user, ev.mailbox, ev.count, ev.uid);
+		    s->ev.count, s->user, log_str(s->ev.mailbox), s->ev.uid,
+		    s->from_uid);
+		cluster_event(s->user, s->ev.mailbox, s->ev.count, s->ev.uid);
 	}
 	push_flush();
 }

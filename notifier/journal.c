@@ -282,6 +282,9 @@ journal_serialize_touched(void)
 	size_t i;
 	struct reg *r;
 
+	/* the id buckets of the whole batch load together */
+	for (i = 0; i < journal_g.n_touched; i++)
+		registry_prefetch_id(journal_g.touched[i].id);
 	for (i = 0; i < journal_g.n_touched; i++) {
 		if ((r = registry_find(journal_g.touched[i].id)) == NULL)
 			continue;	/* gone since: its DEL is recorded */

@@ -140,6 +140,10 @@ void		 registry_init(void);
 void		 registry_free(void);
 struct mp_user	*registry_user(const char *name, int create);
 struct reg	*registry_find(uint32_t id);
+uint64_t	 registry_user_hash(const char *name);
+void		 registry_prefetch_user(uint64_t hash, int stage);
+#define REGISTRY_PREFETCH_STAGES 3
+void		 registry_prefetch_id(uint32_t id);
 struct reg	*registry_add(struct mp_user *, const union mp_addr *, int listener,
 		    const uint8_t *ctx, uint16_t ctx_len, uint32_t lifetime_s,
 		    uint32_t id);		/* id 0: a new random one */

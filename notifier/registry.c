@@ -163,6 +163,43 @@ registry_user(const char *name, int create)
 	return u;
 }
 
+/*
+ * Start loading, without waiting, what registry_user() of the name with
+ * hash h (registry_user_hash) will read: at stage 0 its hash bucket, at 1
+ * the first user in it, at 2 that user's first registration.  A batch of
+ * lookups run stage by stage over the whole batch waits for its cache
+ * misses together instead of one after the other (events.c).
+ */
+uint64_t
+registry_user_hash(const char *name)
+{
+	return registry_hash_bytes(name, strlen(name));
+}
+
+void
+registry_prefetch_user(uint64_t h, int stage)
+{
+	struct mp_user **b = &registry_g.users[h & registry_g.users_mask];
+	const char *r;
+
+	switch (stage) {
+	case 0:
+		__builtin_prefetch(b);
+		break;
+	case 1:
+		if (*b != NULL)
+			__builtin_prefetch(*b);
+		break;
+	case 2:
+		if (*b != NULL && (r = (const char *)(*b)->regs) != NULL) {
+			__builtin_prefetch(r);
+			__builtin_prefetch(r + 64);
+			__builtin_prefetch(r + 128);
+		}
+		break;
+	}
+}
+
 static void
 user_free(struct mp_user *u)
 {
@@ -274,6 +311,13 @@ registry_find(uint32_t id)
 		if (r->id == id)
 			return r;
 	return NULL;
+}
+
+/* Start loading the hash bucket registry_find(id) will read. */
+void
+registry_prefetch_id(uint32_t id)
+{
+	__builtin_prefetch(&registry_g.ids[id & registry_g.ids_mask]);
 }
 
 static uint32_t

@@ -97,6 +97,91 @@ machine(void)
 	note("%s", machine_line);
 }
 
+/*
+ * The event socket's queue is net.unix.max_dgram_qlen datagrams, 10 by
+ * default; mailpushd asks for 512 (mailpushd(8)) and warns without it.
+ * With 10, a sender stalls every 10 events and the daemon wakes for a few
+ * at a time, so its CPU per event measures the ping-pong as much as the
+ * daemon.  As root the benchmarks run as production should, with 512, and
+ * put the old value back at exit; otherwise they say which they ran with.
+ */
+#define QLEN_PATH	"/proc/sys/net/unix/max_dgram_qlen"
+#define QLEN_WANT	512
+static long	qlen_old = -1;
+
+static long
+qlen_read(void)
+{
+	FILE *fp = fopen(QLEN_PATH, "r");
+	long v = -1;
+
+	if (fp != NULL) {
+		if (fscanf(fp, "%ld", &v) != 1)
+			v = -1;
+		fclose(fp);
+	}
+	return v;
+}
+
+static int
+qlen_write(long v)
+{
+	FILE *fp = fopen(QLEN_PATH, "w");
+	int rc;
+
+	if (fp == NULL)
+		return -1;
+	rc = fprintf(fp, "%ld\n", v) < 0;
+	return fclose(fp) != 0 || rc ? -1 : 0;
+}
+
+static void
+qlen_restore(void)
+{
+	if (qlen_old != -1 && qlen_write(qlen_old) != 0)
+		note("could not set %s back to %ld", QLEN_PATH, qlen_old);
+}
+
+static void
+qlen_setup(void)
+{
+	long v = qlen_read();
+
+	if (v == -1 || v >= QLEN_WANT)
+		return;
+	if (geteuid() == 0 && qlen_write(QLEN_WANT) == 0) {
+		qlen_old = v;
+		atexit(qlen_restore);
+		note("net.unix.max_dgram_qlen %ld -> %d for the run (as "
+		    "mailpushd(8) asks), back to %ld at exit", v, QLEN_WANT, v);
+	} else
+		note("net.unix.max_dgram_qlen is %ld, not %d as mailpushd(8) "
+		    "asks (root sets it): the event socket queues %ld events",
+		    v, QLEN_WANT, v);
+}
+
+/* Say how the daemons' malloc gets its pages (bench_util.c, bd_start). */
+static void
+thp_note(void)
+{
+	FILE *fp = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	char mode[128] = "unknown";
+
+	if (fp != NULL) {
+		if (fgets(mode, sizeof(mode), fp) == NULL)
+			snprintf(mode, sizeof(mode), "unreadable");
+		mode[strcspn(mode, "\n")] = '\0';
+		fclose(fp);
+	}
+	if (getenv("MPBENCH_NO_THP") != NULL)
+		note("daemons run without GLIBC_TUNABLES (MPBENCH_NO_THP); "
+		    "transparent_hugepage: %s", mode);
+	else
+		note("daemons run as the systemd unit runs them, with "
+		    "GLIBC_TUNABLES=glibc.malloc.hugetlb=1; transparent_hugepage: "
+		    "%s", mode);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -128,6 +213,8 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	machine();
+	qlen_setup();
+	thp_note();
 	for (i = 0; i < sizeof(benches) / sizeof(benches[0]); i++) {
 		if (!wanted(benches[i].name))
 			continue;
