@@ -296,6 +296,10 @@ bd_start(struct mpd_proc *p, int wait_ms)
 			dup2(fd, 0);
 			close(fd);
 		}
+		/* as the shipped systemd unit runs it (mailpushd(8), "Memory:
+		 * huge pages"); MPBENCH_NO_THP=1 runs it without */
+		if (getenv("MPBENCH_NO_THP") == NULL)
+			setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", 1);
 		/* MPBENCH_DAEMON: another build of mailpushd, for A/B runs */
 		execl(getenv("MPBENCH_DAEMON") != NULL ?
 		    getenv("MPBENCH_DAEMON") : BUILDDIR "/mailpushd",
