@@ -78,6 +78,7 @@ long long	 bd_stat(struct mpd_proc *, const char *name);
 /* The configuration every benchmark daemon gets (more may follow). */
 extern const char bench_conf[];
 extern const char bench_conf_coalesce[];
+extern const char bench_conf_nosync[];
 
 /*
  * Registrations are loaded through the daemon's own state file: the

@@ -236,6 +236,9 @@ stat_mean(const double *v, size_t n)
     "registration_lifetime = 2h\n"					\
     "push_retry_interval = 1h\n"
 const char bench_conf[] = BENCH_CONF "min_push_interval = 0\n";
+/* REGISTERED without waiting for the journal's fdatasync */
+const char bench_conf_nosync[] = BENCH_CONF "min_push_interval = 0\n"
+    "[mailpushd]\nstate_sync = no\n";
 /* events after a push are coalesced (counted, pushed an hour later) */
 const char bench_conf_coalesce[] = BENCH_CONF "min_push_interval = 1h\n";
 
