@@ -105,7 +105,9 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	armed = 0;
-	registry_run_timers(mpd_now());
+	/* what is left of a crowd of deadlines waits for the next iteration
+	 * (the timer is re-armed for now): I/O comes first */
+	(void)registry_run_timers(mpd_now());
 	push_flush();
 }
 

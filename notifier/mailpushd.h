@@ -167,7 +167,7 @@ void		 registry_set_prefix6(unsigned bits);
 void		 registry_set_addr(struct reg *, const union mp_addr *, int listener);
 void		 registry_schedule(struct reg *);	/* deadline changed */
 void		 registry_push_scheduled(struct reg *);	/* push_at only */
-void		 registry_run_timers(uint64_t now_ms);
+int		 registry_run_timers(uint64_t now_ms); /* 1: more due */
 uint64_t	 registry_next_deadline(void);
 void		 registry_foreach(void (*)(struct reg *, void *), void *);
 void		 registry_reserve(size_t);

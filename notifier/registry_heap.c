@@ -21,6 +21,7 @@
  * The daemon arms one libevent timer for the earlier of the two tops.
  */
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -212,12 +213,34 @@ registry_next_deadline(void)
 	return d;
 }
 
-void
+/*
+ * Microseconds of the loop one timer run may take: a crowd of deadlines
+ * at once (pushes owed after a restart, registrations expiring together)
+ * is handled a slice at a time, the loop serving I/O in between.
+ */
+#define TIMER_SLICE_US	500
+
+static uint64_t
+run_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Handle deadlines up to now_ms; 1 if some are left for the next run. */
+int
 registry_run_timers(uint64_t now_ms)
 {
+	uint64_t t0 = run_us();
+	unsigned n = 0;
+
 	while (registry_g.heap_len > 0 && reg_deadline(registry_g.heap[0]) <= now_ms) {
 		struct reg *r = registry_g.heap[0];
 
+		if (++n % 32 == 0 && run_us() - t0 > TIMER_SLICE_US)
+			return 1;
 		if ((uint64_t)r->expires * 1000 <= now_ms) {
 			mpd->stats.expired++;
 			registry_remove(r, "expired");
@@ -229,14 +252,18 @@ registry_run_timers(uint64_t now_ms)
 			abort();
 	}
 	while (registry_g.pq_len > 0 && registry_g.pq[0].at <= now_ms) {
-		struct push_ent e = pq_pop();
-		struct reg *r = registry_find(e.id);
+		struct push_ent e;
+		struct reg *r;
 
+		if (++n % 32 == 0 && run_us() - t0 > TIMER_SLICE_US)
+			return 1;
+		e = pq_pop();
 		/* gone, or its push_at changed since: a stale entry */
-		if (r == NULL || r->push_at != e.at)
+		if ((r = registry_find(e.id)) == NULL || r->push_at != e.at)
 			continue;
 		push_timer(r, now_ms);	/* moves push_at forward, or to 0 */
 		if (r->push_at != 0 && r->push_at <= now_ms)
 			abort();
 	}
+	return 0;
 }

@@ -337,7 +337,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 5:		/* time passes: retransmissions, expiry */
 			mpd_now();
-			registry_run_timers(mpd->now_ms + (uint64_t)arg * 250);
+			while (registry_run_timers(mpd->now_ms +
+			    (uint64_t)arg * 250))
+				push_flush();
 			push_flush();
 			run_daemon();
 			drain_all();
