@@ -229,6 +229,8 @@ cmd_stats(struct evbuffer *out, int fmt)
 		{ "replies_held", js->held },
 		{ "replies_held_dropped", js->held_dropped },
 		{ "state_loop_max_us", js->loop_max_us },
+		{ "state_loop_steps", js->loop_steps },
+		{ "state_loop_slow_steps", js->loop_slow_steps },
 	};
 	static const char *const by_state[3] = {
 		"registrations_active", "registrations_pushing",

@@ -95,6 +95,7 @@ struct journal_status {
 	uint64_t	write_errors, snapshot_errors, snapshots;
 	uint64_t	commits, records, bytes, held, held_dropped;
 	uint64_t	loop_max_us;	/* longest persistence step on the loop */
+	uint64_t	loop_steps, loop_slow_steps;	/* all, over 1 ms */
 	uint64_t	journal_bytes;	/* in the current generation */
 	char		last_error[256];
 };

@@ -17,6 +17,7 @@
 #define HOLD_MAX	65536		/* datagrams waiting for a sync */
 #define BEV_MAX		64
 #define SNAP_SLICE_US	300		/* loop time per snapshot slice */
+#define SNAP_NICE	10		/* the snapshot writer's nice */
 #define SNAP_CHUNK	(256 * 1024)
 #define SNAP_QUEUE_MAX	(4 * 1024 * 1024)	/* bytes queued to write */
 #define JOURNAL_RETRY_S	1
@@ -97,7 +98,8 @@ extern struct journal_state journal_g;
 
 /* journal.c */
 uint64_t journal_mono_us(void);
-void	journal_loop_took(uint64_t);	/* a step on the loop began at t */
+uint64_t journal_step_begin(void);
+void	journal_loop_took(uint64_t, const char *); /* a step began at t */
 void	journal_put_reg(struct jbuf *, const struct reg *);
 void	journal_serialize_touched(void);
 void	journal_hand_over(void);

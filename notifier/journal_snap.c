@@ -80,7 +80,7 @@ void
 journal_snap_step(evutil_socket_t fd, short what, void *arg)
 {
 	struct timeval tv = { 0, 0 };
-	uint64_t t0 = journal_mono_us();
+	uint64_t t0 = journal_step_begin();
 	struct job *j;
 	size_t queued;
 	int more = 1, failed;
@@ -107,7 +107,7 @@ journal_snap_step(evutil_socket_t fd, short what, void *arg)
 	j = journal_job_new(JOB_SNAP_DATA);
 	while (more && j->buf.len < SNAP_CHUNK &&
 	    journal_mono_us() - t0 < SNAP_SLICE_US)
-		more = registry_scan(&journal_g.snap_cursor, 256, snap_put, &j->buf);
+		more = registry_scan(&journal_g.snap_cursor, 32, snap_put, &j->buf);
 	if (!more) {
 		record_end(&j->buf, journal_g.snap_count);
 		j->kind = JOB_SNAP_DONE;
@@ -116,7 +116,7 @@ journal_snap_step(evutil_socket_t fd, short what, void *arg)
 	journal_worker_push(&journal_g.ws, j);
 	if (more)
 		evtimer_add(journal_g.ev_snap, &tv);
-	journal_loop_took(t0);
+	journal_loop_took(t0, "a snapshot slice");
 }
 
 void

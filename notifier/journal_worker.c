@@ -7,6 +7,7 @@
  */
 #include <sys/types.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -227,6 +228,13 @@ worker_main(void *arg)
 	int quit = 0, need_sync, notify;
 	uint64_t batch, seen = 0;
 
+	/* The snapshot writer is never in a hurry: on a busy machine the
+	 * scheduler should run the event loop first (a nice of its own;
+	 * the journal's writer, which answers wait for, keeps the daemon's) */
+	if (w == &journal_g.ws && setpriority(PRIO_PROCESS, (id_t)gettid(),
+	    SNAP_NICE) == -1)
+		log_debug("state: snapshot thread keeps its priority: %s",
+		    strerror(errno));
 	while (!quit) {
 		pthread_mutex_lock(&w->mu);
 		while (w->head == NULL)
