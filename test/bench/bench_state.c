@@ -53,16 +53,20 @@
 
 /*
  * The machine's own floor for "a step took over 1 ms of CPU": a thread of
- * this process doing units of pure computation (about 50 us each, hashing
- * in a loop) timed with the same thread CPU clock the daemon uses.  Where
- * the hypervisor does not account stolen time (steal stays 0 in
- * /proc/stat), a vCPU taken away shows up as thread CPU time, and units
- * take milliseconds for no reason of their own.
+ * this process doing units of fixed work timed with the same thread CPU
+ * clock the daemon uses: each unit reads 32 random cache lines of a
+ * 256 MB block (what a snapshot slice's 32 registrations touch) and
+ * hashes them.  Where the hypervisor does not account stolen time (steal
+ * stays 0 in /proc/stat), or makes first touches of cold pages expensive,
+ * units take milliseconds for no reason of their own.
  */
+#define CONTROL_MB	256
+
 struct control {
 	atomic_int	stop;
 	long		units, slow;
-	uint64_t	max_us;
+	uint64_t	max_us, cpu_us;
+	uint8_t		*mem;
 };
 
 static uint64_t
@@ -78,21 +82,29 @@ static void *
 control_main(void *arg)
 {
 	struct control *c = arg;
+	const size_t size = (size_t)CONTROL_MB << 20;
 	uint8_t h[32] = { 0 };
 	uint64_t t0, d;
 	int i;
 
 	while (!atomic_load(&c->stop)) {
 		t0 = thread_cpu_us();
-		for (i = 0; i < 100; i++)
-			crypto_generichash(h, sizeof(h), h, sizeof(h), NULL, 0);
+		for (i = 0; i < 32; i++) {
+			size_t at = (size_t)randombytes_uniform(
+			    (uint32_t)(size / 64)) * 64;
+
+			c->mem[at] ^= h[0];
+			crypto_generichash(h, sizeof(h), c->mem + at, 64, NULL,
+			    0);
+		}
 		d = thread_cpu_us() - t0;
 		c->units++;
+		c->cpu_us += d;
 		if (d > 1000)
 			c->slow++;
 		if (d > c->max_us)
 			c->max_us = d;
-		usleep(1000);	/* a loop that mostly waits, like the daemon's */
+		usleep(300);	/* on the CPU about as often as the loop */
 	}
 	return NULL;
 }
@@ -146,6 +158,8 @@ bench_state(void)
 	long long snaps0, snaps1, step_us, steps, slow;
 	struct control ctl;
 	pthread_t cthr;
+	uint64_t cpu0, cpu1;
+	long long slow0, slow1;
 	int rc2;
 	uint16_t port;
 	char fig[160], bas[200], rat[64];
@@ -220,17 +234,32 @@ bench_state(void)
 	}
 	note("  with snapshots of %u registrations running:", N);
 	memset(&ctl, 0, sizeof(ctl));
+	if ((ctl.mem = malloc((size_t)CONTROL_MB << 20)) == NULL) {
+		fail("no memory for the control thread");
+		goto out;
+	}
+	memset(ctl.mem, 1, (size_t)CONTROL_MB << 20);
 	if (pthread_create(&cthr, NULL, control_main, &ctl) != 0) {
+		free(ctl.mem);
 		fail("pthread_create failed");
 		goto out;
 	}
+	slow0 = bd_stat(&p, "state_loop_slow_steps");
+	cpu0 = cpu_ns(p.pid);
 	rc2 = stall_run(evfd, &ev, &l, t_send, lat, warm + n, n, &b999, &bmax,
 	    &lost);
+	cpu1 = cpu_ns(p.pid);
+	slow1 = bd_stat(&p, "state_loop_slow_steps");
 	atomic_store(&ctl.stop, 1);
 	pthread_join(cthr, NULL);
-	note("  control: %ld units of ~50 us of computation in this process "
-	    "meanwhile, %ld over 1 ms of thread CPU, the longest %llu us",
-	    ctl.units, ctl.slow, (unsigned long long)ctl.max_us);
+	free(ctl.mem);
+	note("  control: %ld units of 32 random reads of %d MB in this "
+	    "process meanwhile, %ld over 1 ms of thread CPU, the longest %llu "
+	    "us: %.1f per CPU second; the daemon: %lld steps over 1 ms in %.2f "
+	    "s of its CPU, %.1f per CPU second", ctl.units, CONTROL_MB,
+	    ctl.slow, (unsigned long long)ctl.max_us, ctl.cpu_us ? ctl.slow /
+	    (ctl.cpu_us / 1e6) : 0.0, slow1 - slow0, (cpu1 - cpu0) / 1e9,
+	    cpu1 > cpu0 ? (slow1 - slow0) / ((cpu1 - cpu0) / 1e9) : 0.0);
 	if (rc2 != 0)
 		goto out;
 	snaps1 = bd_stat(&p, "state_snapshots");
