@@ -1,11 +1,10 @@
 /*
  * control.c: the control socket for mailpushctl(8).
  *
- * A UNIX stream socket made as smtpd's control.c makes it: connect() first
- * to detect a live instance, unlink only a stale socket (never anything
- * that is not a socket), bind under a umask that gives the final mode, then lchown
- * to the configured mode and group.  Who may connect is decided by those
- * permissions; the peer's uid (SO_PEERCRED) is logged.  One request line
+ * A UNIX stream socket (unixsock.c: a live instance refused, only a stale
+ * socket removed, born with its final mode, then given the configured
+ * group).  Who may connect is decided by those permissions; the peer's
+ * uid (SO_PEERCRED) is logged.  One request line
  * per connection:
  *
  *	[-j] status | [-j|-p] stats | list [USER] | drop USER [ID] | reload
@@ -68,10 +67,8 @@ static void control_free(struct bufferevent *);
 int
 control_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 {
-	struct sockaddr_un sun;
-	struct stat st;
-	mode_t old;
-	int fd = -1, as_owner;
+	struct usock u;
+	int fd;
 
 	if (cfg->control_socket_group[0] != '\0') {
 		struct group *gr = getgrnam(cfg->control_socket_group);
@@ -84,83 +81,23 @@ control_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 		}
 		gid = gr->gr_gid;
 	}
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", cfg->control_socket);
-	/* in a directory of the daemon's user: as that user (dirs.c) */
-	if ((as_owner = dirs_enter(cfg->control_socket, uid, gid)) == -1)
+	memset(&u, 0, sizeof(u));
+	u.path = cfg->control_socket;
+	u.what = "control socket";
+	u.live_msg = "another mailpushd is running";
+	u.not_socket = "not removing it";
+	u.type = SOCK_STREAM;
+	u.mode = cfg->control_socket_mode;
+	u.uid = uid;
+	u.gid = gid;
+	u.unlink_must = 1;
+	u.chown = 2;		/* the configured group, root or not */
+	u.backlog = 16;
+	if ((fd = usock_open(&u)) == -1)
 		return -1;
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
-		log_warn("control socket");
-		goto fail;
-	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-		log_error("%s: another mailpushd is running",
-		    cfg->control_socket);
-		goto fail;
-	}
-	close(fd);
-	fd = -1;
-	if (lstat(cfg->control_socket, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			log_error("%s exists and is not a socket; not removing "
-			    "it", cfg->control_socket);
-			goto fail;
-		}
-		if (unlink(cfg->control_socket) == -1) {
-			log_warn("cannot remove stale control socket %s",
-			    cfg->control_socket);
-			goto fail;
-		}
-		log_debug("removed stale control socket %s",
-		    cfg->control_socket);
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0)) == -1) {
-		log_warn("control socket");
-		goto fail;
-	}
-	/* the socket is born with its final mode (and, as_owner, its final
-	 * owner and group): no chmod or chown by path later */
-	old = umask(0777 & ~cfg->control_socket_mode);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		umask(old);
-		log_warn("cannot bind control socket %s", cfg->control_socket);
-		goto fail;
-	}
-	umask(old);
-	if (as_owner)
-		dirs_leave();
-	/* lchown: never follow a link someone put in the socket's place; in
-	 * a directory only root can write */
-	else if (geteuid() == 0 && lchown(cfg->control_socket, uid, gid) == -1) {
-		log_warn("chown %s", cfg->control_socket);
-		goto fail_bound;
-	} else if (geteuid() != 0 && gid != getegid() &&
-	    lchown(cfg->control_socket, (uid_t)-1, gid) == -1) {
-		log_warn("chgrp %s", cfg->control_socket);
-		goto fail_bound;
-	}
-	if (listen(fd, 16) == -1) {
-		log_warn("listen %s", cfg->control_socket);
-		goto fail_bound;
-	}
 	ctl_fd = fd;
 	snprintf(ctl_path, sizeof(ctl_path), "%s", cfg->control_socket);
 	return 0;
-fail_bound:
-	if (dirs_enter(cfg->control_socket, uid, gid) != -1) {
-		unlink(cfg->control_socket);
-		dirs_leave();
-	}
-	close(fd);
-	return -1;
-fail:
-	if (as_owner)
-		dirs_leave();
-	if (fd != -1)
-		close(fd);
-	return -1;
 }
 
 static void

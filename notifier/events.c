@@ -123,64 +123,27 @@ events_check_qlen(void)
 }
 
 /*
- * Bind a UNIX socket at path, refusing to steal one a live process uses.
- * uid and gid: the daemon's user and group, the socket's owner.
+ * The event socket (unixsock.c), refusing to steal one a live process
+ * uses; uid and gid: the daemon's user and group.
  */
 int
 events_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 {
-	struct sockaddr_un sun;
-	int fd = -1, on = 1, buf = (int)cfg->event_buffer_size, as_owner;
-	struct stat st;
-	mode_t old;
+	struct usock u;
+	int fd, on = 1, buf = (int)cfg->event_buffer_size;
 
 	events_check_qlen();
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", cfg->event_socket);
-	/* in a directory of the daemon's user: as that user (dirs.c) */
-	if ((as_owner = dirs_enter(cfg->event_socket, uid, gid)) == -1)
+	memset(&u, 0, sizeof(u));
+	u.path = cfg->event_socket;
+	u.what = "event socket";
+	u.live_msg = "another mailpushd is using this event socket";
+	u.not_socket = "remove it or choose another [events] socket";
+	u.type = SOCK_DGRAM;
+	u.mode = cfg->event_socket_mode;
+	u.uid = uid;
+	u.gid = gid;
+	if ((fd = usock_open(&u)) == -1)
 		return -1;
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0)) == -1) {
-		log_warn("event socket");
-		goto fail;
-	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-		log_error("%s: another mailpushd is using this event socket",
-		    cfg->event_socket);
-		goto fail;
-	}
-	close(fd);
-	fd = -1;
-	/* remove a stale socket, and never anything else */
-	if (lstat(cfg->event_socket, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			log_error("%s exists and is not a socket; remove it "
-			    "or choose another [events] socket",
-			    cfg->event_socket);
-			goto fail;
-		}
-		if (unlink(cfg->event_socket) == 0)
-			log_debug("removed stale event socket %s",
-			    cfg->event_socket);
-	}
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0)) == -1) {
-		log_warn("event socket");
-		goto fail;
-	}
-	/* the socket is born with its final mode: no chmod by path, which
-	 * would follow a link put in its place */
-	old = umask(0777 & ~cfg->event_socket_mode);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		umask(old);
-		log_warn("cannot bind event socket %s", cfg->event_socket);
-		goto fail;
-	}
-	umask(old);
-	if (as_owner)
-		dirs_leave();
 	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) == -1)
 		fatal("SO_PASSCRED");
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)) == -1)
@@ -188,12 +151,6 @@ events_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 	ev_fd = fd;
 	snprintf(ev_path, sizeof(ev_path), "%s", cfg->event_socket);
 	return 0;
-fail:
-	if (as_owner)
-		dirs_leave();
-	if (fd != -1)
-		close(fd);
-	return -1;
 }
 
 void

@@ -76,10 +76,7 @@ struct journal_state journal_g = { .evfd = -1 };
 uint64_t
 journal_mono_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	return mpd_clock_us(CLOCK_THREAD_CPUTIME_ID);
 }
 
 uint64_t

@@ -58,13 +58,22 @@ usage(void)
 	exit(EX_USAGE);
 }
 
-static uint64_t
-mpd_clock(void)
+/* A clock in microseconds: CLOCK_REALTIME for deadlines (they are kept
+ * across restarts), CLOCK_MONOTONIC and CLOCK_THREAD_CPUTIME_ID for what
+ * the loop's steps cost. */
+uint64_t
+mpd_clock_us(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t
+mpd_clock(void)
+{
+	return mpd_clock_us(CLOCK_REALTIME) / 1000;
 }
 
 uint64_t

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 
 #include <stdint.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -127,6 +128,7 @@ extern struct mpd *mpd;
 /* mailpushd.c */
 int		mailpushd_main(int, char *[]);
 uint64_t	mpd_now(void);		/* refreshes mpd->now_ms */
+uint64_t	mpd_clock_us(clockid_t);
 void		mpd_rearm(void);
 int		mpd_reload(void);
 const char	*mpd_reload_error(void);	/* why the last one failed */
@@ -244,6 +246,26 @@ int		 provision_open(const struct mp_config *, uid_t, gid_t);
 void		 provision_start(void);
 void		 provision_close(void);
 struct provision_stats provision_snapshot(void);
+
+/* unixsock.c: the event, control and provisioning sockets, made alike */
+struct usock {
+	const char	*path;
+	const char	*what;		/* "event socket", in messages */
+	const char	*live_msg;	/* refuse a live one saying this;
+					   NULL: no check */
+	const char	*not_socket;	/* "PATH exists and is not a socket; "
+					   and this */
+	int		 type;		/* SOCK_DGRAM, _STREAM, _SEQPACKET */
+	mode_t		 mode;
+	uid_t		 uid;		/* the socket's owner */
+	gid_t		 gid;
+	int		 unlink_must;	/* a stale socket that cannot be
+					   removed is an error */
+	int		 chown;		/* 1: lchown to uid:gid as root; 2:
+					   also chgrp to gid as another user */
+	int		 backlog;	/* listen(2); 0: datagrams */
+};
+int		 usock_open(const struct usock *);	/* fd, or -1 logged */
 
 /* dirs.c: socket and state directories */
 int		 dirs_check(const char *path, const char *what, uid_t, gid_t);

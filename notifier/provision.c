@@ -67,72 +67,29 @@ static void provision_accept(evutil_socket_t, short, void *);
 int
 provision_open(const struct mp_config *cfg, uid_t uid, gid_t gid)
 {
-	struct sockaddr_un sun;
-	struct stat st;
-	mode_t old;
-	int fd, as_owner;
+	struct usock u;
+	int fd;
 
 	if (cfg->provision_socket[0] == '\0')
 		return 0;
-	/* in a directory of the daemon's user: as that user (dirs.c) */
-	if ((as_owner = dirs_enter(cfg->provision_socket, uid, gid)) == -1)
+	memset(&u, 0, sizeof(u));
+	u.path = cfg->provision_socket;
+	u.what = "provisioning socket";
+	/* no live check: the control socket, opened first, told a running
+	 * instance apart */
+	u.not_socket = "not removing it";
+	u.type = SOCK_SEQPACKET;
+	u.mode = cfg->provision_socket_mode;
+	u.uid = uid;
+	u.gid = gid;
+	u.unlink_must = 1;
+	u.chown = 1;
+	u.backlog = 64;
+	if ((fd = usock_open(&u)) == -1)
 		return -1;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s",
-	    cfg->provision_socket);
-	/* the control socket, opened first, told a running instance apart */
-	if (lstat(cfg->provision_socket, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			log_error("%s exists and is not a socket; not removing "
-			    "it", cfg->provision_socket);
-			goto fail_unbound;
-		}
-		if (unlink(cfg->provision_socket) == -1) {
-			log_warn("cannot remove stale provisioning socket %s",
-			    cfg->provision_socket);
-			goto fail_unbound;
-		}
-	}
-	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0)) == -1) {
-		log_warn("provisioning socket");
-		goto fail_unbound;
-	}
-	old = umask(0777 & ~cfg->provision_socket_mode);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		umask(old);
-		log_warn("cannot bind provisioning socket %s",
-		    cfg->provision_socket);
-		close(fd);
-		goto fail_unbound;
-	}
-	umask(old);
-	if (as_owner)
-		dirs_leave();	/* born with its final owner */
-	else if (geteuid() == 0 && lchown(cfg->provision_socket, uid, gid) ==
-	    -1) {
-		log_warn("chown %s", cfg->provision_socket);
-		goto fail;
-	}
-	if (listen(fd, 64) == -1) {
-		log_warn("listen %s", cfg->provision_socket);
-		goto fail;
-	}
 	prov_fd = fd;
 	snprintf(prov_path, sizeof(prov_path), "%s", cfg->provision_socket);
 	return 0;
-fail:
-	if (dirs_enter(cfg->provision_socket, uid, gid) != -1) {
-		unlink(cfg->provision_socket);
-		dirs_leave();
-	}
-	close(fd);
-	return -1;
-fail_unbound:
-	if (as_owner)
-		dirs_leave();
-	return -1;
 }
 
 static void

@@ -220,26 +220,18 @@ registry_next_deadline(void)
  */
 #define TIMER_SLICE_US	500
 
-static uint64_t
-run_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* Handle deadlines up to now_ms; 1 if some are left for the next run. */
 int
 registry_run_timers(uint64_t now_ms)
 {
-	uint64_t t0 = run_us();
+	uint64_t t0 = mpd_clock_us(CLOCK_MONOTONIC);
 	unsigned n = 0;
 
 	while (registry_g.heap_len > 0 && reg_deadline(registry_g.heap[0]) <= now_ms) {
 		struct reg *r = registry_g.heap[0];
 
-		if (++n % 32 == 0 && run_us() - t0 > TIMER_SLICE_US)
+		if (++n % 32 == 0 &&
+		    mpd_clock_us(CLOCK_MONOTONIC) - t0 > TIMER_SLICE_US)
 			return 1;
 		if ((uint64_t)r->expires * 1000 <= now_ms) {
 			mpd->stats.expired++;
@@ -255,7 +247,8 @@ registry_run_timers(uint64_t now_ms)
 		struct push_ent e;
 		struct reg *r;
 
-		if (++n % 32 == 0 && run_us() - t0 > TIMER_SLICE_US)
+		if (++n % 32 == 0 &&
+		    mpd_clock_us(CLOCK_MONOTONIC) - t0 > TIMER_SLICE_US)
 			return 1;
 		e = pq_pop();
 		/* gone, or its push_at changed since: a stale entry */
