@@ -144,7 +144,7 @@ size_t		 evset_send(int fd, const struct evset *, size_t from,
 pid_t		 spawn(char *const argv[], int in_fd, int out_fd);
 int		 reap(pid_t);
 
-/* Shared by bench_push.c and bench_state.c. */
+/* Shared by bench_push.c, bench_memory.c and bench_state.c. */
 unsigned	*seq_users(unsigned first, size_t n);
 int		 check_regs(struct mpd_proc *, long long want);
 /*
