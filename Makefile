@@ -175,14 +175,14 @@ valgrind: deps all $(B)/test/check_mailpush
 # Load tests: bounded in count and time, loopback only.
 FLOOD_COUNT	?= 1000000
 $(B)/test/flood-test: $(B)/test/flood/flood.o $(B)/test/lib/harness.o \
-    $(B)/libshared.a
+    $(B)/test/lib/tclient.o $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SODIUM) $(LIBS_INIH)
 flood: deps all $(B)/test/flood-test
 	$(B)/test/flood-test $(FLOOD_COUNT)
 
 SOAK_SECONDS	?= 600
 $(B)/test/soak-test: $(B)/test/soak/soak.o $(B)/test/lib/harness.o \
-    $(B)/libshared.a
+    $(B)/test/lib/tclient.o $(B)/libshared.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SODIUM) $(LIBS_INIH)
 soak: deps all $(B)/test/soak-test
 	$(B)/test/soak-test $(SOAK_SECONDS)

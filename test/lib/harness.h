@@ -1,6 +1,8 @@
 /*
  * harness.h: drive the real mailpushd, mailpushctl, mailpush-hook and
- * mailpush-listen from Check tests, in a temporary directory on loopback.
+ * mailpush-listen from Check tests, in a temporary directory on loopback
+ * (harness.c), and talk to the daemon as a raw protocol client
+ * (tclient.c).
  */
 #ifndef MP_HARNESS_H
 #define MP_HARNESS_H
