@@ -17,10 +17,10 @@
 #define REC_EXP		5
 #define REC_END		6
 #define REC_FRAME	5		/* u32 length, u8 type */
-#define REC_SUM		16		/* BLAKE2b-128 */
+#define REC_SUM		16		/* SipHash-128 (record.c) */
 #define REC_BODY_MAX	8192
 #define REC_MAGIC	"mailpush"
-#define REC_VERSION	2		/* the text state file was version 1 */
+#define REC_VERSION	3		/* 1: text; 2: BLAKE2b sums */
 #define REC_KIND_SNAPSHOT 1
 #define REC_KIND_JOURNAL  2
 

@@ -456,6 +456,9 @@ START_TEST(names_changed_entry_skipped)
 }
 END_TEST
 
+#define STR(x)	#x
+#define XSTR(x)	STR(x)		/* REC_VERSION as a string */
+
 /* Bad snapshots: made by bad_snapshot(i) below. */
 static const struct {
 	const char *name, *why;
@@ -464,7 +467,7 @@ static const struct {
 	{ "text format of version 1", "an older format (the text state "
 	  "file of version 1)" },
 	{ "binary format of version 1", "format version 1 (this mailpushd "
-	  "reads version 2)" },
+	  "reads version " XSTR(REC_VERSION) ")" },
 	{ "no end record", "truncated (no end record)" },
 	{ "cut in a record", "torn record" },
 	{ "count wrong", "count does not match the end record" },
@@ -679,7 +682,7 @@ START_TEST(journal_older_format)
 	ck_assert_int_eq(sf_write(jname, &h, NULL, 0, 0), 0);
 	ck_assert_int_eq(mpd_start(&P), 0);
 	ck_assert_int_eq(mpd_log_count(&P, "format version 1 (this "
-	    "mailpushd reads version 2); moved aside"), 1);
+	    "mailpushd reads version " XSTR(REC_VERSION) "); moved aside"), 1);
 	ck_assert_int_eq(mpd_list(&P, NULL, out, sizeof(out)), 0);
 }
 END_TEST
