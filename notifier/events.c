@@ -196,57 +196,75 @@ struct ev_slot {
 	uint64_t	hash;
 };
 
+/* The datagrams of one recvmmsg(2): data, and the sender's credentials. */
+static struct {
+	struct mmsghdr	msgs[EVENT_BATCH];
+	struct iovec	iov[EVENT_BATCH];
+	uint8_t		buf[EVENT_BATCH][EVENT_MAX_LEN + 1];
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(struct ucred))];
+	} cmsg[EVENT_BATCH];
+} in;
+
+/* The sender of datagram i of the batch; NULL if the kernel gave none. */
+static const struct ucred *
+sender(unsigned i)
+{
+	struct msghdr *m = &in.msgs[i].msg_hdr;
+	struct cmsghdr *c;
+
+	for (c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c))
+		if (c->cmsg_level == SOL_SOCKET &&
+		    c->cmsg_type == SCM_CREDENTIALS)
+			return (const struct ucred *)CMSG_DATA(c);
+	return NULL;
+}
+
 /*
- * Read up to EVENT_BATCH events and check each (sender, format, name,
- * trust); then start the table lookups of all the good ones stage by
- * stage (registry_prefetch_user), so that with a large table their cache
- * misses overlap; then handle them in order.
+ * Read up to EVENT_BATCH events in one recvmmsg(2) and check each
+ * (sender, format, name, trust); then start the table lookups of all the
+ * good ones stage by stage (registry_prefetch_user), so that with a large
+ * table their cache misses overlap; then handle them in order.
  */
 static void
 events_read(evutil_socket_t fd, short what, void *arg)
 {
 	static struct ev_slot slot[EVENT_BATCH];
-	uint8_t buf[EVENT_MAX_LEN + 1];
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(struct ucred))];
-	} cmsg;
 	const char *why;
-	int i, n_ok = 0, stage;
+	int i, n, n_ok = 0, stage;
 
 	(void)what;
 	(void)arg;
 	mpd_now();
 	for (i = 0; i < EVENT_BATCH; i++) {
-		struct ev_slot *s = &slot[n_ok];
-		struct iovec iov = { buf, sizeof(buf) };
-		struct msghdr msg;
-		struct cmsghdr *c;
-		struct ucred *cred = NULL;
-		ssize_t n;
+		struct msghdr *m = &in.msgs[i].msg_hdr;
 
-		memset(&msg, 0, sizeof(msg));
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = cmsg.buf;
-		msg.msg_controllen = sizeof(cmsg.buf);
-		if ((n = recvmsg(fd, &msg, MSG_DONTWAIT)) == -1) {
-			if (errno != EAGAIN && errno != EINTR)
-				log_warn("event socket receive");
-			break;
-		}
-		for (c = CMSG_FIRSTHDR(&msg); c != NULL;
-		    c = CMSG_NXTHDR(&msg, c))
-			if (c->cmsg_level == SOL_SOCKET &&
-			    c->cmsg_type == SCM_CREDENTIALS)
-				cred = (struct ucred *)CMSG_DATA(c);
+		in.iov[i].iov_base = in.buf[i];
+		in.iov[i].iov_len = sizeof(in.buf[i]);
+		memset(m, 0, sizeof(*m));
+		m->msg_iov = &in.iov[i];
+		m->msg_iovlen = 1;
+		m->msg_control = in.cmsg[i].buf;
+		m->msg_controllen = sizeof(in.cmsg[i].buf);
+	}
+	while ((n = recvmmsg(fd, in.msgs, EVENT_BATCH, MSG_DONTWAIT, NULL))
+	    == -1 && errno == EINTR)
+		;
+	if (n == -1 && errno != EAGAIN)
+		log_warn("event socket receive");
+	for (i = 0; i < n; i++) {
+		struct ev_slot *s = &slot[n_ok];
+		const struct ucred *cred = sender((unsigned)i);
+
 		if (cred == NULL || !may_post(cred->uid)) {
 			mpd->stats.events_denied++;
 			events_warn("event from uid %ld refused: not in [events] "
 			    "allow_users", cred ? (long)cred->uid : -1L);
 			continue;
 		}
-		if (event_decode(buf, (size_t)n, &s->ev, &why) != 0) {
+		if (event_decode(in.buf[i], in.msgs[i].msg_len, &s->ev, &why)
+		    != 0) {
 			mpd->stats.events_bad++;
 			events_warn("malformed event from uid %ld: %s",
 			    (long)cred->uid, why);
