@@ -53,7 +53,11 @@ extern char	 machine_line[512];
 int		 tail_ctxt(pid_t, long *vol, long *invol);
 void		 tail_explain(unsigned run, const uint64_t *t_send,
 		    const uint64_t *t_recv, unsigned from, unsigned n,
-		    long invol);
+		    long invol, const char *others);
+/* the CPU time other tasks on the machine took during a run */
+struct tail_tasks;
+struct tail_tasks *tail_tasks_begin(pid_t skip1, pid_t skip2);
+void		 tail_tasks_end(struct tail_tasks *, char *out, size_t len);
 
 void		 note(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 vnote(const char *, ...) __attribute__((format(printf, 1, 2)));
@@ -124,6 +128,8 @@ void		 sink_close(struct sink *);
 uint64_t	 sink_wait(struct sink *, uint64_t want, int idle_ms,
 		    int max_ms);
 int		 udp_socket(uint16_t *port, int rcvbuf);
+/* a UNIX datagram socket bound at path (bench_push.c) */
+int		 unix_dgram_bound(const char *path, int rcvbuf);
 
 /* Pre-encoded events. */
 struct evset {
@@ -159,12 +165,21 @@ struct lat {
 	unsigned	 first, n;
 	unsigned	 next;		/* lowest index not yet heard from */
 	size_t		 got, bad;
+	/* the relay's runs: datagrams are the events themselves */
+	const struct evset *raw;
+	/* what arrived during the run, opened by lat_collect */
+	struct {
+		uint64_t	 ts;
+		size_t		 len;
+		uint8_t		 buf[128];
+	}		*pend;
+	size_t		 npend, cap;
 };
 void		 lat_drain(struct lat *);
 double		 paced_run(int evfd, const struct evset *, size_t from,
 		    size_t to, unsigned rate, uint64_t *t_send, struct lat *,
 		    int drain_ms);
-unsigned	 lat_collect(const struct lat *, const uint64_t *t_send,
+unsigned	 lat_collect(struct lat *, const uint64_t *t_send,
 		    unsigned from, unsigned n, double *lat);
 
 /* The benchmarks. */

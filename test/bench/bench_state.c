@@ -302,6 +302,7 @@ out:
 	evset_free(&ev);
 	free(u);
 	free(l.t_recv);
+	free(l.pend);
 	free(l.token);
 	free(t_send);
 	free(lat);
