@@ -442,6 +442,7 @@ mailpushd_main(int argc, char *argv[])
 		if (event_base_loop(mpd->base, EVLOOP_ONCE) == -1)
 			fatalx("event loop failed");
 		journal_commit();
+		registry_step();
 	}
 
 	cluster_stop();

@@ -173,15 +173,15 @@ int		 registry_run_timers(uint64_t now_ms); /* 1: more due */
 uint64_t	 registry_next_deadline(void);
 void		 registry_foreach(void (*)(struct reg *, void *), void *);
 void		 registry_reserve(size_t);
+void		 registry_step(void);	/* once per loop iteration */
+int		 registry_moving(void);
 int		 registry_scan(uint64_t *cursor, size_t max,
 		    void (*)(struct reg *, void *), void *);
 struct registry_iter {
-	size_t	bucket, mask;		/* zero to start */
+	uint64_t cursor;		/* zero to start */
 };
 int		 registry_foreach_step(struct registry_iter *, size_t max,
 		    void (*)(struct reg *, void *), void *);
-struct mp_user	*registry_first_user(size_t *iter);
-struct mp_user	*registry_next_user(size_t *iter, struct mp_user *);
 size_t		 registry_memory(void);
 
 /* udp.c: listeners and the request side of the protocol */

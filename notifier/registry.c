@@ -21,6 +21,7 @@
  * earliest.  The heaps are registry_heap.c, the tombstones
  * registry_tomb.c.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,49 +55,38 @@ registry_xcalloc(size_t n, size_t size)
 	return p;
 }
 
+static uint64_t	user_hash(const void *);
+static uint64_t	id_hash(const void *);
+static uint64_t	addr_hash(const void *);
+
 void
 registry_init(void)
 {
 	randombytes_buf(registry_g.hash_key, sizeof(registry_g.hash_key));
-	registry_g.users_mask = registry_g.ids_mask = registry_g.addrs_mask = registry_g.tombs_mask = 1023;
 	registry_g.prefix6 = mpd->cfg.ipv6_address_prefix;
-	registry_g.tombs = registry_xcalloc(registry_g.tombs_mask + 1, sizeof(*registry_g.tombs));
-	registry_g.users = registry_xcalloc(registry_g.users_mask + 1, sizeof(*registry_g.users));
-	registry_g.ids = registry_xcalloc(registry_g.ids_mask + 1, sizeof(*registry_g.ids));
-	registry_g.addrs = registry_xcalloc(registry_g.addrs_mask + 1, sizeof(*registry_g.addrs));
+	htab_init(&registry_g.users, 1024, offsetof(struct mp_user, hash_next),
+	    user_hash);
+	htab_init(&registry_g.ids, 1024, offsetof(struct reg, id_next),
+	    id_hash);
+	htab_init(&registry_g.addrs, 1024, offsetof(struct addr_count, next),
+	    addr_hash);
+	registry_tomb_init();
 	registry_g.heap_cap = 1024;
 	registry_g.heap = registry_xcalloc(registry_g.heap_cap, sizeof(*registry_g.heap));
 }
 
-/* Growth */
-
-#define GROW(table, mask, count, type, nextf, hashf) do {		\
-	size_t nm_ = (mask) * 2 + 1, i_;				\
-	type **nt_ = registry_xcalloc(nm_ + 1, sizeof(*nt_));			\
-	for (i_ = 0; i_ <= (mask); i_++) {				\
-		type *e_ = (table)[i_], *n_;				\
-		for (; e_ != NULL; e_ = n_) {				\
-			size_t b_ = (size_t)(hashf(e_)) & nm_;		\
-			n_ = e_->nextf;					\
-			e_->nextf = nt_[b_];				\
-			nt_[b_] = e_;					\
-		}							\
-	}								\
-	free(table);							\
-	(table) = nt_;							\
-	(mask) = nm_;							\
-} while (0)
-
 static uint64_t
-user_hash(const struct mp_user *u)
+user_hash(const void *e)
 {
+	const struct mp_user *u = e;
+
 	return registry_hash_bytes(u->name, u->name_len);
 }
 
 static uint64_t
-id_hash(const struct reg *r)
+id_hash(const void *e)
 {
-	return r->id;
+	return ((const struct reg *)e)->id;
 }
 
 /* The address a limit counts: IPv4 whole, IPv6 cut to registry_g.prefix6 bits. */
@@ -130,8 +120,10 @@ addr_hash_key(uint8_t family, const uint8_t key[16])
 }
 
 static uint64_t
-addr_hash(const struct addr_count *a)
+addr_hash(const void *e)
 {
+	const struct addr_count *a = e;
+
 	return addr_hash_key(a->family, a->addr);
 }
 
@@ -140,11 +132,11 @@ addr_hash(const struct addr_count *a)
 struct mp_user *
 registry_user(const char *name, int create)
 {
-	size_t len = strlen(name), b;
+	size_t len = strlen(name);
+	uint64_t h = registry_hash_bytes(name, len);
 	struct mp_user *u;
 
-	b = (size_t)registry_hash_bytes(name, len) & registry_g.users_mask;
-	for (u = registry_g.users[b]; u != NULL; u = u->hash_next)
+	for (u = htab_first(&registry_g.users, h); u != NULL; u = u->hash_next)
 		if (u->name_len == len && memcmp(u->name, name, len) == 0)
 			return u;
 	if (!create)
@@ -154,12 +146,8 @@ registry_user(const char *name, int create)
 	u = registry_xcalloc(1, sizeof(*u) + len + 1);
 	u->name_len = (uint8_t)len;
 	memcpy(u->name, name, len + 1);
-	u->hash_next = registry_g.users[b];
-	registry_g.users[b] = u;
+	htab_insert(&registry_g.users, h, u);
 	registry_g.mem += sizeof(*u) + len + 1;
-	if (++registry_g.n_users > registry_g.users_mask + 1)
-		GROW(registry_g.users, registry_g.users_mask, registry_g.n_users, struct mp_user,
-		    hash_next, user_hash);
 	return u;
 }
 
@@ -179,7 +167,8 @@ registry_user_hash(const char *name)
 void
 registry_prefetch_user(uint64_t h, int stage)
 {
-	struct mp_user **b = &registry_g.users[h & registry_g.users_mask];
+	void *const *b = htab_slot(&registry_g.users, h);
+	const struct mp_user *u = *b;
 	const char *r;
 
 	switch (stage) {
@@ -187,11 +176,11 @@ registry_prefetch_user(uint64_t h, int stage)
 		__builtin_prefetch(b);
 		break;
 	case 1:
-		if (*b != NULL)
-			__builtin_prefetch(*b);
+		if (u != NULL)
+			__builtin_prefetch(u);
 		break;
 	case 2:
-		if (*b != NULL && (r = (const char *)(*b)->regs) != NULL) {
+		if (u != NULL && (r = (const char *)u->regs) != NULL) {
 			__builtin_prefetch(r);
 			__builtin_prefetch(r + 64);
 			__builtin_prefetch(r + 128);
@@ -203,51 +192,26 @@ registry_prefetch_user(uint64_t h, int stage)
 static void
 user_free(struct mp_user *u)
 {
-	size_t b = (size_t)user_hash(u) & registry_g.users_mask;
-	struct mp_user **pp;
-
-	for (pp = &registry_g.users[b]; *pp != u; pp = &(*pp)->hash_next)
-		if (*pp == NULL)
-			abort();
-	*pp = u->hash_next;
-	registry_g.n_users--;
+	htab_remove(&registry_g.users, user_hash(u), u);
 	registry_g.mem -= sizeof(*u) + u->name_len + 1;
 	free(u);
 }
 
-struct mp_user *
-registry_first_user(size_t *iter)
-{
-	for (*iter = 0; *iter <= registry_g.users_mask; (*iter)++)
-		if (registry_g.users[*iter] != NULL)
-			return registry_g.users[*iter];
-	return NULL;
-}
-
-struct mp_user *
-registry_next_user(size_t *iter, struct mp_user *u)
-{
-	if (u->hash_next != NULL)
-		return u->hash_next;
-	for ((*iter)++; *iter <= registry_g.users_mask; (*iter)++)
-		if (registry_g.users[*iter] != NULL)
-			return registry_g.users[*iter];
-	return NULL;
-}
-
 /* Addresses */
 
-static struct addr_count **
-addr_slot(const union mp_addr *a, uint8_t *family, uint8_t key[16])
+/* The count of a's address (NULL if none); *h its hash. */
+static struct addr_count *
+addr_find(const union mp_addr *a, uint8_t *family, uint8_t key[16],
+    uint64_t *h)
 {
-	struct addr_count **pp;
+	struct addr_count *e;
 
 	addr_key(a, family, key);
-	pp = &registry_g.addrs[(size_t)addr_hash_key(*family, key) & registry_g.addrs_mask];
-	for (; *pp != NULL; pp = &(*pp)->next)
-		if ((*pp)->family == *family && memcmp((*pp)->addr, key, 16) == 0)
+	*h = addr_hash_key(*family, key);
+	for (e = htab_first(&registry_g.addrs, *h); e != NULL; e = e->next)
+		if (e->family == *family && memcmp(e->addr, key, 16) == 0)
 			break;
-	return pp;
+	return e;
 }
 
 /* Do two addresses count as one for max_registrations_per_address? */
@@ -265,27 +229,26 @@ unsigned
 registry_addr_count(const union mp_addr *a)
 {
 	uint8_t family, key[16];
-	struct addr_count **pp = addr_slot(a, &family, key);
+	uint64_t h;
+	struct addr_count *e = addr_find(a, &family, key, &h);
 
-	return *pp ? (*pp)->count : 0;
+	return e != NULL ? e->count : 0;
 }
 
 static void
 addr_ref(const union mp_addr *a, int delta)
 {
 	uint8_t family, key[16];
-	struct addr_count **pp = addr_slot(a, &family, key), *e = *pp;
+	uint64_t h;
+	struct addr_count *e = addr_find(a, &family, key, &h);
 
 	if (delta > 0) {
 		if (e == NULL) {
 			e = registry_xcalloc(1, sizeof(*e));
 			e->family = family;
 			memcpy(e->addr, key, 16);
-			*pp = e;
+			htab_insert(&registry_g.addrs, h, e);
 			registry_g.mem += sizeof(*e);
-			if (++registry_g.n_addrs > registry_g.addrs_mask + 1)
-				GROW(registry_g.addrs, registry_g.addrs_mask, registry_g.n_addrs,
-				    struct addr_count, next, addr_hash);
 		}
 		e->count++;
 		return;
@@ -293,8 +256,7 @@ addr_ref(const union mp_addr *a, int delta)
 	if (e == NULL || e->count == 0)
 		abort();
 	if (--e->count == 0) {
-		*pp = e->next;
-		registry_g.n_addrs--;
+		htab_remove(&registry_g.addrs, h, e);
 		registry_g.mem -= sizeof(*e);
 		free(e);
 	}
@@ -307,7 +269,7 @@ registry_find(uint32_t id)
 {
 	struct reg *r;
 
-	for (r = registry_g.ids[id & registry_g.ids_mask]; r != NULL; r = r->id_next)
+	for (r = htab_first(&registry_g.ids, id); r != NULL; r = r->id_next)
 		if (r->id == id)
 			return r;
 	return NULL;
@@ -317,7 +279,7 @@ registry_find(uint32_t id)
 void
 registry_prefetch_id(uint32_t id)
 {
-	__builtin_prefetch(&registry_g.ids[id & registry_g.ids_mask]);
+	__builtin_prefetch(htab_slot(&registry_g.ids, id));
 }
 
 static uint32_t
@@ -357,13 +319,9 @@ registry_add(struct mp_user *u, const union mp_addr *addr, int listener,
 	*pp = r;
 	u->n_regs++;
 
-	r->id_next = registry_g.ids[r->id & registry_g.ids_mask];
-	registry_g.ids[r->id & registry_g.ids_mask] = r;
-	if (++registry_g.n_regs > registry_g.ids_mask + 1)
-		GROW(registry_g.ids, registry_g.ids_mask, registry_g.n_regs, struct reg, id_next,
-		    id_hash);
-	if (registry_g.n_regs > mpd->stats.peak_registrations)
-		mpd->stats.peak_registrations = registry_g.n_regs;
+	htab_insert(&registry_g.ids, r->id, r);
+	if (registry_g.ids.n > mpd->stats.peak_registrations)
+		mpd->stats.peak_registrations = registry_g.ids.n;
 	addr_ref(addr, 1);
 	registry_heap_insert(r);
 	mpd->state_dirty = 1;
@@ -398,11 +356,7 @@ registry_remove(struct reg *r, const char *why)
 	journal_log_del(r->id);
 	registry_heap_delete(r);
 	push_forget(r);
-	for (pp = &registry_g.ids[r->id & registry_g.ids_mask]; *pp != r; pp = &(*pp)->id_next)
-		if (*pp == NULL)
-			abort();
-	*pp = r->id_next;
-	registry_g.n_regs--;
+	htab_remove(&registry_g.ids, r->id, r);
 	for (pp = &u->regs; *pp != r; pp = &(*pp)->user_next)
 		if (*pp == NULL)
 			abort();
@@ -448,10 +402,7 @@ registry_set_ctx(struct reg **rp, const uint8_t *ctx, uint16_t ctx_len)
 		if (*pp == NULL)
 			abort();
 	*pp = n;
-	for (pp = &registry_g.ids[r->id & registry_g.ids_mask]; *pp != r; pp = &(*pp)->id_next)
-		if (*pp == NULL)
-			abort();
-	*pp = n;
+	htab_replace(&registry_g.ids, r->id, r, n);
 	registry_g.heap[r->heap_idx] = n;
 	registry_g.mem = registry_g.mem - r->ctx_len + ctx_len;
 	push_forget(r);
@@ -460,22 +411,29 @@ registry_set_ctx(struct reg **rp, const uint8_t *ctx, uint16_t ctx_len)
 	return 0;
 }
 
+static void
+addr_unref_cb(void *e, void *arg)
+{
+	(void)arg;
+	addr_ref(&((struct reg *)e)->addr, -1);
+}
+
+static void
+addr_ref_cb(void *e, void *arg)
+{
+	(void)arg;
+	addr_ref(&((struct reg *)e)->addr, 1);
+}
+
 /* [limits] ipv6_address_prefix changed: count the addresses again. */
 void
 registry_set_prefix6(unsigned bits)
 {
-	size_t i;
-	struct reg *r;
-
 	if (bits == registry_g.prefix6)
 		return;
-	for (i = 0; i <= registry_g.ids_mask; i++)
-		for (r = registry_g.ids[i]; r != NULL; r = r->id_next)
-			addr_ref(&r->addr, -1);
+	htab_foreach(&registry_g.ids, addr_unref_cb, NULL);
 	registry_g.prefix6 = bits;
-	for (i = 0; i <= registry_g.ids_mask; i++)
-		for (r = registry_g.ids[i]; r != NULL; r = r->id_next)
-			addr_ref(&r->addr, 1);
+	htab_foreach(&registry_g.ids, addr_ref_cb, NULL);
 }
 
 void
@@ -531,81 +489,70 @@ registry_wants(const struct reg *r, const char *mailbox)
 size_t
 registry_count(void)
 {
-	return registry_g.n_regs;
+	return registry_g.ids.n;
 }
 
 size_t
 registry_users(void)
 {
-	return registry_g.n_users;
+	return registry_g.users.n;
 }
 
 size_t
 registry_memory(void)
 {
-	return registry_g.mem + (registry_g.users_mask + 1 + registry_g.ids_mask + 1 + registry_g.addrs_mask + 1 +
-	    registry_g.tombs_mask + 1 + registry_g.heap_cap) * sizeof(void *) +
+	return registry_g.mem + (htab_buckets(&registry_g.users) +
+	    htab_buckets(&registry_g.ids) + htab_buckets(&registry_g.addrs) +
+	    htab_buckets(&registry_g.tombs) + registry_g.heap_cap) *
+	    sizeof(void *) +
 	    registry_g.pq_cap * sizeof(*registry_g.pq);
 }
 
+/* registry_foreach's and registry_scan's function, through htab's */
+struct reg_fn {
+	void	(*fn)(struct reg *, void *);
+	void	 *arg;
+};
+
+static void
+reg_fn_call(void *e, void *arg)
+{
+	const struct reg_fn *f = arg;
+
+	f->fn(e, f->arg);
+}
+
+/* fn may remove the registration it is given, and add none. */
 void
 registry_foreach(void (*fn)(struct reg *, void *), void *arg)
 {
-	size_t i;
+	struct reg_fn f = { fn, arg };
 
-	for (i = 0; i <= registry_g.ids_mask; i++) {
-		struct reg *r = registry_g.ids[i], *next;
-
-		for (; r != NULL; r = next) {
-			next = r->id_next;
-			fn(r, arg);
-		}
-	}
+	htab_foreach(&registry_g.ids, reg_fn_call, &f);
 }
 
 /*
  * registry_foreach in steps, for work that must not hold the loop (the
- * cluster's catch-up round): whole id buckets from it->bucket on, until
- * at least `max' registrations were visited.  Returns 1 when the table is
- * done.  If the table was resized meanwhile (buckets moved), it starts
- * again from the first bucket: some registrations are then visited twice.
+ * cluster's catch-up round): at least `max' registrations from where the
+ * last step ended (registry_scan's cursor), or the rest.  Returns 1 when
+ * the table is done.  fn must not add or remove registrations.
  */
 int
 registry_foreach_step(struct registry_iter *it, size_t max,
     void (*fn)(struct reg *, void *), void *arg)
 {
-	size_t n = 0;
-
-	if (it->mask != registry_g.ids_mask) {
-		it->mask = registry_g.ids_mask;
-		it->bucket = 0;
-	}
-	while (it->bucket <= registry_g.ids_mask && n < max) {
-		struct reg *r = registry_g.ids[it->bucket++], *next;
-
-		for (; r != NULL; r = next) {
-			next = r->id_next;
-			fn(r, arg);
-			n++;
-		}
-	}
-	return it->bucket > registry_g.ids_mask;
+	return !registry_scan(&it->cursor, max, fn, arg);
 }
 
 /*
  * Room for n registrations of as many users, before a start loads them:
- * the tables are sized once instead of doubling (and rehashing) twenty
- * times.
+ * the tables are sized once instead of doubling twenty times.
  */
 void
 registry_reserve(size_t n)
 {
-	while (registry_g.ids_mask + 1 < n)
-		GROW(registry_g.ids, registry_g.ids_mask, registry_g.n_regs, struct reg, id_next,
-		    id_hash);
-	while (registry_g.users_mask + 1 < n)
-		GROW(registry_g.users, registry_g.users_mask, registry_g.n_users, struct mp_user,
-		    hash_next, user_hash);
+	htab_reserve(&registry_g.ids, n);
+	htab_reserve(&registry_g.users, n);
 	if (registry_g.heap_cap < n) {
 		struct reg **h = reallocarray(registry_g.heap, n, sizeof(*h));
 
@@ -616,40 +563,44 @@ registry_reserve(size_t n)
 	}
 }
 
-static uint64_t
-rev64(uint64_t v)
+/*
+ * Once per loop iteration (mailpushd.c): a table that is growing moves
+ * REGISTRY_STEP_BUCKETS more of its buckets (htab.c), about 0.1 ms for
+ * the users' table, whose hashes are recomputed.
+ */
+void
+registry_step(void)
 {
-	v = (v >> 1 & 0x5555555555555555ULL) | (v & 0x5555555555555555ULL) << 1;
-	v = (v >> 2 & 0x3333333333333333ULL) | (v & 0x3333333333333333ULL) << 2;
-	v = (v >> 4 & 0x0f0f0f0f0f0f0f0fULL) | (v & 0x0f0f0f0f0f0f0f0fULL) << 4;
-	return __builtin_bswap64(v);
+	htab_step(&registry_g.ids, REGISTRY_STEP_BUCKETS);
+	htab_step(&registry_g.users, REGISTRY_STEP_BUCKETS);
+	htab_step(&registry_g.addrs, REGISTRY_STEP_BUCKETS);
+	htab_step(&registry_g.tombs, REGISTRY_STEP_BUCKETS);
+}
+
+/* Is a table still moving to its larger bucket array? (the tests) */
+int
+registry_moving(void)
+{
+	return htab_moving(&registry_g.ids) ||
+	    htab_moving(&registry_g.users) ||
+	    htab_moving(&registry_g.addrs) ||
+	    htab_moving(&registry_g.tombs);
 }
 
 /*
- * Visit the registrations of the id table from *cursor on, bucket by
- * bucket, until about max have been seen; returns 1 while buckets remain
- * (start with *cursor 0).  The cursor walks the buckets in reverse-binary
- * order (as Redis SCAN does), so a scan spread over many loop iterations
- * sees every registration that exists throughout it exactly once, even
- * when the table grows in between (it never shrinks).  fn must not remove
+ * Visit the registrations from *cursor on, until about max have been
+ * seen; returns 1 while some remain (start with *cursor 0).  Every
+ * registration that exists throughout the scan is seen exactly once, even
+ * while the table grows (htab_scan).  fn must not add or remove
  * registrations.
  */
 int
 registry_scan(uint64_t *cursor, size_t max, void (*fn)(struct reg *, void *),
     void *arg)
 {
-	uint64_t v = *cursor, m = registry_g.ids_mask;
-	size_t n = 0;
-	struct reg *r;
+	struct reg_fn f = { fn, arg };
 
-	do {
-		for (r = registry_g.ids[v & m]; r != NULL; r = r->id_next, n++)
-			fn(r, arg);
-		v |= ~m;
-		v = rev64(rev64(v) + 1);
-	} while (v != 0 && n < max);
-	*cursor = v;
-	return v != 0;
+	return htab_scan(&registry_g.ids, cursor, max, reg_fn_call, &f);
 }
 
 void
@@ -657,12 +608,12 @@ registry_free(void)
 {
 	while (registry_g.heap_len > 0)
 		registry_remove(registry_g.heap[0], "shutdown");
-	free(registry_g.users);
-	free(registry_g.ids);
-	free(registry_g.addrs);
+	htab_free(&registry_g.users);
+	htab_free(&registry_g.ids);
+	htab_free(&registry_g.addrs);
 	free(registry_g.heap);
 	free(registry_g.pq);
 	registry_tomb_prune(0);
-	free(registry_g.tombs);
+	htab_free(&registry_g.tombs);
 	memset(&registry_g, 0, sizeof(registry_g));
 }

@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "htab.h"
 #include "mailpushd.h"
 
 struct tomb {
@@ -37,18 +38,14 @@ struct push_ent {
 };
 
 struct registry_state {
-	struct mp_user	**users;
-	size_t		  n_users, users_mask;
-	struct reg	**ids;
-	size_t		  n_regs, ids_mask;
-	struct addr_count **addrs;
-	size_t		  n_addrs, addrs_mask;
+	struct htab	  users;	/* by SipHash of the name */
+	struct htab	  ids;		/* by id */
+	struct htab	  addrs;	/* by SipHash of the counted address */
 	struct reg	**heap;
 	size_t		  heap_len, heap_cap;
 	struct push_ent	 *pq;		/* push deadlines, earliest first */
 	size_t		  pq_len, pq_cap;
-	struct tomb	**tombs;
-	size_t		  n_tombs, tombs_mask;
+	struct htab	  tombs;	/* by user hash ^ device */
 	struct tomb	 *tomb_head, *tomb_tail;
 	unsigned	  prefix6;	/* bits of an IPv6 "address" */
 	uint8_t		  hash_key[crypto_shorthash_KEYBYTES];
@@ -66,6 +63,10 @@ void	registry_heap_insert(struct reg *);
 void	registry_heap_delete(struct reg *);
 
 /* registry_tomb.c */
+void	registry_tomb_init(void);
 void	registry_tomb_prune(size_t max);
+
+/* Buckets a growing table moves per loop iteration (registry_step). */
+#define REGISTRY_STEP_BUCKETS	256
 
 #endif

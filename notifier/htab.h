@@ -1,0 +1,40 @@
+/*
+ * htab.h: chained hash tables that grow a few buckets at a time
+ * (htab.c).  The entries are the caller's structures; each holds its
+ * chain pointer at next_off (offsetof).
+ */
+#ifndef MP_HTAB_H
+#define MP_HTAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Buckets moved with every insertion while the table grows. */
+#define HTAB_MOVE_ADD	16
+
+struct htab {
+	void		**t[2];		/* t[1]: the double of t[0] while moving */
+	size_t		  mask[2];
+	size_t		  n;		/* entries */
+	size_t		  moved;	/* buckets of t[0] below this are in t[1] */
+	size_t		  next_off;	/* offsetof(entry, its chain pointer) */
+	uint64_t	(*hash)(const void *);
+};
+
+void	 htab_init(struct htab *, size_t buckets, size_t next_off,
+	    uint64_t (*hash)(const void *));
+void	 htab_free(struct htab *);
+void	*htab_first(const struct htab *, uint64_t h);	/* chain of hash h */
+void	*const *htab_slot(const struct htab *, uint64_t h); /* to prefetch */
+void	 htab_insert(struct htab *, uint64_t h, void *);
+void	 htab_remove(struct htab *, uint64_t h, void *);
+void	 htab_replace(struct htab *, uint64_t h, void *old, void *new_);
+int	 htab_step(struct htab *, size_t buckets);
+void	 htab_reserve(struct htab *, size_t n);
+int	 htab_moving(const struct htab *);
+size_t	 htab_buckets(const struct htab *);
+void	 htab_foreach(struct htab *, void (*)(void *, void *), void *);
+int	 htab_scan(struct htab *, uint64_t *cursor, size_t max,
+	    void (*)(void *, void *), void *);
+
+#endif
