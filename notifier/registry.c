@@ -565,7 +565,7 @@ registry_reserve(size_t n)
 
 /*
  * Once per loop iteration (mailpushd.c): a table that is growing moves
- * REGISTRY_STEP_BUCKETS more of its buckets (htab.c), about 0.1 ms for
+ * REGISTRY_STEP_BUCKETS more of its buckets (htab.c), about 50 us for
  * the users' table, whose hashes are recomputed.
  */
 void

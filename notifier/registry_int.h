@@ -67,6 +67,6 @@ void	registry_tomb_init(void);
 void	registry_tomb_prune(size_t max);
 
 /* Buckets a growing table moves per loop iteration (registry_step). */
-#define REGISTRY_STEP_BUCKETS	256
+#define REGISTRY_STEP_BUCKETS	128
 
 #endif

@@ -11,6 +11,13 @@
  * Three daemons: with state_sync = no (what the handshake itself costs:
  * issue 13's figure), and as shipped, every REGISTERED after the
  * fdatasync of its record, at 32 and at 256 in flight (issue 14's).
+ *
+ * Table growth: one handshake at a time against a daemon that holds
+ * 2^20 - 2,000 registrations of as many users, so that the next 4,000
+ * make the user and id tables double; the longest handshake against the
+ * longest of the next 4,000 at the same size (no doubling).  Before the
+ * tables moved a few buckets at a time (htab.c), the handshake that
+ * crossed waited for both to be rehashed at once.
  */
 #include <sys/types.h>
 #include <sys/epoll.h>
@@ -41,6 +48,7 @@ struct slot {
 	unsigned	idx;
 	uint64_t	ts;		/* timestamp of the request out */
 	uint64_t	sent_ns;
+	uint64_t	start_ns;	/* the handshake's first request */
 	uint8_t		last[REQ_SLOT];
 	size_t		last_len;
 };
@@ -55,6 +63,7 @@ struct regrun {
 	uint64_t	*first_ts;
 	unsigned	 refused, resent, bad;
 	unsigned	 nsock;		/* handshakes in flight */
+	double		*lat_ms;	/* if set: each handshake's time */
 	struct slot	 s[NSOCK_MAX];
 };
 
@@ -144,6 +153,7 @@ slot_next(struct regrun *g, struct slot *s)
 	s->ts = g->first_ts[s->idx];
 	slot_send(s, g->first + (size_t)s->idx * REQ_SLOT,
 	    g->first_len[s->idx]);
+	s->start_ns = s->sent_ns;
 }
 
 static void
@@ -192,6 +202,9 @@ slot_reply(struct regrun *g, struct slot *s, const uint8_t *buf, size_t len)
 		return;
 	}
 	if (s->phase == 1 && rp.type == PROTO_REGISTERED) {
+		if (g->lat_ms != NULL)
+			g->lat_ms[s->idx] = (double)(mono_ns() - s->start_ns) /
+			    1e6;
 		g->done++;
 		slot_next(g, s);
 		return;
@@ -411,6 +424,76 @@ out:
 	pthread_join(e.thr, NULL);
 	close(e.fd);
 	bd_destroy(&p);
+	return rc;
+}
+
+/* One run of n handshakes from user0, one at a time: their times. */
+static int
+growth_run(struct mpd_proc *p, unsigned user0, size_t n, double *lat)
+{
+	struct regrun g;
+	double rate;
+
+	memset(&g, 0, sizeof(g));
+	g.nsock = 1;
+	g.n = n;
+	g.user0 = user0;
+	g.lat_ms = lat;
+	if (prepare(&g, p) != 0) {
+		release(&g);
+		return -1;
+	}
+	rate = regrun(&g, (uint16_t)p->port);
+	release(&g);
+	if (g.done < n || g.refused || g.bad)
+		return fail("table growth: %zu of %zu handshakes, %u refused, "
+		    "%u bad (log %s)", g.done, n, g.refused, g.bad, p->log);
+	note("  %zu handshakes from user %u: %.0f/s, max %.3f ms", n, user0,
+	    rate, stat_pct(lat, n, 100));
+	return 0;
+}
+
+int
+bench_growth(void)
+{
+	const unsigned full = opts.quick ? 1u << 17 : 1u << 20;
+	const unsigned loaded = full - 2000, n = 4000;
+	struct mpd_proc p;
+	double *a = calloc(n, sizeof(*a)), *b = calloc(n, sizeof(*b));
+	char fig[128], bas[128], rat[48];
+	uint16_t port = 9;
+	long long regs;
+	int rc = -1;
+
+	if (a == NULL || b == NULL)
+		abort();
+	note("table growth: %u registrations loaded, %u handshakes one at a "
+	    "time crossing %u, then %u more", loaded, n, full, n);
+	memset(&p, 0, sizeof(p));
+	if (bd_create(&p, bench_conf_nosync) != 0 ||
+	    state_write(&p, 0, loaded, 1, &port, 1) != 0 ||
+	    bd_start(&p, 60000) != 0 || check_regs(&p, loaded) != 0)
+		goto out;
+	if (growth_run(&p, 50000000, n, a) != 0 ||
+	    growth_run(&p, 50000000 + n, n, b) != 0)
+		goto out;
+	if ((regs = bd_stat(&p, "registrations")) != (long long)loaded + 2 * n)
+		note("  daemon holds %lld registrations, %u expected", regs,
+		    loaded + 2 * n);
+	snprintf(fig, sizeof(fig), "longest handshake %.3f ms (p99 %.3f) "
+	    "while the tables doubled past %u", stat_pct(a, n, 100),
+	    stat_pct(a, n, 99), full);
+	snprintf(bas, sizeof(bas), "longest %.3f ms (p99 %.3f), the next %u "
+	    "at that size", stat_pct(b, n, 100), stat_pct(b, n, 99), n);
+	snprintf(rat, sizeof(rat), "%+.3f ms", stat_pct(a, n, 100) -
+	    stat_pct(b, n, 100));
+	result_add("table growth", fig, bas, rat, "adds <= 1 ms",
+	    stat_pct(a, n, 100) - stat_pct(b, n, 100) <= 1.0);
+	rc = 0;
+out:
+	bd_destroy(&p);
+	free(a);
+	free(b);
 	return rc;
 }
 
