@@ -68,28 +68,6 @@ htab_free(struct htab *h)
 	memset(h, 0, sizeof(*h));
 }
 
-/* The head of the one chain an entry of hash hv is in, or goes to. */
-static void **
-slot_of(const struct htab *h, uint64_t hv)
-{
-	size_t b = (size_t)hv & h->mask[0];
-
-	if (h->t[1] != NULL && b < h->moved)
-		return &h->t[1][(size_t)hv & h->mask[1]];
-	return &h->t[0][b];
-}
-
-void *const *
-htab_slot(const struct htab *h, uint64_t hv)
-{
-	return slot_of(h, hv);
-}
-
-void *
-htab_first(const struct htab *h, uint64_t hv)
-{
-	return *slot_of(h, hv);
-}
 
 /* The chain of bucket `moved' to the new array; the last one swaps. */
 static void
@@ -141,7 +119,7 @@ grow_to(struct htab *h, size_t buckets)
 void
 htab_insert(struct htab *h, uint64_t hv, void *e)
 {
-	void **s = slot_of(h, hv);
+	void **s = htab_slot(h, hv);
 
 	set_next(h, e, *s);
 	*s = e;
@@ -159,7 +137,7 @@ htab_insert(struct htab *h, uint64_t hv, void *e)
 static void
 unlink_entry(struct htab *h, uint64_t hv, void *e, void *new_)
 {
-	void **s = slot_of(h, hv), *prev = NULL, *cur = *s;
+	void **s = htab_slot(h, hv), *prev = NULL, *cur = *s;
 
 	while (cur != e) {
 		if (cur == NULL)

@@ -24,8 +24,6 @@ struct htab {
 void	 htab_init(struct htab *, size_t buckets, size_t next_off,
 	    uint64_t (*hash)(const void *));
 void	 htab_free(struct htab *);
-void	*htab_first(const struct htab *, uint64_t h);	/* chain of hash h */
-void	*const *htab_slot(const struct htab *, uint64_t h); /* to prefetch */
 void	 htab_insert(struct htab *, uint64_t h, void *);
 void	 htab_remove(struct htab *, uint64_t h, void *);
 void	 htab_replace(struct htab *, uint64_t h, void *old, void *new_);
@@ -36,5 +34,27 @@ size_t	 htab_buckets(const struct htab *);
 void	 htab_foreach(struct htab *, void (*)(void *, void *), void *);
 int	 htab_scan(struct htab *, uint64_t *cursor, size_t max,
 	    void (*)(void *, void *), void *);
+
+/*
+ * The head of the one chain an entry of hash hv is in, or goes to: in the
+ * new array if its bucket of the old one has moved.  Inline: every
+ * lookup starts here.
+ */
+static inline void **
+htab_slot(const struct htab *h, uint64_t hv)
+{
+	size_t b = (size_t)hv & h->mask[0];
+
+	if (h->t[1] != NULL && b < h->moved)
+		return &h->t[1][(size_t)hv & h->mask[1]];
+	return &h->t[0][b];
+}
+
+/* The first entry of hash hv's chain. */
+static inline void *
+htab_first(const struct htab *h, uint64_t hv)
+{
+	return *htab_slot(h, hv);
+}
 
 #endif

@@ -167,20 +167,21 @@ registry_user_hash(const char *name)
 void
 registry_prefetch_user(uint64_t h, int stage)
 {
-	void *const *b = htab_slot(&registry_g.users, h);
-	const struct mp_user *u = *b;
+	void **b = htab_slot(&registry_g.users, h);
+	const struct mp_user *u;
 	const char *r;
 
+	/* stage 0 only prefetches: *b is read from stage 1 on */
 	switch (stage) {
 	case 0:
 		__builtin_prefetch(b);
 		break;
 	case 1:
-		if (u != NULL)
+		if ((u = *b) != NULL)
 			__builtin_prefetch(u);
 		break;
 	case 2:
-		if (u != NULL && (r = (const char *)u->regs) != NULL) {
+		if ((u = *b) != NULL && (r = (const char *)u->regs) != NULL) {
 			__builtin_prefetch(r);
 			__builtin_prefetch(r + 64);
 			__builtin_prefetch(r + 128);
