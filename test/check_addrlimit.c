@@ -18,31 +18,9 @@
 #include <sodium.h>
 
 #include "../notifier/mailpushd.h"
+#include "regctx.h"
 
 Suite	*make_addrlimit_suite(void);
-
-static struct mpd *saved;
-
-static void
-setup(void)
-{
-	ck_assert_int_ne(sodium_init(), -1);
-	saved = mpd;
-	mpd = calloc(1, sizeof(*mpd));
-	ck_assert_ptr_nonnull(mpd);
-	config_defaults(&mpd->cfg);
-	mpd->now_ms = 1700000000000ULL;
-	registry_init();
-}
-
-static void
-teardown(void)
-{
-	registry_free();
-	config_free(&mpd->cfg);
-	free(mpd);
-	mpd = saved;
-}
 
 static union mp_addr
 v6(const char *text, uint16_t port)
@@ -186,7 +164,7 @@ make_addrlimit_suite(void)
 	Suite *s = suite_create("addrlimit");
 	TCase *tc = tcase_create("registry");
 
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, regctx_setup, regctx_teardown);
 	tcase_add_test(tc, prefix_64_is_one_address);
 	tcase_add_test(tc, ipv4_counts_whole);
 	tcase_add_test(tc, prefix_changed_and_moves);

@@ -24,6 +24,7 @@
 
 #include "../notifier/htab.h"
 #include "../notifier/mailpushd.h"
+#include "regctx.h"
 
 Suite	*make_htab_suite(void);
 
@@ -246,29 +247,6 @@ END_TEST
 
 /* The registration table: ids, users and addresses, all growing. */
 
-static struct mpd *saved;
-
-static void
-setup(void)
-{
-	ck_assert_int_ne(sodium_init(), -1);
-	saved = mpd;
-	mpd = calloc(1, sizeof(*mpd));
-	ck_assert_ptr_nonnull(mpd);
-	config_defaults(&mpd->cfg);
-	mpd->now_ms = 1700000000000ULL;
-	registry_init();
-}
-
-static void
-teardown(void)
-{
-	registry_free();
-	config_free(&mpd->cfg);
-	free(mpd);
-	mpd = saved;
-}
-
 static struct reg *
 add(unsigned i)
 {
@@ -361,7 +339,7 @@ make_htab_suite(void)
 	tcase_add_test(tc, scan_while_growing);
 	tcase_add_test(tc, reserve);
 	suite_add_tcase(s, tc);
-	tcase_add_checked_fixture(tr, setup, teardown);
+	tcase_add_checked_fixture(tr, regctx_setup, regctx_teardown);
 	tcase_set_timeout(tr, 60);
 	tcase_add_test(tr, registry_grows_under_a_scan);
 	suite_add_tcase(s, tr);
