@@ -220,12 +220,20 @@ registry_next_deadline(void)
  */
 #define TIMER_SLICE_US	500
 
-/* Handle deadlines up to now_ms; 1 if some are left for the next run. */
+/*
+ * Handle deadlines up to now_ms, which becomes the daemon's time: what the
+ * handlers schedule (a new push's retransmission, say) counts from
+ * mpd->now_ms and must land after now_ms.  1 if some are left for the next
+ * run.
+ */
 int
 registry_run_timers(uint64_t now_ms)
 {
 	uint64_t t0 = mpd_clock_us(CLOCK_MONOTONIC);
 	unsigned n = 0;
+
+	if (now_ms > mpd->now_ms)
+		mpd->now_ms = now_ms;
 
 	while (registry_g.heap_len > 0 && reg_deadline(registry_g.heap[0]) <= now_ms) {
 		struct reg *r = registry_g.heap[0];
