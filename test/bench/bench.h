@@ -175,6 +175,7 @@ struct lat {
 	}		*pend;
 	size_t		 npend, cap;
 };
+int		 lat_socket(struct lat *, uint16_t *port);
 void		 lat_drain(struct lat *);
 double		 paced_run(int evfd, const struct evset *, size_t from,
 		    size_t to, unsigned rate, uint64_t *t_send, struct lat *,

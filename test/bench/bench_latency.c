@@ -151,6 +151,25 @@ lat_resolve(struct lat *l)
 }
 
 /*
+ * The receiving socket of a latency run (l->fd), with the kernel's receive
+ * time stamps, on 127.0.0.1:*port; the calling thread's timer slack at
+ * 1 ns, so its ppoll wakes on time.  -1 (the run fails) on error.
+ */
+int
+lat_socket(struct lat *l, uint16_t *port)
+{
+	int on = 1;
+
+	prctl(PR_SET_TIMERSLACK, 1UL);
+	if ((l->fd = udp_socket(port, 16 << 20)) == -1)
+		return fail("socket: %s", strerror(errno));
+	if (setsockopt(l->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on))
+	    == -1)
+		return fail("SO_TIMESTAMPNS: %s", strerror(errno));
+	return 0;
+}
+
+/*
  * Send events [from, to) of ev at `rate' per second, receiving pushes in
  * between; t_send[i] is the CLOCK_REALTIME just before the send.  Waits
  * up to drain_ms after the last send.  Returns the achieved send rate.
@@ -285,7 +304,7 @@ bench_latency(void)
 	long vol0, inv0, vol1, inv1;
 	uint16_t port;
 	char fig[128], bas[128], rat[48], others[512], rpath[128];
-	int evfd = -1, rfd = -1, rsend = -1, on = 1, rc = -1;
+	int evfd = -1, rfd = -1, rsend = -1, rc = -1;
 	pid_t relay = -1;
 
 	note("daemon latency: %u runs of %u events at %u/s, one user each",
@@ -295,13 +314,8 @@ bench_latency(void)
 	memset(&l, 0, sizeof(l));
 	memset(&lr, 0, sizeof(lr));
 	l.fd = -1;
-	prctl(PR_SET_TIMERSLACK, 1UL);
-	if ((l.fd = udp_socket(&port, 16 << 20)) == -1 ||
-	    setsockopt(l.fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on))
-	    == -1) {
-		fail("socket: %s", strerror(errno));
+	if (lat_socket(&l, &port) != 0)
 		goto out;
-	}
 	u = seq_users(0, total);
 	l.t_recv = calloc(total, sizeof(*l.t_recv));
 	t_send = calloc(total, sizeof(*t_send));

@@ -163,7 +163,7 @@ bench_state(void)
 	int rc2;
 	uint16_t port;
 	char fig[160], bas[200], rat[64];
-	int evfd = -1, on = 1, rc = -1;
+	int evfd = -1, rc = -1;
 
 	note("state: restart with %u registrations; latency at %u events/s "
 	    "with and without snapshots", N, STALL_RATE);
@@ -172,13 +172,8 @@ bench_state(void)
 	memset(&ev, 0, sizeof(ev));
 	memset(&l, 0, sizeof(l));
 	l.fd = -1;
-	prctl(PR_SET_TIMERSLACK, 1UL);
-	if ((l.fd = udp_socket(&port, 16 << 20)) == -1 ||
-	    setsockopt(l.fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on))
-	    == -1) {
-		fail("socket: %s", strerror(errno));
+	if (lat_socket(&l, &port) != 0)
 		goto out;
-	}
 
 	/* restart: empty, clean snapshot, after kill -9 */
 	if (bd_create(&e, CONF_NO_SNAPSHOT) != 0 || (t_empty = start_s(&e)) < 0)
