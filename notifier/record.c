@@ -32,6 +32,7 @@
  * one that exists and are ignored otherwise.
  */
 #include <sys/types.h>
+#include <endian.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 
@@ -81,13 +82,14 @@ put_u8(struct jbuf *b, uint8_t v)
 	b->p[b->len++] = v;
 }
 
-static void
+/* the low n bytes of v, least significant first: one store, not n */
+static inline void
 put_le(struct jbuf *b, uint64_t v, int n)
 {
-	int i;
+	uint64_t le = htole64(v);
 
-	for (i = 0; i < n; i++)
-		b->p[b->len++] = (uint8_t)(v >> (8 * i));
+	memcpy(b->p + b->len, &le, (size_t)n);
+	b->len += (size_t)n;
 }
 
 /* Start a record: room for its largest body; returns the frame offset. */
@@ -259,11 +261,10 @@ get_le(struct rd *d, int n)
 {
 	const uint8_t *p = get(d, (size_t)n);
 	uint64_t v = 0;
-	int i;
 
-	for (i = 0; p != NULL && i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
+	if (p != NULL)
+		memcpy(&v, p, (size_t)n);	/* n <= 8 */
+	return le64toh(v);
 }
 
 /*

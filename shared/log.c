@@ -12,14 +12,14 @@
 
 static const char *log_name = "mailpush";
 static int log_foreground = 1;
-static int log_verbose;
+int mp_log_verbose;		/* read by the log_debug macro */
 
 void
 log_init(const char *progname, int foreground, int verbose)
 {
 	log_name = progname;
 	log_foreground = foreground;
-	log_verbose = verbose;
+	mp_log_verbose = verbose;
 	if (!foreground)
 		openlog(progname, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
@@ -27,13 +27,13 @@ log_init(const char *progname, int foreground, int verbose)
 void
 log_setverbose(int v)
 {
-	log_verbose = v;
+	mp_log_verbose = v;
 }
 
 int
 log_getverbose(void)
 {
-	return log_verbose;
+	return mp_log_verbose;
 }
 
 const char *
@@ -59,7 +59,7 @@ vlog(int level, const char *fmt, va_list ap)
 
 	if (level < 0 || level > MP_LOG_FATAL)
 		level = MP_LOG_ERR;
-	if (level == MP_LOG_DEBUG && log_verbose < 1)
+	if (level == MP_LOG_DEBUG && mp_log_verbose < 1)
 		goto out;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	if (log_foreground) {
@@ -137,7 +137,7 @@ log_info(const char *fmt, ...)
 }
 
 void
-log_debug(const char *fmt, ...)
+(log_debug)(const char *fmt, ...)
 {
 	va_list ap;
 

@@ -23,6 +23,16 @@ void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_error(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * A debug message's arguments are not computed unless -v is on: some
+ * format an address or escape a name on paths taken per push or per
+ * registration removed (a million of them when a big table is freed).
+ */
+extern int mp_log_verbose;
+#define log_debug(...)	do {						\
+		if (mp_log_verbose > 0)					\
+			(log_debug)(__VA_ARGS__);			\
+	} while (0)
 void	vlog(int, const char *, va_list) __attribute__((format(printf, 2, 0)));
 void	log_raw(int, const char *, ...) __attribute__((format(printf, 2, 3)));
 void	fatal(const char *, ...)
