@@ -67,6 +67,7 @@ int		 fail(const char *, ...) __attribute__((format(printf, 1, 2)));
 uint64_t	 mono_ns(void);
 uint64_t	 real_ns(void);
 uint64_t	 cpu_ns(pid_t);		/* CPU time a process has used */
+uint64_t	 thread_cpu_ns(void);	/* ... the calling thread */
 
 /* Statistics over a copy of v (v itself is not reordered). */
 double		 stat_pct(const double *v, size_t n, double pct);

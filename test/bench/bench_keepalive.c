@@ -76,15 +76,6 @@ struct raw {
 	struct sockaddr_in done_to;	/* told when a chunk is in */
 };
 
-static uint64_t
-thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* The baseline: a bare recvmmsg loop, as the daemon reads, no work. */
 static void *
 raw_main(void *arg)

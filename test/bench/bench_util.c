@@ -146,6 +146,13 @@ real_ns(void)
 	return clock_ns(CLOCK_REALTIME);
 }
 
+/* CPU time the calling thread has used */
+uint64_t
+thread_cpu_ns(void)
+{
+	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
 uint64_t
 cpu_ns(pid_t pid)
 {
