@@ -155,7 +155,7 @@ $(B)/test/suites.h: $(TEST_SRCS) Makefile
 	@mkdir -p $(dir $@)
 	printf '$(foreach s,$(TEST_SUITES),SUITE($(s))\n)' > $@
 $(B)/test/check_main.o: $(B)/test/suites.h
-$(B)/test/%.o: CPPFLAGS += -I$(B)/test -Itest/lib -Inotifier -DBUILDDIR='"$(B)"'
+$(B)/test/%.o: CPPFLAGS += -I$(B)/test -Itest/lib -Inotifier -DBUILDDIR='"$(abspath $(B))"'
 $(B)/test/%.o: ALL_CFLAGS += -Wno-cast-qual -Wno-missing-prototypes
 # The fault-injecting and tracing LD_PRELOAD library of check_journal.c.
 $(B)/test/mpfault.so: test/preload/mpfault.c
