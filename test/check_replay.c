@@ -268,6 +268,65 @@ START_TEST(replay_refused_register)
 END_TEST
 
 /*
+ * A REGISTER captured before an UNREGISTER, replayed from the device's
+ * own address after a restart that lost the tombstone (kill -9, then a
+ * clean stop): tombstones are not saved, but the replay carries a cookie
+ * of the daemon before (the cookie secret is new at every start), so it
+ * is answered with a COOKIE and changes nothing, within the timestamp
+ * window as after it.
+ */
+START_TEST(replay_after_restart)
+{
+	struct tclient a;
+	struct mp_reply rp;
+	uint8_t dg[1][PROTO_MAX_DATAGRAM], un[PROTO_MAX_DATAGRAM];
+	int len[1], n, round, status;
+	long long v[NWATCH];
+
+	start("[mailpushd]\nstate_save_interval = 1s\n");
+	ck_assert_int_eq(tc_open(&a, &P, 0, NULL, "alice"), 0);
+	len[0] = make_req(&a, PROTO_REGISTER, "ctx", 0, 0, dg[0],
+	    sizeof(dg[0]));
+	ck_assert_int_eq(tc_send(&a, dg[0], (size_t)len[0]), 0);
+	reply_of(&a, PROTO_COOKIE, &rp, 2000);
+	memcpy(a.cookie, rp.cookie, sizeof(a.cookie));
+	len[0] = make_req(&a, PROTO_REGISTER, "ctx", 0, 0, dg[0],
+	    sizeof(dg[0]));
+	ck_assert_int_eq(tc_send(&a, dg[0], (size_t)len[0]), 0);
+	reply_of(&a, PROTO_REGISTERED, &rp, 2000);
+	n = make_req(&a, PROTO_UNREGISTER, NULL, 0, 0, un, sizeof(un));
+	ck_assert_int_eq(tc_send(&a, un, (size_t)n), 0);
+	reply_of(&a, PROTO_REGISTERED, &rp, 2000);
+	ck_assert_uint_eq(rp.lifetime, 0);
+	ck_assert_int_eq(mpd_stat(&P, "tombstones"), 1);
+	/* the same replay first succeeds nowhere while the daemon runs */
+	replay_all(&a, dg, len, 1, "before the restart");
+	usleep(1300 * 1000);	/* a state save with the removal in it */
+	for (round = 0; round < 2; round++) {
+		if (round == 0) {
+			ck_assert_int_eq(kill(P.pid, SIGKILL), 0);
+			ck_assert_int_eq(waitpid(P.pid, &status, 0), P.pid);
+			P.pid = -1;
+		} else
+			ck_assert_int_eq(mpd_stop(&P), 0);
+		ck_assert_int_eq(mpd_start(&P), 0);
+		ck_assert_int_eq(mpd_stat(&P, "registrations"), 0);
+		ck_assert_int_eq(mpd_stat(&P, "tombstones"), 0);
+		snap(v);
+		replay_all(&a, dg, len, 1, round == 0 ? "after kill -9" :
+		    "after a clean restart");
+		ck_assert_int_eq(mpd_stat(&P, "cookies_sent"), 1);
+		same(v, "a REGISTER replayed after a restart");
+		ck_assert_int_eq(mpd_stat(&P, "registrations"), 0);
+	}
+	/* the device itself, with a fresh request, registers again */
+	ck_assert_int_eq(tc_register(&a, "ctx", 3, &rp), 0);
+	ck_assert_int_eq(rp.type, PROTO_REGISTERED);
+	tc_close(&a);
+}
+END_TEST
+
+/*
  * KEEPALIVE: nothing from the registration's address, an 8-byte KICK
  * from another (no move), nothing for an unknown reg_id; a KICK too when
  * a push is owed, and the REFRESH it asks for brings the push at once.
@@ -514,6 +573,7 @@ make_replay_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, replay_every_request_type);
 	tcase_add_test(tc, replay_refused_register);
+	tcase_add_test(tc, replay_after_restart);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("paths");
