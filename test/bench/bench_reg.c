@@ -453,48 +453,86 @@ growth_run(struct mpd_proc *p, unsigned user0, size_t n, double *lat)
 	return 0;
 }
 
-int
-bench_growth(void)
+/* One daemon loaded to just under `full', n handshakes crossing it, n
+ * more: the longest of each run (ms) in *mx, their p99 in *p99. */
+static int
+growth_pair(unsigned full, size_t n, double *mx, double *p99)
 {
-	const unsigned full = opts.quick ? 1u << 17 : 1u << 20;
-	const unsigned loaded = full - 2000, n = 4000;
+	const unsigned loaded = full - 2000;
 	struct mpd_proc p;
 	double *a = calloc(n, sizeof(*a)), *b = calloc(n, sizeof(*b));
-	char fig[128], bas[128], rat[48];
 	uint16_t port = 9;
 	long long regs;
 	int rc = -1;
 
 	if (a == NULL || b == NULL)
 		abort();
-	note("table growth: %u registrations loaded, %u handshakes one at a "
-	    "time crossing %u, then %u more", loaded, n, full, n);
 	memset(&p, 0, sizeof(p));
 	if (bd_create(&p, bench_conf_nosync) != 0 ||
 	    state_write(&p, 0, loaded, 1, &port, 1) != 0 ||
 	    bd_start(&p, 60000) != 0 || check_regs(&p, loaded) != 0)
 		goto out;
 	if (growth_run(&p, 50000000, n, a) != 0 ||
-	    growth_run(&p, 50000000 + n, n, b) != 0)
+	    growth_run(&p, 50000000 + (unsigned)n, n, b) != 0)
 		goto out;
-	if ((regs = bd_stat(&p, "registrations")) != (long long)loaded + 2 * n)
-		note("  daemon holds %lld registrations, %u expected", regs,
+	if ((regs = bd_stat(&p, "registrations")) != (long long)(loaded +
+	    2 * n))
+		note("  daemon holds %lld registrations, %zu expected", regs,
 		    loaded + 2 * n);
-	snprintf(fig, sizeof(fig), "longest handshake %.3f ms (p99 %.3f) "
-	    "while the tables doubled past %u", stat_pct(a, n, 100),
-	    stat_pct(a, n, 99), full);
-	snprintf(bas, sizeof(bas), "longest %.3f ms (p99 %.3f), the next %u "
-	    "at that size", stat_pct(b, n, 100), stat_pct(b, n, 99), n);
-	snprintf(rat, sizeof(rat), "%+.3f ms", stat_pct(a, n, 100) -
-	    stat_pct(b, n, 100));
-	result_add("table growth", fig, bas, rat, "adds <= 1 ms",
-	    stat_pct(a, n, 100) - stat_pct(b, n, 100) <= 1.0);
+	mx[0] = stat_pct(a, n, 100);
+	mx[1] = stat_pct(b, n, 100);
+	p99[0] = stat_pct(a, n, 99);
+	p99[1] = stat_pct(b, n, 99);
 	rc = 0;
 out:
 	bd_destroy(&p);
 	free(a);
 	free(b);
 	return rc;
+}
+
+/*
+ * The longest handshake while the tables double, against the longest of
+ * as many handshakes right after at that size.  One run's longest is the
+ * machine's longest hiccup as often as the daemon's (a virtual machine
+ * stops a thread for milliseconds now and then, see "stall from
+ * persistence"'s control), so the figure is the median of the runs'
+ * longest, each side, with a new daemon each run.
+ */
+int
+bench_growth(void)
+{
+	const unsigned full = opts.quick ? 1u << 17 : 1u << 20;
+	const unsigned reps = opts.quick ? 1 : 5;
+	const size_t n = 4000;
+	double amx[5], bmx[5], a99[5], b99[5], mx[2], p99[2], ma, mb;
+	char fig[160], bas[128], rat[48];
+	unsigned r;
+
+	note("table growth: %u registrations loaded, %zu handshakes one at a "
+	    "time crossing %u, then %zu more; %u runs", full - 2000, n, full,
+	    n, reps);
+	for (r = 0; r < reps; r++) {
+		if (growth_pair(full, n, mx, p99) != 0)
+			return -1;
+		amx[r] = mx[0];
+		bmx[r] = mx[1];
+		a99[r] = p99[0];
+		b99[r] = p99[1];
+		note("  run %u: longest %.3f ms crossing, %.3f ms after", r + 1,
+		    mx[0], mx[1]);
+	}
+	ma = stat_median(amx, reps);
+	mb = stat_median(bmx, reps);
+	snprintf(fig, sizeof(fig), "longest handshake %.3f ms (p99 %.3f) "
+	    "while the tables doubled past %u (median of %u runs)", ma,
+	    stat_median(a99, reps), full, reps);
+	snprintf(bas, sizeof(bas), "longest %.3f ms (p99 %.3f), the next "
+	    "%zu at that size", mb, stat_median(b99, reps), n);
+	snprintf(rat, sizeof(rat), "%+.3f ms", ma - mb);
+	result_add("table growth", fig, bas, rat, "adds <= 1 ms",
+	    ma - mb <= 1.0);
+	return 0;
 }
 
 int
