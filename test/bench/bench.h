@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sodium.h>
+
 #include "harness.h"
 
 #define BENCH_USER_FMT	"user%07u"	/* 11 bytes, like a local part */
@@ -129,6 +131,28 @@ void		 sink_close(struct sink *);
 uint64_t	 sink_wait(struct sink *, uint64_t want, int idle_ms,
 		    int max_ms);
 int		 udp_socket(uint16_t *port, int rcvbuf);
+
+/*
+ * The push floor (bench_floor.c): a thread that reads events with their
+ * credentials, seals `per' pushes each and sends them to the sinks, and
+ * does nothing else.  Events go to `path'.
+ */
+struct floor {
+	int				 in, out;
+	const struct sink		*sink;
+	unsigned			 per;
+	pthread_t			 thr;
+	int				 running;
+	atomic_uint			 bad;	/* undecodable events */
+	crypto_auth_hmacsha256_state	 server;
+	uint8_t				 key[32], prefix[16];
+	uint64_t			 counter;
+	char				 path[108];
+};
+int		 floor_open(struct floor *, const struct sink *, unsigned per,
+		    const char *path);
+uint64_t	 floor_cpu_ns(const struct floor *);
+void		 floor_close(struct floor *);
 /* a UNIX datagram socket bound at path (bench_push.c) */
 int		 unix_dgram_bound(const char *path, int rcvbuf);
 

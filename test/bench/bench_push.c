@@ -65,6 +65,11 @@ check_regs(struct mpd_proc *p, long long want)
  * rate against the plain blaster's is the ceiling of the push ratio on
  * the machine; the daemon's against it, what the rest of its work
  * (intake, lookups, journal, timers) costs.
+ *
+ * The floor (bench_floor.c) also reads the events, from the same sender
+ * on the same kind of socket, and seals and sends their pushes, and does
+ * nothing else: what a notifier cannot avoid.  The daemon's rate against
+ * it is what the table, the limits and the journal cost.
  */
 struct sealer {
 	crypto_auth_hmacsha256_state	 server;	/* keyed, once */
@@ -168,6 +173,26 @@ blast_run(int fd, struct sink *s, size_t count, struct sealer *z,
 		    (unsigned long long)got, count, z ? "sealed" : "blasted");
 }
 
+/* One run of the floor: the daemon's events [from, from + users) */
+static void
+floor_run(int fd, struct floor *fl, struct sink *s, const struct evset *ev,
+    size_t from, unsigned users, unsigned run, double *rate, double *us)
+{
+	uint64_t base = atomic_load(&s->total), t0, c0, got;
+	size_t want = (size_t)users * fl->per;
+
+	c0 = floor_cpu_ns(fl);
+	t0 = mono_ns();
+	evset_send(fd, ev, from, from + users);
+	got = sink_wait(s, base + want, 500, 30000) - base;
+	*us = (double)(floor_cpu_ns(fl) - c0) / (double)want / 1e3;
+	*rate = (double)got / ((double)(atomic_load(&s->total_last_ns) - t0) /
+	    1e9);
+	if (got < want)
+		note("  run %u: %llu of %zu floor pushes arrived", run,
+		    (unsigned long long)got, want);
+}
+
 int
 bench_push(void)
 {
@@ -177,8 +202,12 @@ bench_push(void)
 	struct sink s;
 	struct evset ev;
 	double d[REPS_MAX], b[REPS_MAX], c[REPS_MAX], bc[REPS_MAX];
-	double e[REPS_MAX], ec[REPS_MAX], md, mb, me;
+	double e[REPS_MAX], ec[REPS_MAX], f[REPS_MAX], fc[REPS_MAX];
+	double md, mb, me, mf;
 	struct sealer z;
+	struct floor fl;
+	char flpath[108];
+	int flfd = -1;
 	unsigned *u, r;
 	uint64_t t0, c0, base, got;
 	long long pushes;
@@ -191,6 +220,8 @@ bench_push(void)
 	    "%u runs", users, per, reps);
 	memset(&p, 0, sizeof(p));
 	memset(&ev, 0, sizeof(ev));
+	memset(&fl, 0, sizeof(fl));
+	fl.in = fl.out = -1;
 	if (sink_open(&s, per) != 0)
 		return -1;
 	u = seq_users(0, warm + users * reps);
@@ -210,6 +241,13 @@ bench_push(void)
 		fail("blaster socket: %s", strerror(errno));
 		goto out;
 	}
+	snprintf(flpath, sizeof(flpath), "%s/floor.sock", p.dir);
+	if (floor_open(&fl, &s, per, flpath) != 0)
+		goto out;
+	if ((flfd = event_connect(flpath)) == -1) {
+		fail("push floor socket %s: %s", flpath, strerror(errno));
+		goto out;
+	}
 	memset(&z, 0, sizeof(z));
 	randombytes_buf(server_key, sizeof(server_key));
 	randombytes_buf(z.prefix, sizeof(z.prefix));
@@ -220,6 +258,7 @@ bench_push(void)
 	sink_wait(&s, base + warm * per, 500, 10000);
 	blast_run(bfd, &s, warm * per, NULL, per, 0, &b[0], &bc[0]);
 	blast_run(bfd, &s, warm * per, &z, per, 0, &e[0], &ec[0]);
+	floor_run(flfd, &fl, &s, &ev, 0, warm, 0, &f[0], &fc[0]);
 
 	for (r = 0; r < reps; r++) {
 		size_t from = warm + r * users;
@@ -238,10 +277,12 @@ bench_push(void)
 
 		blast_run(bfd, &s, users * per, NULL, per, r + 1, &b[r], &bc[r]);
 		blast_run(bfd, &s, users * per, &z, per, r + 1, &e[r], &ec[r]);
+		floor_run(flfd, &fl, &s, &ev, from, users, r + 1, &f[r],
+		    &fc[r]);
 		note("  run %u: daemon %.0f pushes/s (%.2f us CPU each), "
 		    "blaster %.0f datagrams/s (%.2f us), sealing blaster "
-		    "%.0f/s (%.2f us)", r + 1, d[r], c[r], b[r], bc[r], e[r],
-		    ec[r]);
+		    "%.0f/s (%.2f us), floor %.0f/s (%.2f us)", r + 1, d[r],
+		    c[r], b[r], bc[r], e[r], ec[r], f[r], fc[r]);
 	}
 	pushes = bd_stat(&p, "pushes");
 	if (pushes != (long long)(warm + users * reps) * per)
@@ -250,13 +291,18 @@ bench_push(void)
 	md = stat_median(d, reps);
 	mb = stat_median(b, reps);
 	me = stat_median(e, reps);
+	mf = stat_median(f, reps);
+	if (atomic_load(&fl.bad) != 0)
+		note("  push floor: %u events not decoded",
+		    atomic_load(&fl.bad));
 	note("  median: daemon %.0f pushes/s, %.2f us daemon CPU per push; "
-	    "blaster %.2f us CPU per datagram, %.2f us sealing each",
-	    md, stat_median(c, reps), stat_median(bc, reps),
-	    stat_median(ec, reps));
+	    "blaster %.2f us CPU per datagram, %.2f us sealing each; floor "
+	    "%.2f us a push", md, stat_median(c, reps), stat_median(bc, reps),
+	    stat_median(ec, reps), stat_median(fc, reps));
 	note("  the protocol's own cost: the sealing blaster reaches %.2f of "
-	    "the blaster (the ceiling of the push ratio here), the daemon "
-	    "%.2f of the sealing blaster", me / mb, md / me);
+	    "the blaster, the floor (events read, pushes sealed and sent, "
+	    "nothing else) %.2f; the daemon %.2f of the floor", me / mb,
+	    mf / mb, md / mf);
 	snprintf(fig, sizeof(fig), "%.0f pushes/s", md);
 	snprintf(bas, sizeof(bas), "%.0f datagrams/s (sendmmsg blaster)", mb);
 	snprintf(rat, sizeof(rat), "%.2f", md / mb);
@@ -266,8 +312,16 @@ bench_push(void)
 	snprintf(rat, sizeof(rat), "%.2f", me / mb);
 	result_add("push ceiling: sealing only", fig, bas, rat, "reported",
 	    -1);
+	snprintf(fig, sizeof(fig), "%.0f pushes/s (events in, sealed, out; "
+	    "daemon at %.2f of it)", mf, md / mf);
+	snprintf(rat, sizeof(rat), "%.2f", mf / mb);
+	result_add("push floor: intake and sealing", fig, bas, rat,
+	    "reported", -1);
 	rc = 0;
 out:
+	if (flfd != -1)
+		close(flfd);
+	floor_close(&fl);
 	if (evfd != -1)
 		close(evfd);
 	if (bfd != -1)
