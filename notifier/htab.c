@@ -13,12 +13,27 @@
  * mask[0]) is below `moved' is in the new array, any other one in the old
  * array: a lookup still reads exactly one chain.
  *
+ * The new array's pages are faulted in by a thread of their own
+ * (madvise MADV_POPULATE_WRITE) before the first bucket moves: the first
+ * write to a fresh page is a page fault, and with the daemon's huge pages
+ * (mailpushd(8)) one fault zeroes 2 MB, 3-4 ms on a virtual machine whose
+ * host backs guest memory lazily (BENCHMARKS.md); moving a few buckets at
+ * a time made the loop take those faults one at a time.  Until the
+ * thread is done the old array keeps every entry (moved stays 0), so
+ * nothing waits for it unless insertions outrun it.
+ *
  * The entries are the callers' structures; the chain pointer is a field
  * of theirs at next_off, read and written here with memcpy (the buckets
  * are void pointers, the fields pointers to the callers' types).
  */
+#include <sys/mman.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "htab.h"
 #include "log.h"
@@ -63,6 +78,8 @@ htab_init(struct htab *h, size_t buckets, size_t next_off,
 void
 htab_free(struct htab *h)
 {
+	if (atomic_load(&h->pf_state) != HTAB_PF_NONE)
+		pthread_join(h->pf_thr, NULL);
 	free(h->t[0]);
 	free(h->t[1]);
 	memset(h, 0, sizeof(*h));
@@ -93,10 +110,33 @@ move_bucket(struct htab *h)
 	}
 }
 
+/*
+ * May buckets move to t[1]?  Not while its pages are being faulted in,
+ * unless `wait': then wait for that to end.
+ */
+static int
+pf_ready(struct htab *h, int wait)
+{
+	switch (atomic_load_explicit(&h->pf_state, memory_order_acquire)) {
+	case HTAB_PF_NONE:
+		return 1;
+	case HTAB_PF_RUNNING:
+		if (!wait)
+			return 0;
+		/* FALLTHROUGH */
+	default:
+		pthread_join(h->pf_thr, NULL);
+		atomic_store(&h->pf_state, HTAB_PF_NONE);
+		return 1;
+	}
+}
+
 /* Move up to `buckets' buckets; 1 while the table is still moving. */
 int
 htab_step(struct htab *h, size_t buckets)
 {
+	if (h->t[1] == NULL || !pf_ready(h, buckets == (size_t)-1))
+		return h->t[1] != NULL;
 	while (h->t[1] != NULL && buckets-- > 0)
 		move_bucket(h);
 	return h->t[1] != NULL;
@@ -108,12 +148,39 @@ htab_moving(const struct htab *h)
 	return h->t[1] != NULL;
 }
 
+/* Arrays this big or bigger are faulted in by a thread (see the top). */
+#define HTAB_PF_BYTES	((size_t)2 << 20)
+
+static void *
+pf_main(void *arg)
+{
+	struct htab *h = arg;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t from = (uintptr_t)h->t[1] & ~(page - 1);
+	uintptr_t to = (uintptr_t)(h->t[1] + h->mask[1] + 1);
+
+	/* 2 MB at a time, so that the loop's own mmap, brk or munmap never
+	 * waits long for the address space lock this holds; no error
+	 * matters: a page not faulted in here is faulted on use */
+	for (; from < to; from += HTAB_PF_BYTES)
+		(void)madvise((void *)from, to - from < HTAB_PF_BYTES ?
+		    to - from : HTAB_PF_BYTES, MADV_POPULATE_WRITE);
+	atomic_store_explicit(&h->pf_state, HTAB_PF_DONE,
+	    memory_order_release);
+	return NULL;
+}
+
 static void
 grow_to(struct htab *h, size_t buckets)
 {
 	h->t[1] = buckets_new(buckets);
 	h->mask[1] = buckets - 1;
 	h->moved = 0;
+	if (buckets * sizeof(void *) >= HTAB_PF_BYTES) {
+		atomic_store(&h->pf_state, HTAB_PF_RUNNING);
+		if (pthread_create(&h->pf_thr, NULL, pf_main, h) != 0)
+			atomic_store(&h->pf_state, HTAB_PF_NONE);
+	}
 }
 
 void

@@ -6,6 +6,8 @@
 #ifndef MP_HTAB_H
 #define MP_HTAB_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,7 +21,12 @@ struct htab {
 	size_t		  moved;	/* buckets of t[0] below this are in t[1] */
 	size_t		  next_off;	/* offsetof(entry, its chain pointer) */
 	uint64_t	(*hash)(const void *);
+	pthread_t	  pf_thr;	/* faulting t[1] in (htab.c) */
+	atomic_int	  pf_state;	/* HTAB_PF_* */
 };
+#define HTAB_PF_NONE	0	/* t[1], if any, may be used */
+#define HTAB_PF_RUNNING	1	/* t[1] is being faulted in: not yet */
+#define HTAB_PF_DONE	2	/* faulted in; join the thread, then use */
 
 void	 htab_init(struct htab *, size_t buckets, size_t next_off,
 	    uint64_t (*hash)(const void *));

@@ -9,6 +9,7 @@
  * that).
  */
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <check.h>
 #include <sodium.h>
@@ -327,6 +329,88 @@ START_TEST(registry_grows_under_a_scan)
 }
 END_TEST
 
+/*
+ * A bucket array of 2 MB or more is faulted in by a thread before any
+ * bucket moves to it: while that runs every entry stays in the old array
+ * (moved stays 0) and is found; when it is done every page of the new
+ * array is resident (mincore) although at most HTAB_MOVE_ADD buckets
+ * moved; then the move runs as usual.  Freed while the thread runs, the
+ * table waits for it.
+ */
+static size_t
+resident_pages(void *p, size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), n, i, r = 0;
+	uintptr_t from = (uintptr_t)p & ~(uintptr_t)(page - 1);
+	unsigned char *v;
+
+	len += (uintptr_t)p - from;
+	n = (len + page - 1) / page;
+	v = malloc(n);
+	ck_assert_ptr_nonnull(v);
+	ck_assert_int_eq(mincore((void *)from, len, v), 0);
+	for (i = 0; i < n; i++)
+		r += v[i] & 1;
+	free(v);
+	return r * page >= len ? n : r;
+}
+
+START_TEST(big_array_faulted_in_first)
+{
+	enum { N = (1 << 18) + 1 };
+	struct htab h, h2;
+	struct ent *ents = calloc(N, sizeof(*ents));
+	size_t i, lost = 0, len, page = (size_t)sysconf(_SC_PAGESIZE);
+	int spins = 0;
+
+	ck_assert_ptr_nonnull(ents);
+	htab_init(&h, 1 << 18, offsetof(struct ent, next), ent_hash);
+	for (i = 0; i < N; i++) {
+		ents[i].key = (uint32_t)i;
+		htab_insert(&h, ent_hash(&ents[i]), &ents[i]);
+		if (i + 1 < N)
+			ck_assert_ptr_null(h.t[1]);
+	}
+	/* the last insertion made a 4 MB array */
+	ck_assert_ptr_nonnull(h.t[1]);
+	ck_assert_uint_eq(h.mask[1] + 1, (size_t)1 << 19);
+	len = (h.mask[1] + 1) * sizeof(void *);
+	ck_assert_uint_le(h.moved, HTAB_MOVE_ADD);
+	if (atomic_load(&h.pf_state) == HTAB_PF_RUNNING) {
+		ck_assert_uint_eq(h.moved, 0);
+		/* steps move nothing while it runs */
+		while (atomic_load(&h.pf_state) == HTAB_PF_RUNNING &&
+		    spins++ < 10000) {
+			ck_assert_int_eq(htab_step(&h, 128), 1);
+			ck_assert_uint_eq(h.moved, 0);
+			for (i = 0; i < N; i += 997)
+				lost += find(&h, (uint32_t)i) != &ents[i];
+			usleep(1000);
+		}
+		ck_assert_int_ne(atomic_load(&h.pf_state), HTAB_PF_RUNNING);
+	}
+	ck_assert_uint_eq(lost, 0);
+	/* the whole new array is in memory, not just what moved */
+	ck_assert_uint_ge(resident_pages(h.t[1], len) * page, len);
+	ck_assert_int_eq(htab_step(&h, 128), 1);
+	ck_assert_uint_gt(h.moved, 0);
+	ck_assert_int_eq(atomic_load(&h.pf_state), HTAB_PF_NONE);
+	ck_assert_int_eq(htab_step(&h, (size_t)-1), 0);
+	for (i = 0; i < N; i++)
+		lost += find(&h, (uint32_t)i) != &ents[i];
+	ck_assert_uint_eq(lost, 0);
+	htab_free(&h);
+
+	/* freed at once: htab_free waits for the thread */
+	htab_init(&h2, 1 << 18, offsetof(struct ent, next), ent_hash);
+	for (i = 0; i < N; i++)
+		htab_insert(&h2, ent_hash(&ents[i]), &ents[i]);
+	ck_assert_ptr_nonnull(h2.t[1]);
+	htab_free(&h2);
+	free(ents);
+}
+END_TEST
+
 Suite *
 make_htab_suite(void)
 {
@@ -338,6 +422,7 @@ make_htab_suite(void)
 	tcase_add_test(tc, foreach_while_moving);
 	tcase_add_test(tc, scan_while_growing);
 	tcase_add_test(tc, reserve);
+	tcase_add_test(tc, big_array_faulted_in_first);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(tr, regctx_setup, regctx_teardown);
 	tcase_set_timeout(tr, 60);

@@ -70,6 +70,7 @@ uint64_t	 mono_ns(void);
 uint64_t	 real_ns(void);
 uint64_t	 cpu_ns(pid_t);		/* CPU time a process has used */
 uint64_t	 thread_cpu_ns(void);	/* ... the calling thread */
+long long	 loop_faults(pid_t);	/* page faults of its main thread */
 
 /* Statistics over a copy of v (v itself is not reordered). */
 double		 stat_pct(const double *v, size_t n, double pct);

@@ -454,11 +454,14 @@ growth_run(struct mpd_proc *p, unsigned user0, size_t n, double *lat)
 }
 
 /* One daemon loaded to just under `full', n handshakes crossing it, n
- * more: the longest of each run (ms) in *mx, their p99 in *p99. */
+ * more: the longest of each run (ms) in *mx, their p99 in *p99, the
+ * page faults the daemon's loop thread took in each in *faults. */
 static int
-growth_pair(unsigned full, size_t n, double *mx, double *p99)
+growth_pair(unsigned full, size_t n, double *mx, double *p99,
+    long long *faults)
 {
 	const unsigned loaded = full - 2000;
+	long long f0, f1, f2;
 	struct mpd_proc p;
 	double *a = calloc(n, sizeof(*a)), *b = calloc(n, sizeof(*b));
 	uint16_t port = 9;
@@ -472,9 +475,15 @@ growth_pair(unsigned full, size_t n, double *mx, double *p99)
 	    state_write(&p, 0, loaded, 1, &port, 1) != 0 ||
 	    bd_start(&p, 60000) != 0 || check_regs(&p, loaded) != 0)
 		goto out;
-	if (growth_run(&p, 50000000, n, a) != 0 ||
-	    growth_run(&p, 50000000 + (unsigned)n, n, b) != 0)
+	f0 = loop_faults(p.pid);
+	if (growth_run(&p, 50000000, n, a) != 0)
 		goto out;
+	f1 = loop_faults(p.pid);
+	if (growth_run(&p, 50000000 + (unsigned)n, n, b) != 0)
+		goto out;
+	f2 = loop_faults(p.pid);
+	faults[0] = f1 - f0;
+	faults[1] = f2 - f1;
 	if ((regs = bd_stat(&p, "registrations")) != (long long)(loaded +
 	    2 * n))
 		note("  daemon holds %lld registrations, %zu expected", regs,
@@ -506,6 +515,7 @@ bench_growth(void)
 	const unsigned reps = opts.quick ? 1 : 5;
 	const size_t n = 4000;
 	double amx[5], bmx[5], a99[5], b99[5], mx[2], p99[2], ma, mb;
+	long long faults[2];
 	char fig[160], bas[128], rat[48];
 	unsigned r;
 
@@ -513,14 +523,15 @@ bench_growth(void)
 	    "time crossing %u, then %zu more; %u runs", full - 2000, n, full,
 	    n, reps);
 	for (r = 0; r < reps; r++) {
-		if (growth_pair(full, n, mx, p99) != 0)
+		if (growth_pair(full, n, mx, p99, faults) != 0)
 			return -1;
 		amx[r] = mx[0];
 		bmx[r] = mx[1];
 		a99[r] = p99[0];
 		b99[r] = p99[1];
-		note("  run %u: longest %.3f ms crossing, %.3f ms after", r + 1,
-		    mx[0], mx[1]);
+		note("  run %u: longest %.3f ms crossing, %.3f ms after; page "
+		    "faults on the loop %lld crossing, %lld after", r + 1,
+		    mx[0], mx[1], faults[0], faults[1]);
 	}
 	ma = stat_median(amx, reps);
 	mb = stat_median(bmx, reps);

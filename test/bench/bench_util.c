@@ -163,6 +163,34 @@ cpu_ns(pid_t pid)
 	return clock_ns(id);
 }
 
+/*
+ * Page faults (minor) taken by the main thread of process pid, the
+ * daemon's loop: field 10 of /proc/PID/task/PID/stat.  -1 if unreadable.
+ */
+long long
+loop_faults(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	long long v = -1;
+	FILE *f;
+	int field;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/stat", (long)pid,
+	    (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	if (fgets(buf, sizeof(buf), f) != NULL &&
+	    (p = strrchr(buf, ')')) != NULL) {
+		/* after the comm: field 3 (state) onwards */
+		for (field = 3, p += 2; *p != '\0' && field < 10; p++)
+			if (*p == ' ')
+				field++;
+		v = strtoll(p, NULL, 10);
+	}
+	fclose(f);
+	return v;
+}
+
 /* Statistics */
 
 static int
