@@ -159,7 +159,7 @@ bench_state(void)
 	struct control ctl;
 	pthread_t cthr;
 	uint64_t cpu0, cpu1;
-	long long slow0, slow1;
+	long long slow0, slow1, flt0, flt1;
 	int rc2;
 	uint16_t port;
 	char fig[160], bas[200], rat[64];
@@ -240,10 +240,12 @@ bench_state(void)
 		goto out;
 	}
 	slow0 = bd_stat(&p, "state_loop_slow_steps");
+	flt0 = loop_faults(p.pid);
 	cpu0 = cpu_ns(p.pid);
 	rc2 = stall_run(evfd, &ev, &l, t_send, lat, warm + n, n, &b999, &bmax,
 	    &lost);
 	cpu1 = cpu_ns(p.pid);
+	flt1 = loop_faults(p.pid);
 	slow1 = bd_stat(&p, "state_loop_slow_steps");
 	atomic_store(&ctl.stop, 1);
 	pthread_join(cthr, NULL);
@@ -261,6 +263,8 @@ bench_state(void)
 	step_us = bd_stat(&p, "state_loop_max_us");
 	steps = bd_stat(&p, "state_loop_steps");
 	slow = bd_stat(&p, "state_loop_slow_steps");
+	note("  page faults taken by the daemon's loop thread while the "
+	    "snapshots ran: %lld", flt1 - flt0);
 	note("  %lld snapshots written during the run; persistence steps on "
 	    "the daemon's loop since its start: %lld, %lld of them over 1 ms of "
 	    "CPU, the longest %lld us", snaps1 - snaps0, steps, slow, step_us);
