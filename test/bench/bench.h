@@ -218,6 +218,7 @@ int		 bench_hook(void);
 int		 bench_e2e(void);
 int		 bench_register(void);
 int		 bench_growth(void);	/* bench_reg.c: tables doubling */
+int		 bench_pages(void);	/* bench_pages.c: first touches */
 int		 bench_state(void);
 int		 bench_cluster(void);
 int		 bench_keepalive(void);	/* bench_keepalive.c: protocol v2 */	/* bench_cluster.c: [cluster] */

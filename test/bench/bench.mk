@@ -3,8 +3,8 @@
 # LIBS_ variables and the deps and all targets).  Every figure comes with
 # a baseline measured in the same run; a figure never fails the target,
 # only a broken run does.  Results and the machine: BENCHMARKS.md.
-# BENCH_ONLY names: push intake latency hook e2e memory register growth cluster
-# state.
+# BENCH_ONLY names: push intake latency hook e2e memory register growth pages
+# cluster keepalive state.
 BENCH_SRCS	:= $(wildcard test/bench/*.c)
 BENCH_QUICK	?=
 BENCH_ONLY	?=

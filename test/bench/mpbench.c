@@ -7,7 +7,8 @@
  *
  * -q (or BENCH_QUICK=1 in the environment): short runs for CI.  -o runs
  * only the named benchmarks: push, intake, latency, memory, hook, e2e,
- * register, growth, cluster, state.  Exit 0 whatever the figures; 1 if a benchmark could not run.
+ * register, growth, pages, cluster, keepalive, state.  Exit 0 whatever
+ * the figures; 1 if a benchmark could not run.
  */
 #include <sys/types.h>
 #include <sys/utsname.h>
@@ -35,6 +36,7 @@ static const struct {
 	{ "memory", bench_memory_scaling },
 	{ "register", bench_register },
 	{ "growth", bench_growth },
+	{ "pages", bench_pages },
 	{ "state", bench_state },
 	{ "cluster", bench_cluster },
 	{ "keepalive", bench_keepalive },
@@ -44,7 +46,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: mpbench [-qv] [-o push,intake,latency,hook,"
-	    "e2e,memory,register,growth,cluster,keepalive,state]\n");
+	    "e2e,memory,register,growth,pages,cluster,keepalive,state]\n");
 	exit(64);
 }
 
