@@ -302,6 +302,7 @@ bench_latency(void)
 	double r99[REPS_MAX], r999[REPS_MAX], rmx = 0, pct[3] = { 0, 0, 0 };
 	unsigned *u = NULL, i, r, nl, lost = 0;
 	long vol0, inv0, vol1, inv1;
+	long long flt0, flt1;
 	uint16_t port;
 	char fig[128], bas[128], rat[48], others[512], rpath[128];
 	int evfd = -1, rfd = -1, rsend = -1, rc = -1;
@@ -363,11 +364,13 @@ bench_latency(void)
 		unsigned from = warm + r * n;
 
 		tail_ctxt(p.pid, &vol0, &inv0);
+		flt0 = loop_faults(p.pid);
 		tt = tail_tasks_begin(p.pid, relay);
 		achieved = paced_run(evfd, &ev, from, from + n, rate,
 		    t_send + from, &l, 1000);
 		tail_tasks_end(tt, others, sizeof(others));
 		tail_ctxt(p.pid, &vol1, &inv1);
+		flt1 = loop_faults(p.pid);
 		nl = lat_collect(&l, t_send, from, n, lat);
 		if (nl == 0 || l.bad != 0) {
 			fail("%zu pushes with a bad MAC, %u good (log %s)",
@@ -396,9 +399,9 @@ bench_latency(void)
 		if (stat_pct(lat, nl, 100) > mx)
 			mx = stat_pct(lat, nl, 100);
 		note("  run %u: sent at %.0f/s; %u of %u pushes arrived; p50 "
-		    "%.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms", r + 1,
-		    achieved, nl, n, p50[r], p99[r], p999[r],
-		    stat_pct(lat, nl, 100));
+		    "%.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms; page "
+		    "faults on the loop %lld", r + 1, achieved, nl, n, p50[r],
+		    p99[r], p999[r], stat_pct(lat, nl, 100), flt1 - flt0);
 		tail_explain(r + 1, t_send, l.t_recv, from, n, inv1 - inv0,
 		    others);
 		if (relay_run(rsend, &ev, &lr, t_relay, from, n, relay, p.pid, pct,
