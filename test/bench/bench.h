@@ -70,6 +70,7 @@ uint64_t	 mono_ns(void);
 uint64_t	 real_ns(void);
 uint64_t	 cpu_ns(pid_t);		/* CPU time a process has used */
 uint64_t	 thread_cpu_ns(void);	/* ... the calling thread */
+uint64_t	 clock_ns(clockid_t);	/* any clock, in ns; 0 on error */
 long long	 loop_faults(pid_t);	/* page faults of its main thread */
 
 /* Statistics over a copy of v (v itself is not reordered). */
@@ -134,6 +135,25 @@ uint64_t	 sink_wait(struct sink *, uint64_t want, int idle_ms,
 int		 udp_socket(uint16_t *port, int rcvbuf);
 
 /*
+ * The protocol's sealing of pushes, as the sealing blaster and the push
+ * floor do it (bench_floor.c): a server key whose HMAC state is made
+ * once, a nonce prefix and counter; per user the token, push key and
+ * subkey (sealer_user), per push the AEAD (sealer_seal).
+ */
+struct sealer {
+	crypto_auth_hmacsha256_state	 server;	/* keyed, once */
+	uint8_t				 prefix[16];
+	uint64_t			 counter;
+	unsigned			 user;		/* the blaster's next */
+};
+void		 sealer_init(struct sealer *);
+void		 sealer_user(const struct sealer *, const char *name,
+		    size_t len, uint8_t subkey[32]);
+/* A push of `count' messages, context BENCH_CTX_LEN: PUSH_LEN bytes. */
+void		 sealer_seal(struct sealer *, const uint8_t subkey[32],
+		    unsigned count, uint8_t *out);
+
+/*
  * The push floor (bench_floor.c): a thread that reads events with their
  * credentials, seals `per' pushes each and sends them to the sinks, and
  * does nothing else.  Events go to `path'.
@@ -145,9 +165,7 @@ struct floor {
 	pthread_t			 thr;
 	int				 running;
 	atomic_uint			 bad;	/* undecodable events */
-	crypto_auth_hmacsha256_state	 server;
-	uint8_t				 key[32], prefix[16];
-	uint64_t			 counter;
+	struct sealer			 z;
 	char				 path[108];
 };
 int		 floor_open(struct floor *, const struct sink *, unsigned per,

@@ -61,33 +61,60 @@ floor_flush(struct floor_q *q)
 	q->n = 0;
 }
 
+void
+sealer_init(struct sealer *z)
+{
+	uint8_t key[32];
+
+	memset(z, 0, sizeof(*z));
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(z->prefix, sizeof(z->prefix));
+	crypto_auth_hmacsha256_init(&z->server, key, sizeof(key));
+	sodium_memzero(key, sizeof(key));
+}
+
+void
+sealer_user(const struct sealer *z, const char *name, size_t len,
+    uint8_t subkey[32])
+{
+	crypto_auth_hmacsha256_state st = z->server;
+	uint8_t token[MP_TOKEN_LEN], key[32];
+
+	crypto_auth_hmacsha256_update(&st, (const uint8_t *)name, len);
+	crypto_auth_hmacsha256_final(&st, token);
+	proto_push_key(token, key);
+	proto_push_subkey(key, z->prefix, subkey);
+	sodium_memzero(key, sizeof(key));
+}
+
+void
+sealer_seal(struct sealer *z, const uint8_t subkey[32], unsigned count,
+    uint8_t *out)
+{
+	struct mp_push p;
+	uint8_t nonce[PROTO_PUSH_NONCE_LEN];
+
+	memset(&p, 0, sizeof(p));
+	p.ctx_len = BENCH_CTX_LEN;
+	p.seq = p.count = p.total = count;
+	z->counter++;
+	memcpy(nonce, z->prefix, 16);
+	memcpy(nonce + 16, &z->counter, 8);
+	p.reg_id = (uint32_t)z->counter;
+	if (proto_push_seal_sub(&p, subkey, nonce, out, PUSH_LEN) != PUSH_LEN)
+		abort();
+}
+
 /* The pushes of one event: per user the keys, per registration a seal. */
 static void
 floor_event(struct floor *f, struct floor_q *q, const struct mp_event *ev)
 {
-	crypto_auth_hmacsha256_state st;
-	struct mp_push p;
-	uint8_t token[MP_TOKEN_LEN], key[32], subkey[32];
-	uint8_t nonce[PROTO_PUSH_NONCE_LEN];
+	uint8_t subkey[32];
 	unsigned i;
 
-	st = f->server;
-	crypto_auth_hmacsha256_update(&st, (const uint8_t *)ev->user,
-	    ev->user_len);
-	crypto_auth_hmacsha256_final(&st, token);
-	proto_push_key(token, key);
-	proto_push_subkey(key, f->prefix, subkey);
-	memset(&p, 0, sizeof(p));
-	p.ctx_len = BENCH_CTX_LEN;
-	p.seq = p.total = p.count = ev->count;
+	sealer_user(&f->z, ev->user, ev->user_len, subkey);
 	for (i = 0; i < f->per; i++) {
-		f->counter++;
-		memcpy(nonce, f->prefix, 16);
-		memcpy(nonce + 16, &f->counter, 8);
-		p.reg_id = (uint32_t)f->counter;
-		if (proto_push_seal_sub(&p, subkey, nonce, q->buf[q->n],
-		    PUSH_LEN) != PUSH_LEN)
-			abort();
+		sealer_seal(&f->z, subkey, ev->count, q->buf[q->n]);
 		q->to[q->n].sin_port = htons(f->sink->port[i % f->sink->n]);
 		if (++q->n == FLOOR_BATCH)
 			floor_flush(q);
@@ -173,9 +200,7 @@ floor_open(struct floor *f, const struct sink *s, unsigned per,
 	f->in = f->out = -1;
 	f->sink = s;
 	f->per = per;
-	randombytes_buf(f->key, sizeof(f->key));
-	randombytes_buf(f->prefix, sizeof(f->prefix));
-	crypto_auth_hmacsha256_init(&f->server, f->key, sizeof(f->key));
+	sealer_init(&f->z);
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path) >=
@@ -204,12 +229,10 @@ uint64_t
 floor_cpu_ns(const struct floor *f)
 {
 	clockid_t cid;
-	struct timespec ts;
 
-	if (!f->running || pthread_getcpuclockid(f->thr, &cid) != 0 ||
-	    clock_gettime(cid, &ts) != 0)
+	if (!f->running || pthread_getcpuclockid(f->thr, &cid) != 0)
 		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	return clock_ns(cid);
 }
 
 void
@@ -232,6 +255,6 @@ floor_close(struct floor *f)
 		close(f->out);
 	if (f->path[0] != '\0')
 		unlink(f->path);
-	sodium_memzero(f->key, sizeof(f->key));
+	sodium_memzero(&f->z, sizeof(f->z));
 	f->in = f->out = -1;
 }

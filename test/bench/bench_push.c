@@ -71,45 +71,21 @@ check_regs(struct mpd_proc *p, long long want)
  * nothing else: what a notifier cannot avoid.  The daemon's rate against
  * it is what the table, the limits and the journal cost.
  */
-struct sealer {
-	crypto_auth_hmacsha256_state	 server;	/* keyed, once */
-	uint8_t				 prefix[16];
-	uint64_t			 counter;
-	unsigned			 user;
-};
-
 static void
 seal_batch(struct sealer *z, uint8_t (*buf)[PUSH_LEN], unsigned n,
     unsigned per)
 {
 	static uint8_t subkey[32];
-	crypto_auth_hmacsha256_state st;
-	struct mp_push p;
-	uint8_t token[MP_TOKEN_LEN], key[32], nonce[PROTO_PUSH_NONCE_LEN];
 	char name[32];
 	unsigned i;
 	int len;
 
-	memset(&p, 0, sizeof(p));
-	p.ctx_len = BENCH_CTX_LEN;
 	for (i = 0; i < n; i++) {
 		if (z->counter % per == 0) {	/* the next user */
 			len = snprintf(name, sizeof(name), "u%u", z->user++);
-			st = z->server;
-			crypto_auth_hmacsha256_update(&st, (uint8_t *)name,
-			    (size_t)len);
-			crypto_auth_hmacsha256_final(&st, token);
-			proto_push_key(token, key);
-			proto_push_subkey(key, z->prefix, subkey);
+			sealer_user(z, name, (size_t)len, subkey);
 		}
-		z->counter++;
-		memcpy(nonce, z->prefix, 16);
-		memcpy(nonce + 16, &z->counter, 8);
-		p.reg_id = (uint32_t)z->counter;
-		p.seq = p.count = p.total = 1;
-		if (proto_push_seal_sub(&p, subkey, nonce, buf[i], PUSH_LEN)
-		    != PUSH_LEN)
-			abort();
+		sealer_seal(z, subkey, 1, buf[i]);
 	}
 }
 
@@ -213,7 +189,6 @@ bench_push(void)
 	long long pushes;
 	char fig[96], bas[96], rat[48];
 	int evfd = -1, bfd = -1, rc = -1, sbuf = 16 << 20;
-	uint8_t server_key[32];
 	uint16_t bport;
 
 	note("push throughput: %u users x %u registrations, one event each, "
@@ -248,10 +223,7 @@ bench_push(void)
 		fail("push floor socket %s: %s", flpath, strerror(errno));
 		goto out;
 	}
-	memset(&z, 0, sizeof(z));
-	randombytes_buf(server_key, sizeof(server_key));
-	randombytes_buf(z.prefix, sizeof(z.prefix));
-	crypto_auth_hmacsha256_init(&z.server, server_key, sizeof(server_key));
+	sealer_init(&z);
 	/* warm up the three paths */
 	base = atomic_load(&s.total);
 	evset_send(evfd, &ev, 0, warm);

@@ -124,7 +124,7 @@ fail(const char *fmt, ...)
 
 /* Clocks */
 
-static uint64_t
+uint64_t
 clock_ns(clockid_t id)
 {
 	struct timespec ts;
