@@ -324,6 +324,7 @@ journal_hand_over(void)
 
 	j->buf = journal_g.cur;
 	memset(&journal_g.cur, 0, sizeof(journal_g.cur));
+	journal_g.cur.deferred = 1;	/* the writer sums the records */
 	j->batch = journal_g.next_batch++;
 	j->sync = journal_g.cur_durable && mpd->cfg.state_sync;
 	if (journal_g.cur_durable)
@@ -462,6 +463,7 @@ journal_open(const char *path, const struct state_info *si)
 		randombytes_buf(&journal_g.epoch, sizeof(journal_g.epoch));
 	journal_g.gen = si->next_gen;
 	journal_g.next_batch = 1;
+	journal_g.cur.deferred = 1;	/* the writer sums the records */
 	/* on disk before anything is served: the next start sees that this
 	 * one did not end cleanly */
 	if ((fd = journal_create(journal_g.gen, journal_g.epoch, name, sizeof(name))) == -1) {

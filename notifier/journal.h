@@ -24,9 +24,15 @@
 #define REC_KIND_SNAPSHOT 1
 #define REC_KIND_JOURNAL  2
 
+/*
+ * A buffer of records.  With `deferred' set, the records' sums are left
+ * for jbuf_seal, which the journal's writer threads call before they
+ * write: a push's SEQ record then costs the daemon's loop no SipHash.
+ */
 struct jbuf {
 	uint8_t	*p;
 	size_t	 len, cap;
+	int	 deferred;
 };
 
 struct rec_hdr {
@@ -62,6 +68,7 @@ struct rec_fields {
 
 void	jbuf_reserve(struct jbuf *, size_t);
 void	jbuf_free(struct jbuf *);
+void	jbuf_seal(struct jbuf *);
 void	record_hdr(struct jbuf *, const struct rec_hdr *);
 void	record_fields(struct jbuf *, const struct rec_fields *);
 void	record_del(struct jbuf *, uint32_t id);

@@ -138,7 +138,7 @@ journal_snap_finished(int ok)
 int
 journal_final_snapshot(void)
 {
-	struct jbuf b = { NULL, 0, 0 };
+	struct jbuf b = { NULL, 0, 0, 0 };
 	struct rec_hdr h = { REC_VERSION, REC_KIND_SNAPSHOT, 1, journal_g.gen + 1,
 	    journal_g.epoch, (uint64_t)time(NULL) };
 	char tmp[PATH_MAX];

@@ -52,6 +52,7 @@ journal_job_new(int kind)
 	if (j == NULL)
 		fatal("journal job");
 	j->kind = kind;
+	j->buf.deferred = 1;	/* its writer sums the records */
 	return j;
 }
 
@@ -96,7 +97,7 @@ journal_write_all(int fd, const uint8_t *p, size_t len)
 int
 journal_create(uint64_t gen, uint64_t epoch, char *name, size_t len)
 {
-	struct jbuf b = { NULL, 0, 0 };
+	struct jbuf b = { NULL, 0, 0, 0 };
 	struct rec_hdr h = { REC_VERSION, REC_KIND_JOURNAL, 0, gen, epoch,
 	    (uint64_t)time(NULL) };
 	int fd, err;
@@ -128,6 +129,7 @@ journal_job(struct worker *w, struct job *j, int *need_sync)
 	case JOB_DATA:
 		if (w->fd == -1 || w->failed)
 			break;
+		jbuf_seal(&j->buf);
 		if (journal_write_all(w->fd, j->buf.p, j->buf.len) != 0) {
 			state_journal_name(name, sizeof(name), journal_g.path, w->gen);
 			worker_error(w, "write", name, errno);
@@ -158,6 +160,7 @@ snap_job(struct worker *w, struct job *j)
 	char tmp[PATH_MAX];
 
 	state_file_name(tmp, sizeof(tmp), journal_g.path, ".tmp");
+	jbuf_seal(&j->buf);
 	switch (j->kind) {
 	case JOB_SNAP_OPEN:
 		if (w->fd != -1)

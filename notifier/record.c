@@ -11,7 +11,9 @@
  * public key (rec_sum_key) over LEN, TYPE and BODY: a checksum against
  * torn writes and damaged disks, not against an adversary (the files are
  * the daemon's, mode 0600), and a tenth of a BLAKE2b's cost on the short
- * records that every push writes.  Integers are little-endian.  Every file starts with
+ * records that every push writes.  The journal's buffers are summed by the
+ * thread that writes them (jbuf_seal), not by the daemon's loop.
+ * Integers are little-endian.  Every file starts with
  * a HDR record (magic, format version, kind, generation, epoch, clean
  * flag, time); a snapshot ends with an END record giving its count.
  *
@@ -122,8 +124,34 @@ rec_end(struct jbuf *b, size_t at)
 
 	for (i = 0; i < 4; i++)
 		b->p[at + (size_t)i] = (uint8_t)(len >> (8 * i));
-	rec_sum(b->p + at, b->len - at, b->p + b->len);
+	if (!b->deferred)
+		rec_sum(b->p + at, b->len - at, b->p + b->len);
 	b->len += REC_SUM;
+}
+
+/*
+ * The sums of a deferred buffer's records (struct jbuf), made by the
+ * thread that writes it.  The frames are the buffer's own, so a length
+ * that overruns it is this program's bug, not bad input.
+ */
+void
+jbuf_seal(struct jbuf *b)
+{
+	size_t at = 0, n;
+
+	if (!b->deferred)
+		return;
+	while (at < b->len) {
+		if (b->len - at < REC_FRAME + REC_SUM)
+			fatalx("journal buffer: torn record at %zu", at);
+		n = REC_FRAME + ((size_t)b->p[at] | (size_t)b->p[at + 1] << 8 |
+		    (size_t)b->p[at + 2] << 16 | (size_t)b->p[at + 3] << 24);
+		if (b->len - at - REC_SUM < n)
+			fatalx("journal buffer: record at %zu overruns it", at);
+		rec_sum(b->p + at, n, b->p + at + n);
+		at += n + REC_SUM;
+	}
+	b->deferred = 0;
 }
 
 void

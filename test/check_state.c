@@ -483,7 +483,7 @@ bad_snapshot(int i, uint8_t *buf, size_t max)
 	static struct sf_rec r[2];
 	struct rec_hdr h;
 	uint32_t now = (uint32_t)time(NULL);
-	struct jbuf b = { NULL, 0, 0 };
+	struct jbuf b = { NULL, 0, 0, 0 };
 	size_t len;
 
 	mk_hdr(&h, i == 9 ? REC_KIND_JOURNAL : REC_KIND_SNAPSHOT, 1, 1, now);

@@ -435,7 +435,7 @@ state_write(const struct mpd_proc *p, unsigned first, unsigned users,
 {
 	static struct rec_fields g;
 	struct rec_hdr h;
-	struct jbuf b = { NULL, 0, 0 };
+	struct jbuf b = { NULL, 0, 0, 0 };
 	uint32_t now = (uint32_t)time(NULL);
 	unsigned i, j;
 	uint64_t k = 0;

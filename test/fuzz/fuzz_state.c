@@ -67,7 +67,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct rec_hdr h = { REC_VERSION, REC_KIND_JOURNAL, 0, 1, 1, 0 };
-	struct jbuf b = { NULL, 0, 0 };
+	struct jbuf b = { NULL, 0, 0, 0 };
 	struct state_info si;
 	char jpath[128];
 	struct dirent *de;

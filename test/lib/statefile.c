@@ -83,7 +83,7 @@ int
 sf_write(const char *path, const struct rec_hdr *h, const struct sf_rec *r,
     size_t n, int end)
 {
-	struct jbuf b = { NULL, 0, 0 };
+	struct jbuf b = { NULL, 0, 0, 0 };
 	size_t i, count = 0;
 	FILE *fp;
 	int rc;
