@@ -238,11 +238,11 @@ journal_put_reg(struct jbuf *b, const struct reg *r)
 }
 
 static void
-touch(uint32_t id, uint8_t type)
+touch(struct reg *r, uint8_t type)
 {
 	if (!journal_g.open)
 		return;
-	if (journal_g.n_touched > 0 && journal_g.touched[journal_g.n_touched - 1].id == id &&
+	if (journal_g.n_touched > 0 && journal_g.touched[journal_g.n_touched - 1].r == r &&
 	    journal_g.touched[journal_g.n_touched - 1].type == type)
 		return;
 	if (journal_g.n_touched == journal_g.cap_touched) {
@@ -254,28 +254,46 @@ touch(uint32_t id, uint8_t type)
 		journal_g.touched = t;
 		journal_g.cap_touched = cap;
 	}
-	journal_g.touched[journal_g.n_touched].id = id;
+	journal_g.touched[journal_g.n_touched].r = r;
 	journal_g.touched[journal_g.n_touched++].type = type;
+	r->flags |= REG_F_TOUCHED;
 	if (type == REC_REG)
 		journal_g.cur_durable = 1;
 }
 
 void
-journal_log_reg(const struct reg *r)
+journal_log_reg(struct reg *r)
 {
-	touch(r->id, REC_REG);
+	touch(r, REC_REG);
 }
 
 void
-journal_log_seq(const struct reg *r)
+journal_log_seq(struct reg *r)
 {
-	touch(r->id, REC_SEQ);
+	touch(r, REC_SEQ);
 }
 
 void
-journal_log_exp(const struct reg *r)
+journal_log_exp(struct reg *r)
 {
-	touch(r->id, REC_EXP);
+	touch(r, REC_EXP);
+}
+
+/*
+ * r is going away (freed, or moved to n by registry_set_ctx): its
+ * entries in this turn's list follow it.  Only a registration changed
+ * and removed in the same loop turn is looked for.
+ */
+void
+journal_moved(struct reg *r, struct reg *n)
+{
+	size_t i;
+
+	if (!(r->flags & REG_F_TOUCHED))
+		return;
+	for (i = 0; i < journal_g.n_touched; i++)
+		if (journal_g.touched[i].r == r)
+			journal_g.touched[i].r = n;
 }
 
 void
@@ -295,12 +313,10 @@ journal_serialize_touched(void)
 	size_t i;
 	struct reg *r;
 
-	/* the id buckets of the whole batch load together */
-	for (i = 0; i < journal_g.n_touched; i++)
-		registry_prefetch_id(journal_g.touched[i].id);
 	for (i = 0; i < journal_g.n_touched; i++) {
-		if ((r = registry_find(journal_g.touched[i].id)) == NULL)
+		if ((r = journal_g.touched[i].r) == NULL)
 			continue;	/* gone since: its DEL is recorded */
+		r->flags &= (uint8_t)~REG_F_TOUCHED;
 		switch (journal_g.touched[i].type) {
 		case REC_REG:
 			journal_put_reg(&journal_g.cur, r);

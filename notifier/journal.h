@@ -124,10 +124,11 @@ void	journal_status_put(struct evbuffer *, int json);	/* status */
  * the change is synced.  SEQ and EXP changes are written with the next
  * commit or within a second, without a sync of their own.
  */
-void	journal_log_reg(const struct reg *);
-void	journal_log_seq(const struct reg *);
-void	journal_log_exp(const struct reg *);
+void	journal_log_reg(struct reg *);
+void	journal_log_seq(struct reg *);
+void	journal_log_exp(struct reg *);
 void	journal_log_del(uint32_t id);
+void	journal_moved(struct reg *, struct reg *);
 int	journal_hold(int listener, const union mp_addr *, const uint8_t *,
 	    size_t);
 int	journal_holding(void);	/* would journal_hold keep a datagram? */

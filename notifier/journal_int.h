@@ -60,9 +60,11 @@ struct held {
 	uint8_t		*data;
 };
 
+/* A registration changed in this loop turn (REG_F_TOUCHED set on it);
+ * NULL once it is removed (journal_forget). */
 struct touched {
-	uint32_t	id;
-	uint8_t		type;
+	struct reg	*r;
+	uint8_t		 type;
 };
 
 struct journal_state {

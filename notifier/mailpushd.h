@@ -42,6 +42,8 @@ struct reg_mailboxes {
 #define REG_F_CATCHUP	0x02	/* a cluster catch-up push is out: events
 				   may have been missed, counts inexact
 				   until acknowledged (mailpush-cluster(7)) */
+#define REG_F_TOUCHED	0x04	/* in the journal's list of this loop
+				   turn's changes (journal.c) */
 
 struct reg {
 	struct reg	*user_next;	/* the user's list, oldest first */
@@ -145,7 +147,6 @@ struct reg	*registry_find(uint32_t id);
 uint64_t	 registry_user_hash(const char *name);
 void		 registry_prefetch_user(uint64_t hash, int stage);
 #define REGISTRY_PREFETCH_STAGES 3
-void		 registry_prefetch_id(uint32_t id);
 struct reg	*registry_add(struct mp_user *, const union mp_addr *, int listener,
 		    const uint8_t *ctx, uint16_t ctx_len, uint32_t lifetime_s,
 		    uint32_t id);		/* id 0: a new random one */

@@ -276,13 +276,6 @@ registry_find(uint32_t id)
 	return NULL;
 }
 
-/* Start loading the hash bucket registry_find(id) will read. */
-void
-registry_prefetch_id(uint32_t id)
-{
-	__builtin_prefetch(htab_slot(&registry_g.ids, id));
-}
-
 static uint32_t
 new_id(void)
 {
@@ -355,6 +348,7 @@ registry_remove(struct reg *r, const char *why)
 	log_debug("registration %08x of %s from %s removed: %s", r->id,
 	    u->name, addr_str(&r->addr), why);
 	journal_log_del(r->id);
+	journal_moved(r, NULL);
 	registry_heap_delete(r);
 	push_forget(r);
 	htab_remove(&registry_g.ids, r->id, r);
@@ -406,6 +400,7 @@ registry_set_ctx(struct reg **rp, const uint8_t *ctx, uint16_t ctx_len)
 	htab_replace(&registry_g.ids, r->id, r, n);
 	registry_g.heap[r->heap_idx] = n;
 	registry_g.mem = registry_g.mem - r->ctx_len + ctx_len;
+	journal_moved(r, n);
 	push_forget(r);
 	free(r);
 	*rp = n;
