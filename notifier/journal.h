@@ -110,6 +110,10 @@ struct journal_status {
 void	journal_open(const char *path, const struct state_info *);
 void	journal_close(void);		/* clean shutdown: final snapshot */
 void	journal_commit(void);		/* end of a loop iteration */
+/* The records of this iteration's changes so far; journal_commit makes
+ * them anyway, push_event after each event, while the registrations it
+ * changed are still in the cache. */
+void	journal_serialize_touched(void);
 uint64_t journal_epoch(void);
 void	journal_status(struct journal_status *);
 const struct journal_status *journal_stats(void);

@@ -103,7 +103,6 @@ uint64_t journal_mono_us(void);
 uint64_t journal_step_begin(void);
 void	journal_loop_took(uint64_t, const char *); /* a step began at t */
 void	journal_put_reg(struct jbuf *, const struct reg *);
-void	journal_serialize_touched(void);
 void	journal_hand_over(void);
 void	journal_release(void);
 

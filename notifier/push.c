@@ -57,10 +57,14 @@
 				   is owed (the acknowledgement is late) */
 #define SENT_RING 256		/* recent pushes, for late send errors */
 
+/* The datagrams are packed one after the other in buf (used bytes of
+ * it), not in slots of the largest push's size: a batch of short pushes
+ * then stays in a few kilobytes the cache keeps. */
 static struct {
 	struct mmsghdr	msgs[BATCH];
 	struct iovec	iov[BATCH];
-	uint8_t		buf[BATCH][PUSH_MAX];
+	uint8_t		buf[BATCH * PUSH_MAX];
+	size_t		used;
 	union mp_addr	to[BATCH];
 	struct reg	*reg[BATCH];
 	int		listener[BATCH];
@@ -161,7 +165,7 @@ push_flush(void)
 	/* after a durable change, pushes wait with its answer for the
 	 * sync, and never overtake it (an owed push after a takeover) */
 	for (i = 0; i < Q.n && journal_holding(); i++)
-		journal_hold(Q.listener[i], &Q.to[i], Q.buf[i],
+		journal_hold(Q.listener[i], &Q.to[i], Q.iov[i].iov_base,
 		    Q.iov[i].iov_len);
 	if (i > 0)
 		Q.n = 0;
@@ -175,6 +179,7 @@ push_flush(void)
 			start = i;
 		}
 	Q.n = 0;
+	Q.used = 0;
 	/* Every callback ends here: keep the timer on the next deadline. */
 	mpd_rearm();
 }
@@ -267,13 +272,15 @@ queue_push(struct reg *r, const uint8_t *token)
 	    PUSH_FLAG_COUNT_UNKNOWN : 0;
 	p.ctx_len = r->ctx_len;
 	memcpy(p.ctx, r->ctx, r->ctx_len);
-	len = proto_push_seal_sub(&p, push_subkey(token), nonce, Q.buf[i],
-	    sizeof(Q.buf[i]));
+	/* room for the largest push is left: fewer than BATCH are queued */
+	len = proto_push_seal_sub(&p, push_subkey(token), nonce,
+	    Q.buf + Q.used, PUSH_MAX);
 	if (len < 0)
 		abort();
 	memcpy(&Q.to[i], &r->addr, sizeof(r->addr));
-	Q.iov[i].iov_base = Q.buf[i];
+	Q.iov[i].iov_base = Q.buf + Q.used;
 	Q.iov[i].iov_len = (size_t)len;
+	Q.used += (size_t)len;
 	memset(&Q.msgs[i], 0, sizeof(Q.msgs[i]));
 	Q.msgs[i].msg_hdr.msg_name = &Q.to[i];
 	Q.msgs[i].msg_hdr.msg_namelen = addr_len(&r->addr);
@@ -397,6 +404,7 @@ push_event(const char *user, const char *mailbox, unsigned count)
 		journal_log_seq(r);
 	}
 	mpd->state_dirty = 1;
+	journal_serialize_touched();	/* while u's entries are cached */
 }
 
 void

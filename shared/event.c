@@ -98,7 +98,7 @@ event_decode(const uint8_t *buf, size_t len, struct mp_event *ev,
 		*why = "event user or mailbox contains a NUL byte";
 		return -1;
 	}
-	memset(ev, 0, sizeof(*ev));
+	/* no memset of the whole struct: half a kilobyte a datagram */
 	ev->count = get16(buf + 6);
 	if (ev->count == 0) {
 		*why = "event has a zero message count";
@@ -108,6 +108,8 @@ event_decode(const uint8_t *buf, size_t len, struct mp_event *ev,
 	ev->user_len = (uint8_t)ul;
 	ev->mailbox_len = (uint8_t)ml;
 	memcpy(ev->user, buf + EVENT_HDR_LEN, ul);
+	ev->user[ul] = '\0';
 	memcpy(ev->mailbox, buf + EVENT_HDR_LEN + ul, ml);
+	ev->mailbox[ml] = '\0';
 	return 0;
 }
