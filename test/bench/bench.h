@@ -72,6 +72,7 @@ uint64_t	 cpu_ns(pid_t);		/* CPU time a process has used */
 uint64_t	 thread_cpu_ns(void);	/* ... the calling thread */
 uint64_t	 clock_ns(clockid_t);	/* any clock, in ns; 0 on error */
 long long	 loop_faults(pid_t);	/* page faults of its main thread */
+long long	 task_stat(pid_t, pid_t tid, int field);
 
 /* Statistics over a copy of v (v itself is not reordered). */
 double		 stat_pct(const double *v, size_t n, double pct);
@@ -165,6 +166,7 @@ struct floor {
 	pthread_t			 thr;
 	int				 running;
 	atomic_uint			 bad;	/* undecodable events */
+	atomic_int			 tid;	/* of the thread, once it runs */
 	struct sealer			 z;
 	char				 path[108];
 };

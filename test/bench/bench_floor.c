@@ -139,6 +139,7 @@ floor_main(void *arg)
 	const char *why;
 	int i, n, cred;
 
+	atomic_store(&f->tid, (int)gettid());
 	q.fd = f->out;
 	for (i = 0; i < FLOOR_BATCH; i++) {
 		q.to[i].sin_family = AF_INET;

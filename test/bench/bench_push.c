@@ -149,6 +149,25 @@ blast_run(int fd, struct sink *s, size_t count, struct sealer *z,
 		    (unsigned long long)got, count, z ? "sealed" : "blasted");
 }
 
+/* User and system clock ticks of a thread so far (proc(5)). */
+static void
+ticks(pid_t pid, pid_t tid, long long t[2])
+{
+	t[0] = task_stat(pid, tid, 14);
+	t[1] = task_stat(pid, tid, 15);
+}
+
+/* Add what the thread ran in user and system mode since `from' to acc. */
+static void
+ticks_add(pid_t pid, pid_t tid, const long long from[2], long long acc[2])
+{
+	long long now[2];
+
+	ticks(pid, tid, now);
+	acc[0] += now[0] - from[0];
+	acc[1] += now[1] - from[1];
+}
+
 /* One run of the floor: the daemon's events [from, from + users) */
 static void
 floor_run(int fd, struct floor *fl, struct sink *s, const struct evset *ev,
@@ -190,6 +209,8 @@ bench_push(void)
 	char fig[96], bas[96], rat[48];
 	int evfd = -1, bfd = -1, rc = -1, sbuf = 16 << 20;
 	uint16_t bport;
+	long long t0d[2], t0f[2], dt[2] = { 0, 0 }, ft[2] = { 0, 0 };
+	double us_tick = 1e6 / (double)sysconf(_SC_CLK_TCK);
 
 	note("push throughput: %u users x %u registrations, one event each, "
 	    "%u runs", users, per, reps);
@@ -237,9 +258,11 @@ bench_push(void)
 
 		base = atomic_load(&s.total);
 		c0 = cpu_ns(p.pid);
+		ticks(p.pid, p.pid, t0d);
 		t0 = mono_ns();
 		evset_send(evfd, &ev, from, from + users);
 		got = sink_wait(&s, base + users * per, 500, 30000) - base;
+		ticks_add(p.pid, p.pid, t0d, dt);
 		c[r] = (double)(cpu_ns(p.pid) - c0) / (users * per) / 1e3;
 		d[r] = (double)got / ((double)(atomic_load(&s.total_last_ns) -
 		    t0) / 1e9);
@@ -249,8 +272,10 @@ bench_push(void)
 
 		blast_run(bfd, &s, users * per, NULL, per, r + 1, &b[r], &bc[r]);
 		blast_run(bfd, &s, users * per, &z, per, r + 1, &e[r], &ec[r]);
+		ticks(getpid(), atomic_load(&fl.tid), t0f);
 		floor_run(flfd, &fl, &s, &ev, from, users, r + 1, &f[r],
 		    &fc[r]);
+		ticks_add(getpid(), atomic_load(&fl.tid), t0f, ft);
 		note("  run %u: daemon %.0f pushes/s (%.2f us CPU each), "
 		    "blaster %.0f datagrams/s (%.2f us), sealing blaster "
 		    "%.0f/s (%.2f us), floor %.0f/s (%.2f us)", r + 1, d[r],
@@ -271,6 +296,14 @@ bench_push(void)
 	    "blaster %.2f us CPU per datagram, %.2f us sealing each; floor "
 	    "%.2f us a push", md, stat_median(c, reps), stat_median(bc, reps),
 	    stat_median(ec, reps), stat_median(fc, reps));
+	/* where the daemon's extra CPU goes: its own code and libraries
+	 * (user) or the kernel (system); clock ticks, summed over the runs */
+	note("  CPU a push in user / system mode, all runs: daemon loop "
+	    "thread %.2f / %.2f us, floor thread %.2f / %.2f us",
+	    dt[0] * us_tick / ((double)users * per * reps),
+	    dt[1] * us_tick / ((double)users * per * reps),
+	    ft[0] * us_tick / ((double)users * per * reps),
+	    ft[1] * us_tick / ((double)users * per * reps));
 	note("  the protocol's own cost: the sealing blaster reaches %.2f of "
 	    "the blaster, the floor (events read, pushes sealed and sent, "
 	    "nothing else) %.2f; the daemon %.2f of the floor", me / mb,

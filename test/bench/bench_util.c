@@ -164,31 +164,40 @@ cpu_ns(pid_t pid)
 }
 
 /*
- * Page faults (minor) taken by the main thread of process pid, the
- * daemon's loop: field 10 of /proc/PID/task/PID/stat.  -1 if unreadable.
+ * Field `field' (1-based, proc(5)) of /proc/PID/task/TID/stat: minor
+ * faults (10), user and system time in clock ticks (14, 15).  -1 if
+ * unreadable.
  */
 long long
-loop_faults(pid_t pid)
+task_stat(pid_t pid, pid_t tid, int field)
 {
 	char path[64], buf[1024], *p;
 	long long v = -1;
 	FILE *f;
-	int field;
+	int n;
 
 	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/stat", (long)pid,
-	    (long)pid);
+	    (long)tid);
 	if ((f = fopen(path, "r")) == NULL)
 		return -1;
 	if (fgets(buf, sizeof(buf), f) != NULL &&
 	    (p = strrchr(buf, ')')) != NULL) {
 		/* after the comm: field 3 (state) onwards */
-		for (field = 3, p += 2; *p != '\0' && field < 10; p++)
+		for (n = 3, p += 2; *p != '\0' && n < field; p++)
 			if (*p == ' ')
-				field++;
+				n++;
 		v = strtoll(p, NULL, 10);
 	}
 	fclose(f);
 	return v;
+}
+
+/* Page faults (minor) taken by the main thread of process pid, the
+ * daemon's loop. */
+long long
+loop_faults(pid_t pid)
+{
+	return task_stat(pid, pid, 10);
 }
 
 /* Statistics */
