@@ -34,29 +34,6 @@ teardown(void)
 	    "cleanly", P.dir);
 }
 
-/* Wait until the kernel reports the daemon stopped. */
-static void
-wait_stopped(void)
-{
-	char path[64], st[512];
-	FILE *fp;
-	int i;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)P.pid);
-	st[0] = '\0';
-	for (i = 0; i < 200; i++) {
-		if ((fp = fopen(path, "r")) == NULL)
-			break;
-		if (fgets(st, sizeof(st), fp) == NULL)
-			st[0] = '\0';
-		fclose(fp);
-		if (strstr(st, ") T ") != NULL)
-			return;
-		usleep(5000);
-	}
-	ck_abort_msg("mailpushd not stopped: %s", st);
-}
-
 static void
 send_req(struct tclient *c, uint8_t type, const char *ctx)
 {
@@ -138,8 +115,7 @@ START_TEST(realloc_and_remove_in_one_turn)
 	ck_assert_int_eq(rp.type, PROTO_REGISTERED);
 	idb = rp.reg_id;
 
-	ck_assert_int_eq(mpd_signal(&P, SIGSTOP), 0);
-	wait_stopped();
+	ck_assert_int_eq(mpd_pause(&P), 0);
 	/* alice refreshes (an EXP change: the turn's list takes her entry),
 	 * then registers her device again with a longer context: the entry
 	 * is reallocated */

@@ -243,6 +243,31 @@ mpd_signal(struct mpd_proc *p, int sig)
 	return p->pid > 0 ? kill(p->pid, sig) : -1;
 }
 
+/* SIGSTOP, then wait (up to 1 s) until the kernel shows it stopped, so
+ * that whatever is sent meanwhile is read in one go after SIGCONT. */
+int
+mpd_pause(struct mpd_proc *p)
+{
+	char path[64], st[512];
+	FILE *fp;
+	int i;
+
+	if (mpd_signal(p, SIGSTOP) != 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)p->pid);
+	for (i = 0; i < 200; i++) {
+		if ((fp = fopen(path, "r")) == NULL)
+			return -1;
+		if (fgets(st, sizeof(st), fp) == NULL)
+			st[0] = '\0';
+		fclose(fp);
+		if (strstr(st, ") T ") != NULL)
+			return 0;
+		usleep(5000);
+	}
+	return -1;
+}
+
 int
 mpd_stop(struct mpd_proc *p)
 {

@@ -51,6 +51,8 @@ int	mpd_wait_ready(struct mpd_proc *, int ms);
 /* Read what a non-blocking fd holds into buf (NUL-terminated at *off). */
 void	drain_fd(int fd, char *buf, size_t len, size_t *off);	/* start again (same directory) */
 int	mpd_signal(struct mpd_proc *, int sig);
+/* SIGSTOP and wait until it is stopped (SIGCONT resumes it); 0 or -1. */
+int	mpd_pause(struct mpd_proc *);
 /* SIGTERM and wait; returns the exit status or -1 after 5 s (SIGKILL). */
 int	mpd_stop(struct mpd_proc *);
 void	mpd_cleanup(struct mpd_proc *);	/* stop if running, remove dir */
