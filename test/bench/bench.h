@@ -36,9 +36,9 @@ extern struct bench_opts opts;
 /* One line of the final table. */
 struct result {
 	char		name[48];
-	char		figure[96];
-	char		baseline[96];
-	char		ratio[48];
+	char		figure[200];	/* as long as any benchmark's fig */
+	char		baseline[200];
+	char		ratio[64];
 	char		target[48];
 	int		met;		/* 1 met, 0 missed, -1 not judged */
 };
