@@ -61,7 +61,7 @@ struct held {
 };
 
 /* A registration changed in this loop turn (REG_F_TOUCHED set on it);
- * NULL once it is removed (journal_forget). */
+ * NULL once it is removed (journal_moved). */
 struct touched {
 	struct reg	*r;
 	uint8_t		 type;
