@@ -341,9 +341,9 @@ journal_hand_over(void)
 	j->buf = journal_g.cur;
 	memset(&journal_g.cur, 0, sizeof(journal_g.cur));
 	journal_g.cur.deferred = 1;	/* the writer sums the records */
-	/* room for as much as this iteration recorded (up to 1 MB, not
-	 * kept for an idle loop after a burst): a busy loop's buffer is
-	 * not grown, and copied, from 4 kB every iteration */
+	/* room for as much as this iteration recorded (up to 1 MB: a
+	 * larger burst's size is not kept): a busy loop's buffer is not
+	 * grown, and copied, from 4 kB every iteration */
 	if (j->buf.len <= (1 << 20))
 		jbuf_reserve(&journal_g.cur, j->buf.len);
 	j->batch = journal_g.next_batch++;

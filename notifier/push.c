@@ -449,6 +449,7 @@ push_timer(struct reg *r, uint64_t now_ms)
 	log_debug("push %u to %s at %s not acknowledged after %u retries",
 	    r->seq, r->user->name, addr_str(&r->addr), cfg->push_retries);
 	registry_push_scheduled(r);
+	journal_log_seq(r);	/* the state is in the SEQ record */
 }
 
 /* A verified, fresh PUSH_ACK for r (udp.c checked MAC and replay). */
@@ -516,6 +517,7 @@ push_owed(struct reg *r, size_t budget, int fresh)
 			r->state = REG_ACTIVE;
 			r->push_at = mpd->now_ms + mpd->cfg.push_retry_interval;
 			registry_push_scheduled(r);
+			journal_log_seq(r);
 		}
 		return;
 	}

@@ -1,13 +1,17 @@
 /*
- * check_turn.c: changes and removals within one turn of the daemon's loop
- * reach the journal.  The journal keeps the registrations changed in a
- * turn by pointer until the turn ends; one reallocated for a longer
- * context, or removed, in the same turn must be followed or forgotten.
- * The daemon is stopped (SIGSTOP) while the datagrams are sent, so it
- * reads them all in one recvmmsg(2), in one turn; the journal must then
- * hold the new context and the removal, and the daemon (under ASan or
- * valgrind in `make check SANITIZE=1' and `make valgrind') must not touch
- * freed memory.
+ * check_turn.c: what a turn of the daemon's loop changes reaches the
+ * journal.
+ *
+ * - A push given up after its retransmissions (a timer: no event or
+ *   request in that turn) records the registration's new state.
+ * - The journal keeps the registrations changed in a turn by pointer
+ *   until it records them; one reallocated for a longer context, or
+ *   removed, in the same turn must be followed or forgotten.  The daemon
+ *   is stopped (SIGSTOP) while the datagrams are sent, so it reads them
+ *   all in one recvmmsg(2), in one turn; the journal must then hold the
+ *   new context and the removal, and the daemon (under ASan or valgrind
+ *   in `make check SANITIZE=1' and `make valgrind') must not touch freed
+ *   memory.
  */
 #include <sys/types.h>
 
@@ -64,10 +68,10 @@ expect_reply(struct tclient *c, uint8_t type, struct mp_reply *rp)
 	}
 }
 
-/* A record of id of that type in the journal (a REG with that context
- * length) within 2 s. */
+/* Within 2 s, the newest record of id of that type in the journal is
+ * there (a REG: with that context length; a SEQ: with that state). */
 static int
-journal_has(uint32_t id, uint8_t type, uint16_t ctx_len)
+journal_has(uint32_t id, uint8_t type, unsigned want)
 {
 	uint64_t until = now_ms() + 2000, gens[8];
 	char jname[256];
@@ -81,8 +85,8 @@ journal_has(uint32_t id, uint8_t type, uint16_t ctx_len)
 	do {
 		ck_assert_int_eq(sf_read(jname, &sf), 0);
 		r = sf_find(&sf, type, id);
-		found = r != NULL && (type != REC_REG ||
-		    r->f.ctx_len == ctx_len);
+		found = r != NULL && (type == REC_REG ? r->f.ctx_len == want :
+		    type == REC_SEQ ? r->f.state == want : 1);
 		sf_free(&sf);
 		if (found)
 			return 1;
@@ -141,6 +145,39 @@ START_TEST(realloc_and_remove_in_one_turn)
 }
 END_TEST
 
+/*
+ * A push given up after its retransmissions leaves the registration
+ * unreachable: a change of the SEQ record's state that no event or request
+ * of the turn records, so the give-up must record it itself.
+ */
+START_TEST(given_up_push_recorded)
+{
+	struct tclient a;
+	struct mp_reply rp;
+	struct mp_push p;
+
+	ck_assert_int_eq(ops_prepare(&P, NULL, NULL), 0);
+	snprintf(out, sizeof(out), "user =\nlisten = 127.0.0.1:%d\n"
+	    "state_save_interval = 1h\n", P.port);
+	ck_assert_int_eq(ops_write_config(&P, out, "[limits]\n"
+	    "min_push_interval = 0\npush_retry_interval = 50ms\n"
+	    "push_retries = 1\n"), 0);
+	ck_assert_int_eq(mpd_start(&P), 0);
+	ck_assert_int_eq(tc_open(&a, &P, 0, NULL, "alice"), 0);
+	ck_assert_int_eq(tc_register(&a, "a", 1, &rp), 0);
+	ck_assert_int_eq(rp.type, PROTO_REGISTERED);
+	ck_assert_int_eq(mpd_event(&P, "alice", "INBOX", 1), 0);
+	ck_assert_int_eq(tc_push(&a, &p, 3000), 0);	/* not acknowledged */
+	ck_assert_int_eq(mpd_stat_wait(&P, "pushes_given_up", 1, 3000), 0);
+	ck_assert_msg(journal_has(rp.reg_id, REC_SEQ, 2),
+	    "the journal's newest SEQ record of the registration does not "
+	    "say unreachable (2)");
+	ck_assert_int_eq(mpd_list(&P, "alice", out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "unreachable") != NULL, "%s", out);
+	tc_close(&a);
+}
+END_TEST
+
 Suite *
 make_turn_suite(void)
 {
@@ -150,6 +187,7 @@ make_turn_suite(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, realloc_and_remove_in_one_turn);
+	tcase_add_test(tc, given_up_push_recorded);
 	suite_add_tcase(s, tc);
 	return s;
 }
