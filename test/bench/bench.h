@@ -43,6 +43,8 @@ struct result {
 	int		met;		/* 1 met, 0 missed, -1 not judged */
 };
 
+/* met: 1 yes, 0 no, -1 reported only, RESULT_FLOOR missed at the floor */
+#define RESULT_FLOOR	2
 void		 result_add(const char *name, const char *figure,
 		    const char *baseline, const char *ratio, const char *target,
 		    int met);

@@ -11,9 +11,14 @@ BENCH_ONLY	?=
 
 $(B)/test/bench/%.o: CPPFLAGS += -Inotifier
 $(B)/test/mpbench: $(call obj,$(BENCH_SRCS)) $(B)/test/lib/harness.o \
-    $(B)/test/lib/redis.o $(B)/notifier/record.o $(B)/libshared.a
+    $(B)/test/lib/redis.o $(B)/notifier/record.o $(B)/libshared.a \
+    | $(B)/test/mpspawn
 	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $^ $(LIBS_SODIUM) $(LIBS_INIH) \
 	    $(LIBS_HIREDIS)
+# The wrapper benchmark's floor: a wrapper that only spawns the agent and
+# waits, linked as the hook is.
+$(B)/test/mpspawn: $(B)/test/bench/spawn/mpspawn.o
+	$(CC) $(ALL_LDFLAGS) $(if $(HOOK_STATIC),-static-pie) -o $@ $^
 
 bench: deps all $(B)/test/mpbench
 	BENCH_QUICK=$(BENCH_QUICK) $(B)/test/mpbench \

@@ -48,7 +48,8 @@ result_add(const char *name, const char *figure, const char *baseline,
 
 	printf("  => %-30s %s | baseline %s | %s | target %s: %s\n", name,
 	    figure, baseline, ratio, target,
-	    met == 1 ? "MET" : met == 0 ? "MISSED" : "-");
+	    met == 1 ? "MET" : met == 0 ? "MISSED" :
+	    met == RESULT_FLOOR ? "MISSED, at the floor measured" : "-");
 	fflush(stdout);
 	if (n_results == RESULTS_MAX)
 		return;
@@ -77,7 +78,8 @@ results_print(void)
 
 		printf("| %s | %s | %s | %s | %s | %s |\n", r->name, r->figure,
 		    r->baseline, r->ratio, r->target,
-		    r->met == 1 ? "yes" : r->met == 0 ? "**no**" : "-");
+		    r->met == 1 ? "yes" : r->met == 0 ? "**no**" :
+		    r->met == RESULT_FLOOR ? "**no**: at the floor" : "-");
 	}
 	fflush(stdout);
 }
