@@ -312,46 +312,12 @@ START_TEST(kill9_keeps_answered)
 }
 END_TEST
 
-/* A REG record for the crafted snapshots. */
+/* A REG record for the crafted snapshots, for this test's daemon. */
 static void
 mk_reg(struct sf_rec *r, uint32_t id, const char *user, int v6,
     uint16_t port, uint32_t created, uint32_t expires)
 {
-	memset(r, 0, sizeof(*r));
-	r->f.type = REC_REG;
-	r->f.id = id;
-	r->f.key_id = PROTO_KEY_ID_DEFAULT;
-	/* a device of its own, from the id */
-	memset(r->f.device, 0x5c, PROTO_DEVICE_LEN);
-	memcpy(r->f.device, &id, sizeof(id));
-	snprintf(r->f.user, sizeof(r->f.user), "%s", user);
-	if (v6) {
-		r->f.addr.sin6.sin6_family = AF_INET6;
-		r->f.addr.sin6.sin6_addr = in6addr_loopback;
-		r->f.addr.sin6.sin6_port = htons(port);
-		snprintf(r->f.listener, sizeof(r->f.listener), "[::1]:%d",
-		    P.port);
-	} else {
-		r->f.addr.sin.sin_family = AF_INET;
-		r->f.addr.sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		r->f.addr.sin.sin_port = htons(port);
-		snprintf(r->f.listener, sizeof(r->f.listener), "127.0.0.1:%d",
-		    P.port);
-	}
-	r->f.created = created;
-	r->f.expires = expires;
-}
-
-static void
-mk_hdr(struct rec_hdr *h, int kind, uint64_t gen, int clean, uint64_t t)
-{
-	memset(h, 0, sizeof(*h));
-	h->version = REC_VERSION;
-	h->kind = (uint8_t)kind;
-	h->gen = gen;
-	h->epoch = 0x1122334455667788ULL;
-	h->clean = (uint8_t)clean;
-	h->time = t;
+	sf_mk_reg(r, id, user, v6, port, (uint16_t)P.port, created, expires);
 }
 
 START_TEST(expired_skipped_downtime_added)
@@ -369,7 +335,7 @@ START_TEST(expired_skipped_downtime_added)
 	/* written 100 s ago (a clean shutdown): alice live, seq 7; carol
 	 * expired before the shutdown; bob over IPv6 with two mailboxes
 	 * and 5 s left at the shutdown; dave had 5 s left too */
-	mk_hdr(&h, REC_KIND_SNAPSHOT, 1, 1, now - 100);
+	sf_mk_hdr(&h, REC_KIND_SNAPSHOT, 1, 1, now - 100);
 	mk_reg(&r[0], 0x0a0b0c0d, "alice", 0, client_port(&c), now - 200,
 	    now + 300);
 	memcpy(r[0].f.device, DEV_A, PROTO_DEVICE_LEN);
@@ -441,7 +407,7 @@ START_TEST(names_changed_entry_skipped)
 	uint32_t now = (uint32_t)time(NULL);
 
 	prepare(NULL);
-	mk_hdr(&h, REC_KIND_SNAPSHOT, 1, 1, now);
+	sf_mk_hdr(&h, REC_KIND_SNAPSHOT, 1, 1, now);
 	mk_reg(&r[0], 0x0a0b0c0d, "alice", 0, 4000, now - 10, now + 300);
 	mk_reg(&r[1], 0x01020304, "Bob", 0, 4001, now - 10, now + 300);
 	ck_assert_int_eq(sf_write(P.state, &h, r, 2, 1), 0);
@@ -486,7 +452,7 @@ bad_snapshot(int i, uint8_t *buf, size_t max)
 	struct jbuf b = { NULL, 0, 0, 0 };
 	size_t len;
 
-	mk_hdr(&h, i == 9 ? REC_KIND_JOURNAL : REC_KIND_SNAPSHOT, 1, 1, now);
+	sf_mk_hdr(&h, i == 9 ? REC_KIND_JOURNAL : REC_KIND_SNAPSHOT, 1, 1, now);
 	if (i == 2)
 		h.version = 1;
 	mk_reg(&r[0], 0x0a0b0c0d, "alice", 0, 4000, now - 10, now + 300);
@@ -677,7 +643,7 @@ START_TEST(journal_older_format)
 
 	journal_with_three(ids, jname, sizeof(jname));
 	/* the same name, a header of format version 1 */
-	mk_hdr(&h, REC_KIND_JOURNAL, 1, 0, (uint64_t)time(NULL));
+	sf_mk_hdr(&h, REC_KIND_JOURNAL, 1, 0, (uint64_t)time(NULL));
 	h.version = 1;
 	ck_assert_int_eq(sf_write(jname, &h, NULL, 0, 0), 0);
 	ck_assert_int_eq(mpd_start(&P), 0);
@@ -699,10 +665,10 @@ START_TEST(stale_journal_and_leftover_tmp)
 	/* a snapshot holding generations below 5; journal 4 is a
 	 * left-over (it would re-add a registration the snapshot lacks);
 	 * a crash while writing a snapshot leaves FILE.tmp */
-	mk_hdr(&h, REC_KIND_SNAPSHOT, 5, 0, now);
+	sf_mk_hdr(&h, REC_KIND_SNAPSHOT, 5, 0, now);
 	mk_reg(&r[0], 0x0a0b0c0d, "alice", 0, 4000, now - 10, now + 300);
 	ck_assert_int_eq(sf_write(P.state, &h, r, 1, 1), 0);
-	mk_hdr(&h, REC_KIND_JOURNAL, 4, 0, now);
+	sf_mk_hdr(&h, REC_KIND_JOURNAL, 4, 0, now);
 	mk_reg(&r[1], 0x0b0b0c0d, "bob", 0, 4000, now - 10, now + 300);
 	snprintf(old, sizeof(old), "%s.journal.4", P.state);
 	ck_assert_int_eq(sf_write(old, &h, &r[1], 1, 0), 0);

@@ -2,7 +2,10 @@
  * statefile.c: see statefile.h.
  */
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -45,9 +48,12 @@ sf_read(const char *path, struct sf *s)
 	    == 0) {
 		struct sf_rec *r;
 
-		if ((s->n & 63) == 0 && (s->recs = realloc(s->recs,
-		    (s->n + 64) * sizeof(*s->recs))) == NULL)
-			abort();
+		if (s->n == s->cap) {
+			s->cap = s->cap ? 2 * s->cap : 64;
+			if ((s->recs = realloc(s->recs,
+			    s->cap * sizeof(*s->recs))) == NULL)
+				abort();
+		}
 		r = &s->recs[s->n];
 		if (record_parse(&v, &r->f) != 0)
 			break;
@@ -119,6 +125,47 @@ cmp_u64(const void *a, const void *b)
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+void
+sf_mk_reg(struct sf_rec *r, uint32_t id, const char *user, int v6,
+    uint16_t port, uint16_t listen_port, uint32_t created, uint32_t expires)
+{
+	memset(r, 0, sizeof(*r));
+	r->f.type = REC_REG;
+	r->f.id = id;
+	r->f.key_id = PROTO_KEY_ID_DEFAULT;
+	/* a device of its own, from the id */
+	memset(r->f.device, 0x5c, PROTO_DEVICE_LEN);
+	memcpy(r->f.device, &id, sizeof(id));
+	snprintf(r->f.user, sizeof(r->f.user), "%s", user);
+	if (v6) {
+		r->f.addr.sin6.sin6_family = AF_INET6;
+		r->f.addr.sin6.sin6_addr = in6addr_loopback;
+		r->f.addr.sin6.sin6_port = htons(port);
+		snprintf(r->f.listener, sizeof(r->f.listener), "[::1]:%u",
+		    listen_port);
+	} else {
+		r->f.addr.sin.sin_family = AF_INET;
+		r->f.addr.sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		r->f.addr.sin.sin_port = htons(port);
+		snprintf(r->f.listener, sizeof(r->f.listener), "127.0.0.1:%u",
+		    listen_port);
+	}
+	r->f.created = created;
+	r->f.expires = expires;
+}
+
+void
+sf_mk_hdr(struct rec_hdr *h, int kind, uint64_t gen, int clean, uint64_t t)
+{
+	memset(h, 0, sizeof(*h));
+	h->version = REC_VERSION;
+	h->kind = (uint8_t)kind;
+	h->gen = gen;
+	h->epoch = 0x1122334455667788ULL;
+	h->clean = (uint8_t)clean;
+	h->time = t;
 }
 
 size_t

@@ -18,7 +18,7 @@ struct sf_rec {
 struct sf {
 	struct rec_hdr	 hdr;
 	struct sf_rec	*recs;		/* after the header */
-	size_t		 n, len;	/* records; file size */
+	size_t		 n, cap, len;	/* records, room for; file size */
 	size_t		 good;		/* bytes up to the first bad record */
 };
 
@@ -31,6 +31,14 @@ struct sf_rec *sf_find(struct sf *, uint8_t type, uint32_t id);
 /* Write a file: the header, the records, an END record if end. */
 int	sf_write(const char *path, const struct rec_hdr *,
 	    const struct sf_rec *, size_t n, int end);
+/* A REG record from 127.0.0.1 or ::1 port, for the daemon listening on
+ * listen_port, with a device id made from its id; a header of this kind
+ * (epoch 0x1122334455667788). */
+void	sf_mk_reg(struct sf_rec *, uint32_t id, const char *user, int v6,
+	    uint16_t port, uint16_t listen_port, uint32_t created,
+	    uint32_t expires);
+void	sf_mk_hdr(struct rec_hdr *, int kind, uint64_t gen, int clean,
+	    uint64_t time);
 /* Journal generations FILE.journal.N that exist (sorted), at most max. */
 size_t	sf_journals(const char *state, uint64_t *gens, size_t max);
 
