@@ -20,6 +20,15 @@
 #define SNAP_NICE	10		/* the snapshot writer's nice */
 #define SNAP_CHUNK	(256 * 1024)
 #define SNAP_QUEUE_MAX	(4 * 1024 * 1024)	/* bytes queued to write */
+/*
+ * A slice's buffer, with room for the scan call that crosses SNAP_CHUNK.
+ * The snapshot writer makes SNAP_POOL slices (buffers allocated and
+ * touched) when a snapshot opens, takes each back once written and frees
+ * them when it ends: the loop fills slices and never allocates one, so
+ * no slice waits for fresh memory (journal_worker.c).
+ */
+#define SNAP_BUF	(SNAP_CHUNK + 64 * 1024)
+#define SNAP_POOL	(SNAP_QUEUE_MAX / SNAP_CHUNK + 2)
 #define JOURNAL_RETRY_S	1
 
 enum { JOB_DATA, JOB_ROTATE, JOB_SNAP_OPEN, JOB_SNAP_DATA, JOB_SNAP_DONE,
@@ -47,6 +56,8 @@ struct worker {
 	uint64_t	 bytes;
 	int		 err_no;	/* of the last error */
 	char		 error[256];
+	struct job	*pool[SNAP_POOL];	/* snapshot: empty slices */
+	unsigned	 npool;
 	/* thread-private */
 	int		 fd;
 	uint64_t	 gen;
@@ -111,6 +122,7 @@ void	journal_worker_push(struct worker *, struct job *);
 struct job *journal_job_new(int kind);
 void	journal_worker_start(struct worker *, int fd, uint64_t gen);
 void	journal_worker_stop(struct worker *);
+struct job *journal_slice_take(void);
 int	journal_write_all(int fd, const uint8_t *, size_t);
 int	journal_create(uint64_t gen, uint64_t epoch, char *name, size_t len);
 

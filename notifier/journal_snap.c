@@ -99,12 +99,11 @@ journal_snap_step(evutil_socket_t fd, short what, void *arg)
 		journal_snap_abort();
 		return;
 	}
-	if (queued > SNAP_QUEUE_MAX) {
+	if (queued > SNAP_QUEUE_MAX || (j = journal_slice_take()) == NULL) {
 		tv.tv_usec = 2000;	/* let the writer catch up */
 		evtimer_add(journal_g.ev_snap, &tv);
 		return;
 	}
-	j = journal_job_new(JOB_SNAP_DATA);
 	while (more && j->buf.len < SNAP_CHUNK &&
 	    journal_mono_us() - t0 < SNAP_SLICE_US)
 		more = registry_scan(&journal_g.snap_cursor, 32, snap_put, &j->buf);

@@ -56,6 +56,65 @@ journal_job_new(int kind)
 	return j;
 }
 
+/*
+ * The snapshot's slices (journal_int.h): made here, on the writer, when a
+ * snapshot opens, one at a time so that the loop can start on the first;
+ * each buffer is touched so the loop takes no page fault filling it.
+ */
+static void
+slices_make(struct worker *w)
+{
+	struct job *j;
+	unsigned i;
+
+	for (i = 0; i < SNAP_POOL; i++) {
+		j = journal_job_new(JOB_SNAP_DATA);
+		if ((j->buf.p = malloc(SNAP_BUF)) == NULL)
+			fatal("snapshot buffer");
+		j->buf.cap = SNAP_BUF;
+		memset(j->buf.p, 0, SNAP_BUF);
+		pthread_mutex_lock(&w->mu);
+		w->pool[w->npool++] = j;
+		pthread_mutex_unlock(&w->mu);
+	}
+}
+
+static void
+job_free(struct job *j)
+{
+	jbuf_free(&j->buf);
+	free(j);
+}
+
+static void
+slices_free(struct worker *w)
+{
+	struct job *pool[SNAP_POOL];
+	unsigned i, n;
+
+	pthread_mutex_lock(&w->mu);
+	n = w->npool;
+	memcpy(pool, w->pool, n * sizeof(pool[0]));
+	w->npool = 0;
+	pthread_mutex_unlock(&w->mu);
+	for (i = 0; i < n; i++)
+		job_free(pool[i]);
+}
+
+/* On the loop: an empty slice, or NULL while the writer has none. */
+struct job *
+journal_slice_take(void)
+{
+	struct worker *w = &journal_g.ws;
+	struct job *j = NULL;
+
+	pthread_mutex_lock(&w->mu);
+	if (w->npool > 0)
+		j = w->pool[--w->npool];
+	pthread_mutex_unlock(&w->mu);
+	return j;
+}
+
 static void
 notify_loop(void)
 {
@@ -228,7 +287,7 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct job *list, *j, *next;
-	int quit = 0, need_sync, notify;
+	int quit = 0, need_sync, notify, kind;
 	uint64_t batch, seen = 0;
 
 	/* The snapshot writer is never in a hurry: on a busy machine the
@@ -250,12 +309,15 @@ worker_main(void *arg)
 		batch = 0;
 		for (j = list; j != NULL; j = next) {
 			next = j->next;
-			if (j->kind == JOB_QUIT)
+			kind = j->kind;
+			if (kind == JOB_QUIT)
 				quit = 1;
 			else if (w == &journal_g.wj)
 				journal_job(w, j, &need_sync);
 			else
 				snap_job(w, j);
+			if (kind == JOB_SNAP_OPEN)
+				slices_make(w);
 			if (j->kind == JOB_DATA)
 				batch = j->batch;
 			/* one sync for a run of data jobs (group commit) */
@@ -287,9 +349,18 @@ worker_main(void *arg)
 			    j->kind == JOB_SNAP_ABORT || j->kind == JOB_ROTATE ||
 			    w->errors != seen;
 			seen = w->errors;
+			/* a written slice goes back to the loop */
+			if (kind == JOB_SNAP_DATA && w->npool < SNAP_POOL) {
+				j->next = NULL;
+				j->buf.len = 0;
+				w->pool[w->npool++] = j;
+				j = NULL;
+			}
 			pthread_mutex_unlock(&w->mu);
-			jbuf_free(&j->buf);
-			free(j);
+			if (j != NULL)
+				job_free(j);
+			if (kind == JOB_SNAP_DONE || kind == JOB_SNAP_ABORT)
+				slices_free(w);
 			if (notify)
 				notify_loop();
 		}
@@ -322,6 +393,7 @@ journal_worker_stop(struct worker *w)
 	if (w->fd != -1)
 		close(w->fd);
 	w->fd = -1;
+	slices_free(w);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cv);
 	w->started = 0;
