@@ -14,7 +14,7 @@
  * array: a lookup still reads exactly one chain.
  *
  * The new array's pages are faulted in by a thread of their own
- * (madvise MADV_POPULATE_WRITE) before the first bucket moves: the first
+ * (a write to each page) before the first bucket moves: the first
  * write to a fresh page is a page fault, and with the daemon's huge pages
  * (mailpushd(8)) one fault zeroes 2 MB, 3-4 ms on a virtual machine whose
  * host backs guest memory lazily (BENCHMARKS.md); moving a few buckets at
@@ -53,14 +53,40 @@ set_next(const struct htab *h, void *e, void *p)
 	memcpy((char *)e + h->next_off, &p, sizeof(p));
 }
 
+/* Arrays this big or bigger are mappings of their own, faulted in by a
+ * thread (see the top). */
+#define HTAB_PF_BYTES	((size_t)2 << 20)
+
 static void **
 buckets_new(size_t n)
 {
-	void **t = calloc(n, sizeof(*t));
+	size_t len = n * sizeof(void *);
+	void **t;
 
-	if (t == NULL)
+	if (len < HTAB_PF_BYTES) {
+		if ((t = calloc(n, sizeof(*t))) == NULL)
+			fatal("hash table of %zu buckets", n);
+		return t;
+	}
+	/* zeroed by the kernel, never cleared on the loop; in huge pages
+	 * where the system allows them (mailpushd(8), "Memory") */
+	t = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+	    MAP_ANONYMOUS, -1, 0);
+	if (t == MAP_FAILED)
 		fatal("hash table of %zu buckets", n);
+	(void)madvise(t, len, MADV_HUGEPAGE);
 	return t;
+}
+
+static void
+buckets_free(void **t, size_t n)
+{
+	if (t == NULL)
+		return;
+	if (n * sizeof(void *) < HTAB_PF_BYTES)
+		free(t);
+	else if (munmap(t, n * sizeof(void *)) == -1)
+		fatal("hash table of %zu buckets", n);
 }
 
 /* buckets: a power of two */
@@ -80,8 +106,8 @@ htab_free(struct htab *h)
 {
 	if (atomic_load(&h->pf_state) != HTAB_PF_NONE)
 		pthread_join(h->pf_thr, NULL);
-	free(h->t[0]);
-	free(h->t[1]);
+	buckets_free(h->t[0], h->mask[0] + 1);
+	buckets_free(h->t[1], h->mask[1] + 1);
 	memset(h, 0, sizeof(*h));
 }
 
@@ -101,7 +127,7 @@ move_bucket(struct htab *h)
 		h->t[1][b] = e;
 	}
 	if (++h->moved > h->mask[0]) {
-		free(h->t[0]);
+		buckets_free(h->t[0], h->mask[0] + 1);
 		h->t[0] = h->t[1];
 		h->mask[0] = h->mask[1];
 		h->t[1] = NULL;
@@ -148,23 +174,24 @@ htab_moving(const struct htab *h)
 	return h->t[1] != NULL;
 }
 
-/* Arrays this big or bigger are faulted in by a thread (see the top). */
-#define HTAB_PF_BYTES	((size_t)2 << 20)
-
 static void *
 pf_main(void *arg)
 {
 	struct htab *h = arg;
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t from = (uintptr_t)h->t[1] & ~(page - 1);
-	uintptr_t to = (uintptr_t)(h->t[1] + h->mask[1] + 1);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), i;
+	size_t len = (h->mask[1] + 1) * sizeof(void *);
+	volatile uint8_t *p = (volatile uint8_t *)h->t[1];
 
-	/* 2 MB at a time, so that the loop's own mmap, brk or munmap never
-	 * waits long for the address space lock this holds; no error
-	 * matters: a page not faulted in here is faulted on use */
-	for (; from < to; from += HTAB_PF_BYTES)
-		(void)madvise((void *)from, to - from < HTAB_PF_BYTES ?
-		    to - from : HTAB_PF_BYTES, MADV_POPULATE_WRITE);
+	/*
+	 * A write to each page (still zero: nothing is in the array yet).
+	 * Each fault holds only the lock of this one mapping, not the
+	 * address space's, as madvise(MADV_POPULATE_WRITE) would: on a
+	 * virtual machine whose host backs a fresh page late, a fault can
+	 * take tens of milliseconds, and the loop's own mmap, brk or munmap
+	 * must not wait for it.
+	 */
+	for (i = 0; i < len; i += page)
+		p[i] = 0;
 	atomic_store_explicit(&h->pf_state, HTAB_PF_DONE,
 	    memory_order_release);
 	return NULL;
