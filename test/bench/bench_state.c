@@ -15,7 +15,8 @@
  * longest stall persistence caused is also read from the daemon itself:
  * state_loop_max_us, the most CPU one journal batch, snapshot slice or
  * thread result took on the loop since the start, and how many steps
- * took over 1 ms.
+ * took over 1 ms.  A thread sleeping 1 ms at a time during each run says
+ * how long the machine itself held a sleeper (the row's "woke ... late").
  */
 #include <sys/types.h>
 #include <sys/prctl.h>
@@ -119,17 +120,62 @@ start_s(struct mpd_proc *p)
 	return (double)(mono_ns() - t0) / 1e9;
 }
 
-/* One paced run of n events from `from'; p99.9 and max in ms. */
+/*
+ * The machine's own pauses: a thread that sleeps 1 ms at a time and notes
+ * how late it wakes up.  On a virtual machine whose virtual CPUs the host
+ * holds for milliseconds (seen with perf here: both idle for 28 ms, no
+ * task of the guest run meanwhile) every push in flight waits as long, in
+ * either run; what the daemon itself holds the loop for is its steps'
+ * CPU (state_loop_max_us).
+ */
+struct waker {
+	atomic_int	stop;
+	long		late;		/* over 5 ms late */
+	uint64_t	max_ns;
+};
+
+static void *
+waker_main(void *arg)
+{
+	const struct timespec ms = { 0, 1000000 };
+	struct waker *w = arg;
+	uint64_t t0, d;
+
+	while (!atomic_load(&w->stop)) {
+		t0 = mono_ns();
+		nanosleep(&ms, NULL);
+		d = mono_ns() - t0;
+		d = d > 1000000 ? d - 1000000 : 0;
+		if (d > w->max_ns)
+			w->max_ns = d;
+		if (d > 5000000)
+			w->late++;
+	}
+	return NULL;
+}
+
+/* One paced run of n events from `from'; p99.9 and max in ms, and the
+ * longest late wake-up of a sleeping thread meanwhile. */
 static int
 stall_run(int evfd, const struct evset *ev, struct lat *l, uint64_t *t_send,
     double *lat, unsigned from, unsigned n, double *p999, double *mx,
-    unsigned *lost)
+    double *late, unsigned *lost)
 {
+	struct waker w;
+	pthread_t wthr;
 	double achieved;
 	unsigned nl;
 
+	memset(&w, 0, sizeof(w));
+	if (pthread_create(&wthr, NULL, waker_main, &w) != 0)
+		return fail("pthread_create failed");
 	achieved = paced_run(evfd, ev, from, from + n, STALL_RATE,
 	    t_send + from, l, 1000);
+	atomic_store(&w.stop, 1);
+	pthread_join(wthr, NULL);
+	*late = (double)w.max_ns / 1e6;
+	note("  a thread sleeping 1 ms at a time meanwhile woke up %ld times "
+	    "over 5 ms late, at most %.3f ms late", w.late, *late);
 	nl = lat_collect(l, t_send, from, n, lat);
 	if (nl == 0 || l->bad != 0)
 		return fail("%zu pushes with a bad MAC, %u good", l->bad, nl);
@@ -153,14 +199,14 @@ bench_state(void)
 	struct lat l;
 	uint64_t *t_send = NULL;
 	double *lat = NULL, t_empty, t_clean, t_crash;
-	double a999, amax, b999, bmax;
+	double a999, amax, b999, bmax, alate, blate;
 	unsigned *u = NULL, i, lost = 0;
 	long long snaps0, snaps1, step_us, steps, slow;
 	struct control ctl;
 	pthread_t cthr;
 	uint64_t cpu0, cpu1;
 	long long slow0, slow1, flt0, flt1;
-	int rc2;
+	int rc2, own;
 	uint16_t port;
 	char fig[160], bas[200], rat[64];
 	int evfd = -1, rc = -1;
@@ -213,7 +259,7 @@ bench_state(void)
 	paced_run(evfd, &ev, 0, warm, STALL_RATE, t_send, &l, 200);
 	note("  without a snapshot:");
 	if (stall_run(evfd, &ev, &l, t_send, lat, warm, n, &a999, &amax,
-	    &lost) != 0)
+	    &alate, &lost) != 0)
 		goto out;
 	/* snapshots back to back from now on */
 	snaps0 = bd_stat(&p, "state_snapshots");
@@ -243,7 +289,7 @@ bench_state(void)
 	flt0 = loop_faults(p.pid);
 	cpu0 = cpu_ns(p.pid);
 	rc2 = stall_run(evfd, &ev, &l, t_send, lat, warm + n, n, &b999, &bmax,
-	    &lost);
+	    &blate, &lost);
 	cpu1 = cpu_ns(p.pid);
 	flt1 = loop_faults(p.pid);
 	slow1 = bd_stat(&p, "state_loop_slow_steps");
@@ -282,16 +328,21 @@ bench_state(void)
 	result_add("restart", fig, bas, rat, "a few seconds",
 	    t_clean <= 5 && t_crash <= 5);
 	snprintf(fig, sizeof(fig), "longest step %.3f ms (%lld of %lld over 1 "
-	    "ms); p99.9 %.3f ms, max %.3f ms (%lld snapshots)", step_us /
-	    1000.0, slow, steps, b999, bmax, snaps1 - snaps0);
+	    "ms); p99.9 %.3f ms, max %.3f ms (%lld snapshots; machine: a "
+	    "sleeper woke %.1f ms late)", step_us / 1000.0, slow, steps, b999,
+	    bmax, snaps1 - snaps0, blate);
 	snprintf(bas, sizeof(bas), "p99.9 %.3f ms, max %.3f ms (no "
-	    "snapshot); control: %ld of %ld units over 1 ms, longest %.3f ms",
-	    a999, amax, ctl.slow, ctl.units, ctl.max_us / 1000.0);
-	snprintf(rat, sizeof(rat), "+%.3f ms p99.9, %+.3f ms max",
+	    "snapshot; %.1f ms late); control: %ld of %ld units over 1 ms, "
+	    "longest %.3f ms", a999, amax, alate, ctl.slow, ctl.units,
+	    ctl.max_us / 1000.0);
+	snprintf(rat, sizeof(rat), "%+.3f ms p99.9, %+.3f ms max",
 	    b999 - a999, bmax - amax);
+	/* the daemon's own steps within 1 ms, and a tail that the machine's
+	 * pauses in the same run cover: missed at the floor */
+	own = snaps1 > snaps0 && step_us >= 0 && step_us <= 1000 && lost == 0;
 	result_add("stall from persistence", fig, bas, rat,
-	    "step <= 1 ms, p99.9 added <= 1 ms", snaps1 > snaps0 &&
-	    step_us >= 0 && step_us <= 1000 && b999 - a999 <= 1.0 && lost == 0);
+	    "step <= 1 ms, p99.9 added <= 1 ms", own && b999 - a999 <= 1.0 ?
+	    1 : own && blate >= b999 - a999 ? RESULT_FLOOR : 0);
 	rc = 0;
 out:
 	if (evfd != -1)
