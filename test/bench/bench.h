@@ -43,6 +43,16 @@ struct result {
 	int		met;		/* 1 met, 0 missed, -1 not judged */
 };
 
+/* bench_waker.c: a thread sleeping 1 ms at a time, how late it woke up */
+struct waker {
+	atomic_int	stop;
+	long		late;		/* wake-ups over 5 ms late */
+	uint64_t	max_ns;
+	pthread_t	th;
+};
+int		 waker_start(struct waker *);
+double		 waker_stop(struct waker *);	/* the latest, ms */
+
 /* met: 1 yes, 0 no, -1 reported only, RESULT_FLOOR missed at the floor */
 #define RESULT_FLOOR	2
 void		 result_add(const char *name, const char *figure,

@@ -427,11 +427,14 @@ out:
 	return rc;
 }
 
-/* One run of n handshakes from user0, one at a time: their times. */
+/* One run of n handshakes from user0, one at a time: their times, and
+ * how late a sleeping thread woke up meanwhile (ms). */
 static int
-growth_run(struct mpd_proc *p, unsigned user0, size_t n, double *lat)
+growth_run(struct mpd_proc *p, unsigned user0, size_t n, double *lat,
+    double *late)
 {
 	struct regrun g;
+	struct waker w;
 	double rate;
 
 	memset(&g, 0, sizeof(g));
@@ -443,7 +446,12 @@ growth_run(struct mpd_proc *p, unsigned user0, size_t n, double *lat)
 		release(&g);
 		return -1;
 	}
+	if (waker_start(&w) != 0) {
+		release(&g);
+		return -1;
+	}
 	rate = regrun(&g, (uint16_t)p->port);
+	*late = waker_stop(&w);
 	release(&g);
 	if (g.done < n || g.refused || g.bad)
 		return fail("table growth: %zu of %zu handshakes, %u refused, "
@@ -455,10 +463,11 @@ growth_run(struct mpd_proc *p, unsigned user0, size_t n, double *lat)
 
 /* One daemon loaded to just under `full', n handshakes crossing it, n
  * more: the longest of each run (ms) in *mx, their p99 in *p99, the
- * page faults the daemon's loop thread took in each in *faults. */
+ * page faults the daemon's loop thread took in each in *faults, a
+ * sleeper's latest wake-up in each in *late. */
 static int
 growth_pair(unsigned full, size_t n, double *mx, double *p99,
-    long long *faults)
+    long long *faults, double *late)
 {
 	const unsigned loaded = full - 2000;
 	long long f0, f1, f2;
@@ -476,10 +485,10 @@ growth_pair(unsigned full, size_t n, double *mx, double *p99,
 	    bd_start(&p, 60000) != 0 || check_regs(&p, loaded) != 0)
 		goto out;
 	f0 = loop_faults(p.pid);
-	if (growth_run(&p, 50000000, n, a) != 0)
+	if (growth_run(&p, 50000000, n, a, &late[0]) != 0)
 		goto out;
 	f1 = loop_faults(p.pid);
-	if (growth_run(&p, 50000000 + (unsigned)n, n, b) != 0)
+	if (growth_run(&p, 50000000 + (unsigned)n, n, b, &late[1]) != 0)
 		goto out;
 	f2 = loop_faults(p.pid);
 	faults[0] = f1 - f0;
@@ -515,34 +524,41 @@ bench_growth(void)
 	const unsigned reps = opts.quick ? 1 : 5;
 	const size_t n = 4000;
 	double amx[5], bmx[5], a99[5], b99[5], mx[2], p99[2], ma, mb;
+	double alate[5], late[2], ml;
 	long long faults[2];
-	char fig[160], bas[128], rat[48];
+	char fig[200], bas[128], rat[48];
 	unsigned r;
 
 	note("table growth: %u registrations loaded, %zu handshakes one at a "
 	    "time crossing %u, then %zu more; %u runs", full - 2000, n, full,
 	    n, reps);
 	for (r = 0; r < reps; r++) {
-		if (growth_pair(full, n, mx, p99, faults) != 0)
+		if (growth_pair(full, n, mx, p99, faults, late) != 0)
 			return -1;
+		alate[r] = late[0];
 		amx[r] = mx[0];
 		bmx[r] = mx[1];
 		a99[r] = p99[0];
 		b99[r] = p99[1];
 		note("  run %u: longest %.3f ms crossing, %.3f ms after; page "
-		    "faults on the loop %lld crossing, %lld after", r + 1,
-		    mx[0], mx[1], faults[0], faults[1]);
+		    "faults on the loop %lld crossing, %lld after; a sleeper "
+		    "woke up %.3f ms late crossing, %.3f ms after", r + 1,
+		    mx[0], mx[1], faults[0], faults[1], late[0], late[1]);
 	}
 	ma = stat_median(amx, reps);
 	mb = stat_median(bmx, reps);
+	ml = stat_median(alate, reps);
 	snprintf(fig, sizeof(fig), "longest handshake %.3f ms (p99 %.3f) "
-	    "while the tables doubled past %u (median of %u runs)", ma,
-	    stat_median(a99, reps), full, reps);
+	    "while the tables doubled past %u (median of %u runs; machine: a "
+	    "sleeper woke %.1f ms late)", ma, stat_median(a99, reps), full,
+	    reps, ml);
 	snprintf(bas, sizeof(bas), "longest %.3f ms (p99 %.3f), the next "
 	    "%zu at that size", mb, stat_median(b99, reps), n);
 	snprintf(rat, sizeof(rat), "%+.3f ms", ma - mb);
+	/* at the floor: the machine held a sleeping thread as long, and
+	 * longer than the scheduler would (over 5 ms) */
 	result_add("table growth", fig, bas, rat, "adds <= 1 ms",
-	    ma - mb <= 1.0);
+	    ma - mb <= 1.0 ? 1 : ml > 5 && ml >= ma - mb ? RESULT_FLOOR : 0);
 	return 0;
 }
 

@@ -120,40 +120,6 @@ start_s(struct mpd_proc *p)
 	return (double)(mono_ns() - t0) / 1e9;
 }
 
-/*
- * The machine's own pauses: a thread that sleeps 1 ms at a time and notes
- * how late it wakes up.  On a virtual machine whose virtual CPUs the host
- * holds for milliseconds (seen with perf here: both idle for 28 ms, no
- * task of the guest run meanwhile) every push in flight waits as long, in
- * either run; what the daemon itself holds the loop for is its steps'
- * CPU (state_loop_max_us).
- */
-struct waker {
-	atomic_int	stop;
-	long		late;		/* over 5 ms late */
-	uint64_t	max_ns;
-};
-
-static void *
-waker_main(void *arg)
-{
-	const struct timespec ms = { 0, 1000000 };
-	struct waker *w = arg;
-	uint64_t t0, d;
-
-	while (!atomic_load(&w->stop)) {
-		t0 = mono_ns();
-		nanosleep(&ms, NULL);
-		d = mono_ns() - t0;
-		d = d > 1000000 ? d - 1000000 : 0;
-		if (d > w->max_ns)
-			w->max_ns = d;
-		if (d > 5000000)
-			w->late++;
-	}
-	return NULL;
-}
-
 /* One paced run of n events from `from'; p99.9 and max in ms, and the
  * longest late wake-up of a sleeping thread meanwhile. */
 static int
@@ -162,18 +128,14 @@ stall_run(int evfd, const struct evset *ev, struct lat *l, uint64_t *t_send,
     double *late, unsigned *lost)
 {
 	struct waker w;
-	pthread_t wthr;
 	double achieved;
 	unsigned nl;
 
-	memset(&w, 0, sizeof(w));
-	if (pthread_create(&wthr, NULL, waker_main, &w) != 0)
-		return fail("pthread_create failed");
+	if (waker_start(&w) != 0)
+		return -1;
 	achieved = paced_run(evfd, ev, from, from + n, STALL_RATE,
 	    t_send + from, l, 1000);
-	atomic_store(&w.stop, 1);
-	pthread_join(wthr, NULL);
-	*late = (double)w.max_ns / 1e6;
+	*late = waker_stop(&w);
 	note("  a thread sleeping 1 ms at a time meanwhile woke up %ld times "
 	    "over 5 ms late, at most %.3f ms late", w.late, *late);
 	nl = lat_collect(l, t_send, from, n, lat);
@@ -338,11 +300,13 @@ bench_state(void)
 	snprintf(rat, sizeof(rat), "%+.3f ms p99.9, %+.3f ms max",
 	    b999 - a999, bmax - amax);
 	/* the daemon's own steps within 1 ms, and a tail that the machine's
-	 * pauses in the same run cover: missed at the floor */
+	 * pauses in the same run cover (a sleeper held over 5 ms, longer
+	 * than the scheduler would, and longer than the p99.9 added):
+	 * missed at the floor */
 	own = snaps1 > snaps0 && step_us >= 0 && step_us <= 1000 && lost == 0;
 	result_add("stall from persistence", fig, bas, rat,
 	    "step <= 1 ms, p99.9 added <= 1 ms", own && b999 - a999 <= 1.0 ?
-	    1 : own && blate >= b999 - a999 ? RESULT_FLOOR : 0);
+	    1 : own && blate > 5 && blate >= b999 - a999 ? RESULT_FLOOR : 0);
 	rc = 0;
 out:
 	if (evfd != -1)
