@@ -381,7 +381,7 @@ journal_commit(void)
 static void
 done_cb(evutil_socket_t fd, short what, void *arg)
 {
-	uint64_t v, errors, t0 = journal_step_begin();
+	uint64_t v, errors, snap_gen, t0 = journal_step_begin();
 	int snap, jfailed, err_no;
 	char error[256];
 
@@ -400,6 +400,7 @@ done_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&journal_g.wj.mu);
 	pthread_mutex_lock(&journal_g.ws.mu);
 	snap = journal_g.ws.snap_result;
+	snap_gen = journal_g.ws.snap_result_gen;
 	journal_g.ws.snap_result = 0;
 	errors += journal_g.ws.errors;
 	if (journal_g.ws.errors > 0 && snap == -1) {
@@ -421,6 +422,11 @@ done_cb(evutil_socket_t fd, short what, void *arg)
 		journal_g.snap_good = 0;
 		health_saved(err_no != 0 ? err_no : EIO);	/* status */
 	}
+	/* the end of an aborted snapshot must not end the next one, which
+	 * may have started before the writer got to the abort */
+	if (snap != 0 && journal_g.snap_running &&
+	    snap_gen != journal_g.snap_gen)
+		snap = 0;
 	if (snap != 0) {
 		journal_snap_finished(snap == 1);
 		journal_g.snap_good = snap == 1;

@@ -25,7 +25,10 @@
  * The snapshot writer makes SNAP_POOL slices (buffers allocated and
  * touched) when a snapshot opens, takes each back once written and frees
  * them when it ends: the loop fills slices and never allocates one, so
- * no slice waits for fresh memory (journal_worker.c).
+ * no slice waits for fresh memory (journal_worker.c).  The 64 KiB over
+ * SNAP_CHUNK hold the last scan call of a slice (32 registrations) unless
+ * they average over 2 KiB each (long mailbox lists): then the buffer
+ * grows, as any jbuf does.
  */
 #define SNAP_BUF	(SNAP_CHUNK + 64 * 1024)
 #define SNAP_POOL	(SNAP_QUEUE_MAX / SNAP_CHUNK + 2)
@@ -53,6 +56,7 @@ struct worker {
 	uint64_t	 errors;
 	int		 failed;	/* journal: not writing */
 	int		 snap_result;	/* 1 done, -1 failed, 0 none */
+	uint64_t	 snap_result_gen;	/* of the snapshot it is for */
 	uint64_t	 bytes;
 	int		 err_no;	/* of the last error */
 	char		 error[256];

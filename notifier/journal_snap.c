@@ -41,8 +41,11 @@ snap_put(struct reg *r, void *arg)
 void
 journal_snap_abort(void)
 {
+	struct job *j = journal_job_new(JOB_SNAP_ABORT);
+
 	journal_g.snap_running = 0;
-	journal_worker_push(&journal_g.ws, journal_job_new(JOB_SNAP_ABORT));
+	j->gen = journal_g.snap_gen;
+	journal_worker_push(&journal_g.ws, j);
 }
 
 void

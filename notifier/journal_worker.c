@@ -67,7 +67,13 @@ slices_make(struct worker *w)
 	struct job *j;
 	unsigned i;
 
-	for (i = 0; i < SNAP_POOL; i++) {
+	for (;;) {
+		/* slices left by a snapshot that never ended count */
+		pthread_mutex_lock(&w->mu);
+		i = w->npool;
+		pthread_mutex_unlock(&w->mu);
+		if (i >= SNAP_POOL)
+			break;
 		j = journal_job_new(JOB_SNAP_DATA);
 		if ((j->buf.p = malloc(SNAP_BUF)) == NULL)
 			fatal("snapshot buffer");
@@ -277,6 +283,7 @@ snap_job(struct worker *w, struct job *j)
 		pthread_mutex_lock(&w->mu);
 		w->snap_result = w->failed || j->kind == JOB_SNAP_ABORT ?
 		    -1 : 1;
+		w->snap_result_gen = j->gen;
 		pthread_mutex_unlock(&w->mu);
 		break;
 	}
@@ -316,7 +323,7 @@ worker_main(void *arg)
 				journal_job(w, j, &need_sync);
 			else
 				snap_job(w, j);
-			if (kind == JOB_SNAP_OPEN)
+			if (kind == JOB_SNAP_OPEN && !w->failed)
 				slices_make(w);
 			if (j->kind == JOB_DATA)
 				batch = j->batch;
@@ -353,6 +360,7 @@ worker_main(void *arg)
 			if (kind == JOB_SNAP_DATA && w->npool < SNAP_POOL) {
 				j->next = NULL;
 				j->buf.len = 0;
+				j->buf.deferred = 1;	/* jbuf_seal cleared it */
 				w->pool[w->npool++] = j;
 				j = NULL;
 			}
