@@ -105,8 +105,10 @@ htab_init(struct htab *h, size_t buckets, size_t next_off,
 void
 htab_free(struct htab *h)
 {
-	if (atomic_load(&h->pf_state) != HTAB_PF_NONE)
+	if (atomic_load(&h->pf_state) != HTAB_PF_NONE) {
+		atomic_store(&h->pf_hurry, 2);	/* no use faulting it in */
 		pthread_join(h->pf_thr, NULL);
+	}
 	buckets_free(h->t[0], h->mask[0] + 1);
 	buckets_free(h->t[1], h->mask[1] + 1);
 	memset(h, 0, sizeof(*h));
@@ -137,6 +139,15 @@ move_bucket(struct htab *h)
 	}
 }
 
+/* t[1] is being faulted in: empty, and not to be read (its thread writes
+ * to it) */
+static int
+pf_busy(struct htab *h)
+{
+	return atomic_load_explicit(&h->pf_state, memory_order_acquire) ==
+	    HTAB_PF_RUNNING;
+}
+
 /*
  * May buckets move to t[1]?  Not while its pages are being faulted in,
  * unless `wait': then wait for that to end.
@@ -152,6 +163,7 @@ pf_ready(struct htab *h, int wait)
 			return 0;
 		/* FALLTHROUGH */
 	default:
+		atomic_store(&h->pf_hurry, 1);	/* waited for: no pauses */
 		pthread_join(h->pf_thr, NULL);
 		atomic_store(&h->pf_state, HTAB_PF_NONE);
 		return 1;
@@ -190,14 +202,22 @@ pf_main(void *arg)
 	 * address space's, as madvise(MADV_POPULATE_WRITE) would: on a
 	 * virtual machine whose host backs a fresh page late, a fault can
 	 * take tens of milliseconds, and the loop's own mmap, brk or munmap
-	 * must not wait for it.  A millisecond's pause after every 2 MB
+	 * must not wait for it (per-mapping locks: Linux 6.4 and later;
+	 * before, a fault holds the address space's lock for reading, and
+	 * the pauses below still let the loop's calls in between).  When
+	 * the loop waits for the thread (pf_ready, htab_free) it asks it to
+	 * hurry or to stop.  A millisecond's pause after every 2 MB
 	 * leaves the CPUs to the loop and the clients between pages (32 MB
 	 * of arrays at once held a sleeping thread up to 3 ms, the loop
 	 * up to 4 ms; paced, 0.4 and under 1 ms: BENCHMARKS.md).
 	 */
 	for (i = 0; i < len; i += page) {
-		if (i > 0 && i % HTAB_PF_BYTES == 0)
-			nanosleep(&pause, NULL);
+		if (i > 0 && i % HTAB_PF_BYTES == 0) {
+			if (atomic_load(&h->pf_hurry) == 2)
+				break;
+			if (atomic_load(&h->pf_hurry) == 0)
+				nanosleep(&pause, NULL);
+		}
 		p[i] = 0;
 	}
 	atomic_store_explicit(&h->pf_state, HTAB_PF_DONE,
@@ -212,6 +232,7 @@ grow_to(struct htab *h, size_t buckets)
 	h->mask[1] = buckets - 1;
 	h->moved = 0;
 	if (buckets * sizeof(void *) >= HTAB_PF_BYTES) {
+		atomic_store(&h->pf_hurry, 0);
 		atomic_store(&h->pf_state, HTAB_PF_RUNNING);
 		if (pthread_create(&h->pf_thr, NULL, pf_main, h) != 0)
 			atomic_store(&h->pf_state, HTAB_PF_NONE);
@@ -300,10 +321,10 @@ htab_buckets(const struct htab *h)
 void
 htab_foreach(struct htab *h, void (*fn)(void *, void *), void *arg)
 {
-	size_t k, i;
+	size_t k, i, arrays = pf_busy(h) ? 1 : 2;
 	void *e, *nx;
 
-	for (k = 0; k < 2; k++)
+	for (k = 0; k < arrays; k++)
 		for (i = 0; h->t[k] != NULL && i <= h->mask[k]; i++)
 			for (e = h->t[k][i]; e != NULL; e = nx) {
 				nx = next_of(h, e);
@@ -333,6 +354,7 @@ int
 htab_scan(struct htab *h, uint64_t *cursor, size_t max,
     void (*fn)(void *, void *), void *arg)
 {
+	void **t1 = pf_busy(h) ? NULL : h->t[1];
 	uint64_t v = *cursor, m0, m1;
 	size_t n = 0;
 	void *e;
@@ -341,14 +363,14 @@ htab_scan(struct htab *h, uint64_t *cursor, size_t max,
 		m0 = h->mask[0];
 		for (e = h->t[0][v & m0]; e != NULL; e = next_of(h, e), n++)
 			fn(e, arg);
-		if (h->t[1] == NULL) {
+		if (t1 == NULL) {
 			v |= ~m0;
 			v = rev64(rev64(v) + 1);
 			continue;
 		}
 		m1 = h->mask[1];
 		do {
-			for (e = h->t[1][v & m1]; e != NULL;
+			for (e = t1[v & m1]; e != NULL;
 			    e = next_of(h, e), n++)
 				fn(e, arg);
 			v |= ~m1;

@@ -23,6 +23,7 @@ struct htab {
 	uint64_t	(*hash)(const void *);
 	pthread_t	  pf_thr;	/* faulting t[1] in (htab.c) */
 	atomic_int	  pf_state;	/* HTAB_PF_* */
+	atomic_int	  pf_hurry;	/* 1: no pauses, 2: stop (freed) */
 };
 #define HTAB_PF_NONE	0	/* t[1], if any, may be used */
 #define HTAB_PF_RUNNING	1	/* t[1] is being faulted in: not yet */
