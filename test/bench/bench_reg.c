@@ -524,7 +524,7 @@ bench_growth(void)
 	const unsigned reps = opts.quick ? 1 : 5;
 	const size_t n = 4000;
 	double amx[5], bmx[5], a99[5], b99[5], mx[2], p99[2], ma, mb;
-	double alate[5], late[2], ml;
+	double alate[5], adj[2][5], late[2], ml, dadj;
 	long long faults[2];
 	char fig[200], bas[128], rat[48];
 	unsigned r;
@@ -536,6 +536,10 @@ bench_growth(void)
 		if (growth_pair(full, n, mx, p99, faults, late) != 0)
 			return -1;
 		alate[r] = late[0];
+		/* the longest handshake less the machine's hold in the same
+		 * window: what the daemon itself took, at most */
+		adj[0][r] = mx[0] > late[0] ? mx[0] - late[0] : 0;
+		adj[1][r] = mx[1] > late[1] ? mx[1] - late[1] : 0;
 		amx[r] = mx[0];
 		bmx[r] = mx[1];
 		a99[r] = p99[0];
@@ -548,17 +552,19 @@ bench_growth(void)
 	ma = stat_median(amx, reps);
 	mb = stat_median(bmx, reps);
 	ml = stat_median(alate, reps);
+	dadj = stat_median(adj[0], reps) - stat_median(adj[1], reps);
 	snprintf(fig, sizeof(fig), "longest handshake %.3f ms (p99 %.3f) "
 	    "while the tables doubled past %u (median of %u runs; machine: a "
-	    "sleeper woke %.1f ms late)", ma, stat_median(a99, reps), full,
-	    reps, ml);
+	    "sleeper woke %.1f ms late; without it %+.3f ms)", ma,
+	    stat_median(a99, reps), full, reps, ml, dadj);
 	snprintf(bas, sizeof(bas), "longest %.3f ms (p99 %.3f), the next "
 	    "%zu at that size", mb, stat_median(b99, reps), n);
 	snprintf(rat, sizeof(rat), "%+.3f ms", ma - mb);
-	/* at the floor: the machine held a sleeping thread as long, and
-	 * longer than the scheduler would (over 5 ms) */
+	/* at the floor: the machine held a sleeping thread longer than the
+	 * scheduler would (over 5 ms) while crossing, and with each window's
+	 * hold taken off its longest handshake the crossing adds <= 1 ms */
 	result_add("table growth", fig, bas, rat, "adds <= 1 ms",
-	    ma - mb <= 1.0 ? 1 : ml > 5 && ml >= ma - mb ? RESULT_FLOOR : 0);
+	    ma - mb <= 1.0 ? 1 : ml > 5 && dadj <= 1.0 ? RESULT_FLOOR : 0);
 	return 0;
 }
 
