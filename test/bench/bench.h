@@ -43,12 +43,22 @@ struct result {
 	int		met;		/* 1 met, 0 missed, -1 not judged */
 };
 
-/* bench_waker.c: a thread sleeping 1 ms at a time, how late it woke up */
+/* bench_waker.c: a thread on each CPU sleeping 1 ms at a time, how late
+ * they woke up */
+#define WAKER_CPUS	8
+struct waker;
+struct waker_cpu {
+	struct waker	*w;
+	pthread_t	 th;
+	long		 late;
+	uint64_t	 max_ns;
+};
 struct waker {
-	atomic_int	stop;
-	long		late;		/* wake-ups over 5 ms late */
-	uint64_t	max_ns;
-	pthread_t	th;
+	atomic_int	 stop;
+	long		 late;		/* wake-ups over 5 ms late, all */
+	uint64_t	 max_ns;	/* the latest of any */
+	unsigned	 n;
+	struct waker_cpu c[WAKER_CPUS];
 };
 int		 waker_start(struct waker *);
 double		 waker_stop(struct waker *);	/* the latest, ms */

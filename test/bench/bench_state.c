@@ -136,8 +136,8 @@ stall_run(int evfd, const struct evset *ev, struct lat *l, uint64_t *t_send,
 	achieved = paced_run(evfd, ev, from, from + n, STALL_RATE,
 	    t_send + from, l, 1000);
 	*late = waker_stop(&w);
-	note("  a thread sleeping 1 ms at a time meanwhile woke up %ld times "
-	    "over 5 ms late, at most %.3f ms late", w.late, *late);
+	note("  threads sleeping 1 ms at a time, one on each CPU, woke up "
+	    "%ld times over 5 ms late, at most %.3f ms late", w.late, *late);
 	nl = lat_collect(l, t_send, from, n, lat);
 	if (nl == 0 || l->bad != 0)
 		return fail("%zu pushes with a bad MAC, %u good", l->bad, nl);
