@@ -2,12 +2,12 @@
  * check_snapshot.c: a snapshot written while the daemon runs, of a table
  * larger than the snapshot writer's slices (18 buffers, each filled to
  * 256 KiB, notifier/journal_int.h), so that every buffer is filled,
- * written, given back to the loop and filled again: the state file must hold each
- * registration exactly once, as it was, and nothing else.  The daemon is
- * stopped with kill -9 so that the file read is the live snapshot, not the
- * clean one written at shutdown.  The files are made and read a record
- * at a time with the daemon's own record.c (a struct sf_rec is 5.5 KB:
- * 90,000 of them would take half a gigabyte).
+ * written, given back to the loop and filled again: the state file must
+ * hold each registration exactly once, as it was, and nothing else.  The
+ * daemon is stopped with kill -9 so that the file read is the live
+ * snapshot, not the clean one written at shutdown.  The files are made
+ * and read a record at a time with the daemon's own record.c (a struct
+ * sf_rec is 5.5 KB: 90,000 of them would take half a gigabyte).
  */
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -54,8 +54,9 @@ write_state(uint32_t now)
 	record_hdr(&b, &h);
 	for (i = 0; i < N_REGS; i++) {
 		snprintf(user, sizeof(user), "user%05u", i);
-		sf_mk_reg(&r, FIRST_ID + i, user, 0, (uint16_t)(20000 + i % 40000),
-		    (uint16_t)P.port, now - 10, now + 3600);
+		sf_mk_reg(&r, FIRST_ID + i, user, 0,
+		    (uint16_t)(20000 + i % 40000), (uint16_t)P.port, now - 10,
+		    now + 3600);
 		record_fields(&b, &r.f);
 	}
 	record_end(&b, N_REGS);
