@@ -65,15 +65,14 @@ static void
 slices_make(struct worker *w)
 {
 	struct job *j;
-	unsigned i;
+	unsigned made;
 
-	for (;;) {
-		/* slices left by a snapshot that never ended count */
-		pthread_mutex_lock(&w->mu);
-		i = w->npool;
-		pthread_mutex_unlock(&w->mu);
-		if (i >= SNAP_POOL)
-			break;
+	/* SNAP_POOL in all, counting any left in the pool: the loop may take
+	 * the first ones while the rest are made */
+	pthread_mutex_lock(&w->mu);
+	made = w->npool;
+	pthread_mutex_unlock(&w->mu);
+	for (; made < SNAP_POOL; made++) {
 		j = journal_job_new(JOB_SNAP_DATA);
 		if ((j->buf.p = malloc(SNAP_BUF)) == NULL)
 			fatal("snapshot buffer");
